@@ -1,0 +1,75 @@
+"""orbax checkpoints: train state (params, optimizer state, step) + data position.
+
+Saves go through ``ocp.CheckpointManager`` (atomic: written to a temporary
+directory, renamed when complete), so a run killed mid-save leaves the
+previous checkpoint intact. If the latest finalised checkpoint cannot be
+restored (corrupted files), the manager falls back to the one before it with a
+warning.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from typing import Any, Optional, Tuple
+
+import orbax.checkpoint as ocp
+
+
+@contextlib.contextmanager
+def _quiet_orbax():
+  """orbax logs every save at INFO through absl; keep run output readable."""
+  logger = logging.getLogger("absl")
+  level = logger.level
+  logger.setLevel(max(level, logging.WARNING))
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
+class Checkpointer:
+
+  def __init__(self, directory: str, *, keep: int = 2):
+    self.directory = os.path.abspath(directory)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, create=True, enable_async_checkpointing=False)
+    with _quiet_orbax():
+      self.manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def all_steps(self):
+    return sorted(self.manager.all_steps())
+
+  def save(self, step: int, state: Any, data_state: dict) -> None:
+    with _quiet_orbax():
+      self.manager.save(
+          int(step),
+          args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                  data=ocp.args.JsonSave(data_state)),
+          force=True)
+      self.manager.wait_until_finished()
+
+  def restore_latest(self, abstract_state: Any
+                     ) -> Optional[Tuple[int, Any, dict]]:
+    """(step, state, data_state) of the newest readable checkpoint, or None."""
+    for step in reversed(self.all_steps()):
+      try:
+        with _quiet_orbax():
+          restored = self.manager.restore(
+              step,
+              args=ocp.args.Composite(
+                  state=ocp.args.StandardRestore(abstract_state),
+                  data=ocp.args.JsonRestore()))
+        return step, restored["state"], dict(restored["data"])
+      except Exception as e:  # corrupted / partial checkpoint
+        msg = (f"checkpoint at step {step} in {self.directory} is unreadable "
+               f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+               "falling back to the previous one")
+        warnings.warn(msg)
+        logging.warning(msg)
+    return None
+
+  def close(self) -> None:
+    with _quiet_orbax():
+      self.manager.close()

@@ -1,0 +1,69 @@
+"""Shared entry-point plumbing: absl flag parsing and one-line errors.
+
+Bad input (unknown config key, invalid value, missing file, diverged run)
+prints a single ``error: ...`` line on stderr and exits non-zero; tracebacks
+are for bugs, not for users.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Callable, Sequence
+
+from absl import app, flags
+
+EXIT_USAGE = 2       # bad flags / config / input
+EXIT_DIVERGED = 3    # NaN/Inf loss
+
+
+def _one_line(e: BaseException) -> str:
+  text = str(e).strip() or type(e).__name__
+  first = text.splitlines()[0]
+  return first if len(first) < 400 else first[:397] + "..."
+
+
+def _parse_flags(argv: Sequence[str]):
+  try:
+    return flags.FLAGS(argv)
+  except KeyError as e:  # ml_collections: --config.<unknown key>=...
+    print(f"error: unknown config key {e.args[0] if e.args else e} (check the --config.<section>.<key> "
+          "override against the config file)", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+  except (flags.Error, ValueError, AttributeError, TypeError,
+          FileNotFoundError, OSError) as e:
+    cause = e.__cause__ or e.__context__
+    if isinstance(cause, KeyError):
+      print(f"error: unknown config key {cause.args[0] if cause.args else cause} in a --config.<section>.<key> "
+            "override (see the config file for valid keys)", file=sys.stderr)
+    else:
+      print(f"error: {_one_line(e)}", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+
+
+def run(main: Callable[[Sequence[str]], None]) -> None:
+  """``app.run`` with one-line errors for user-facing exceptions."""
+  from lm.config import ConfigError
+
+  def wrapped(argv):
+    from absl import logging as absl_logging
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    try:
+      from lm.trainer import TrainingDiverged
+    except ImportError:  # pragma: no cover
+      TrainingDiverged = ()  # type: ignore
+    try:
+      main(argv)
+    except TrainingDiverged as e:  # type: ignore[misc]
+      print(f"error: training diverged: {_one_line(e)}", file=sys.stderr)
+      sys.exit(EXIT_DIVERGED)
+    except (ConfigError, FileNotFoundError) as e:
+      print(f"error: {_one_line(e)}", file=sys.stderr)
+      sys.exit(EXIT_USAGE)
+    except ValueError as e:
+      print(f"error: {_one_line(e)}", file=sys.stderr)
+      sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+      print("interrupted: run the same command again to resume",
+            file=sys.stderr)
+      sys.exit(130)
+
+  app.run(wrapped, flags_parser=_parse_flags)

@@ -1,0 +1,299 @@
+"""Typed configuration for the decoder LM.
+
+Config flows one way: an ``ml_collections.ConfigDict`` (absl ``--config.x=y``
+overrides) is converted once, at the boundary, into the frozen dataclasses
+below. Modules below the boundary only ever see these dataclasses.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Optional, Sequence, Tuple
+
+
+class ConfigError(ValueError):
+  """A user-facing configuration error; its message is one actionable line."""
+
+
+# Logical axis name -> mesh axis (or tuple of mesh axes, or None = replicated).
+# Sharding is data: the model only names logical axes; this table places them.
+DEFAULT_RULES: Tuple[Tuple[str, Any], ...] = (
+    ("batch", ("data", "fsdp")),
+    ("seq", None),
+    ("act_embed", None),
+    ("act_heads", "tensor"),
+    ("act_mlp", "tensor"),
+    ("act_vocab", "tensor"),
+    ("embed", "fsdp"),
+    ("vocab", "tensor"),
+    ("heads", "tensor"),
+    ("head_dim", None),
+    ("mlp", "tensor"),
+    ("norm", None),
+)
+
+MESH_AXES: Tuple[str, ...] = ("data", "fsdp", "tensor")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Decoder-only Transformer hyper-parameters.
+
+  ``vocab_size`` comes from the tokenizer, not the user.
+  """
+  vocab_size: int
+  d_model: int
+  n_layers: int
+  n_heads: int
+  d_ff: int
+  max_seq_len: int
+  mlp: str = "swiglu"            # "swiglu" | "gelu"
+  tie_embeddings: bool = True
+  qk_norm: bool = False
+  rope_theta: float = 10_000.0
+  norm_eps: float = 1e-6
+  dtype: str = "float32"         # compute dtype: "float32" | "bfloat16"
+  param_dtype: str = "float32"
+  attention_impl: str = "auto"  # jax.nn.dot_product_attention implementation: auto|xla|cudnn
+  remat: bool = False
+
+  @property
+  def head_dim(self) -> int:
+    return self.d_model // self.n_heads
+
+  def validate(self) -> "ModelConfig":
+    for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff",
+                 "max_seq_len"):
+      v = getattr(self, name)
+      if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+        raise ConfigError(f"model.{name} must be a positive integer, got {v!r}")
+    if self.d_model % self.n_heads:
+      raise ConfigError(
+          f"model.n_heads={self.n_heads} must divide model.d_model="
+          f"{self.d_model} (head_dim = d_model / n_heads)")
+    if self.head_dim % 2:
+      raise ConfigError(
+          f"head_dim = d_model/n_heads = {self.head_dim} must be even for RoPE")
+    if self.mlp not in ("swiglu", "gelu"):
+      raise ConfigError(f"model.mlp must be 'swiglu' or 'gelu', got {self.mlp!r}")
+    for name in ("dtype", "param_dtype"):
+      if getattr(self, name) not in ("float32", "bfloat16", "float16"):
+        raise ConfigError(f"model.{name} must be float32, bfloat16 or float16, "
+                          f"got {getattr(self, name)!r}")
+    if self.attention_impl not in ("auto", "xla", "cudnn"):
+      raise ConfigError("model.attention_impl must be auto, xla or cudnn, got "
+                        f"{self.attention_impl!r}")
+    return self
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  source: str = "default"        # "default" (embedded stdlib corpus) | "files" | "tfds"
+  path: str = ""                 # files/dirs for source="files" (comma separated)
+  tfds_name: str = ""            # e.g. "lm1b" or "c4/en:3.1.0"
+  tfds_data_dir: str = ""
+  tfds_train_split: str = "train"
+  tfds_val_split: str = ""       # empty: carve validation from the train stream
+  text_key: str = "text"
+  tokenizer: str = "byte"        # "byte" | "sentencepiece"
+  sp_vocab_size: int = 8192
+  sp_model_path: str = ""        # existing .model file; empty: train one and cache it
+  seq_len: int = 128
+  val_fraction: float = 0.01
+  max_corpus_bytes: int = 0      # 0 = no cap (embedded corpus / local files)
+  cache_dir: str = ""            # empty: ~/.cache/scalinglm
+
+  def validate(self) -> "DataConfig":
+    if self.source not in ("default", "files", "tfds"):
+      raise ConfigError(
+          f"data.source must be default, files or tfds, got {self.source!r}")
+    if self.source == "files" and not self.path:
+      raise ConfigError("data.source='files' needs data.path=<file or dir>")
+    if self.source == "tfds" and not self.tfds_name:
+      raise ConfigError("data.source='tfds' needs data.tfds_name=<name>")
+    if self.tokenizer not in ("byte", "sentencepiece"):
+      raise ConfigError("data.tokenizer must be byte or sentencepiece, got "
+                        f"{self.tokenizer!r}")
+    if self.seq_len <= 0:
+      raise ConfigError(f"data.seq_len must be positive, got {self.seq_len}")
+    if not 0.0 < self.val_fraction < 0.5:
+      raise ConfigError(
+          f"data.val_fraction must be in (0, 0.5), got {self.val_fraction}")
+    if self.tokenizer == "sentencepiece" and self.sp_vocab_size < 64:
+      raise ConfigError(
+          f"data.sp_vocab_size must be >= 64, got {self.sp_vocab_size}")
+    return self
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  batch_size: int = 16           # global sequences per optimizer step
+  steps: int = 1000              # planned optimizer steps (schedule ends here)
+  lr: float = 3e-3
+  warmup_steps: int = 100
+  min_lr_ratio: float = 0.1      # cosine decays to 10% of peak (Hoffmann et al. 2022, Sec. 3)
+  weight_decay: float = 0.1
+  b1: float = 0.9
+  b2: float = 0.95
+  eps: float = 1e-8
+  grad_clip: float = 1.0
+  grad_accum: int = 1
+  z_loss: float = 0.0
+  seed: int = 0
+  steps_per_call: int = 1        # optimizer steps fused into one jitted call (lax.scan)
+  log_every: int = 50
+  eval_every: int = 0            # 0: eval only at the end
+  eval_batches: int = 8
+  ckpt_every: int = 0            # 0: only at the end
+  keep_checkpoints: int = 2
+  flop_convention: str = "attention_inclusive"
+  progress: bool = True
+  tensorboard: bool = True
+
+  def validate(self) -> "TrainConfig":
+    for name in ("batch_size", "steps", "grad_accum", "steps_per_call",
+                 "log_every", "eval_batches", "keep_checkpoints"):
+      v = getattr(self, name)
+      if not isinstance(v, int) or v <= 0:
+        raise ConfigError(f"train.{name} must be a positive integer, got {v!r}")
+    for name in ("warmup_steps", "eval_every", "ckpt_every"):
+      v = getattr(self, name)
+      if not isinstance(v, int) or v < 0:
+        raise ConfigError(f"train.{name} must be a non-negative integer, got {v!r}")
+    if not self.lr > 0:
+      raise ConfigError(f"train.lr must be positive, got {self.lr}")
+    if not 0.0 <= self.min_lr_ratio <= 1.0:
+      raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+    if self.batch_size % self.grad_accum:
+      raise ConfigError(
+          f"train.grad_accum={self.grad_accum} must divide train.batch_size="
+          f"{self.batch_size}")
+    return self
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshConfig:
+  shape: Tuple[int, ...] = (-1, 1, 1)        # (data, fsdp, tensor); -1 = the rest
+  axes: Tuple[str, ...] = MESH_AXES
+  rules: Tuple[Tuple[str, Any], ...] = DEFAULT_RULES
+  distributed: bool = False                  # call jax.distributed.initialize()
+
+  def validate(self) -> "MeshConfig":
+    if len(self.shape) != len(self.axes):
+      raise ConfigError(f"mesh.shape {self.shape} must have one entry per axis "
+                        f"{self.axes}")
+    if sum(1 for s in self.shape if s == -1) > 1:
+      raise ConfigError(f"mesh.shape {self.shape}: at most one -1 allowed")
+    if any(s == 0 or s < -1 for s in self.shape):
+      raise ConfigError(f"mesh.shape {self.shape}: sizes must be positive or -1")
+    return self
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  model: ModelConfig
+  data: DataConfig
+  train: TrainConfig
+  mesh: MeshConfig
+
+
+def _to_plain(value: Any) -> Any:
+  if hasattr(value, "to_dict"):
+    return value.to_dict()
+  return value
+
+
+def _build(cls, section: str, values: Mapping[str, Any], **extra):
+  fields = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(values) - fields)
+  if unknown:
+    raise ConfigError(f"unknown config key {section}.{unknown[0]} "
+                      f"(valid: {', '.join(sorted(fields - set(extra)))})")
+  kwargs = dict(values)
+  kwargs.update(extra)
+  try:
+    return cls(**kwargs).validate()
+  except TypeError as e:
+    raise ConfigError(f"bad {section} config: {e}") from None
+
+
+def _tupleize(rules: Sequence[Any]) -> Tuple[Tuple[str, Any], ...]:
+  out = []
+  for item in rules:
+    name, axes = item
+    if isinstance(axes, list):
+      axes = tuple(axes)
+    out.append((name, axes))
+  return tuple(out)
+
+
+def model_config(cfg: Any, vocab_size: int) -> ModelConfig:
+  """ModelConfig from the ``model`` section plus the tokenizer's vocab size."""
+  values = dict(_to_plain(cfg.model))
+  values.setdefault("max_seq_len", int(cfg.data.seq_len))
+  return _build(ModelConfig, "model", values, vocab_size=vocab_size)
+
+
+def from_config_dict(cfg: Any, vocab_size: int) -> Config:
+  """The single ConfigDict -> dataclass conversion (call at the boundary)."""
+  allowed = {"model", "data", "train", "mesh", "name"}
+  plain = _to_plain(cfg)
+  unknown = sorted(set(plain) - allowed)
+  if unknown:
+    raise ConfigError(f"unknown config section {unknown[0]!r} "
+                      f"(valid: {', '.join(sorted(allowed))})")
+  data = _build(DataConfig, "data", plain.get("data", {}))
+  train = _build(TrainConfig, "train", plain.get("train", {}))
+  mesh_vals = dict(plain.get("mesh", {}))
+  if "shape" in mesh_vals:
+    mesh_vals["shape"] = tuple(int(s) for s in mesh_vals["shape"])
+  if "axes" in mesh_vals:
+    mesh_vals["axes"] = tuple(mesh_vals["axes"])
+  if "rules" in mesh_vals:
+    mesh_vals["rules"] = _tupleize(mesh_vals["rules"])
+  mesh = _build(MeshConfig, "mesh", mesh_vals)
+  model = model_config(cfg, vocab_size)
+  if model.max_seq_len < data.seq_len:
+    raise ConfigError(f"model.max_seq_len={model.max_seq_len} < data.seq_len="
+                      f"{data.seq_len}")
+  return Config(model=model, data=data, train=train, mesh=mesh)
+
+
+def to_jsonable(obj: Any) -> Any:
+  """Dataclass / tuple tree -> JSON-friendly structure (for run metadata)."""
+  if dataclasses.is_dataclass(obj):
+    return {f.name: to_jsonable(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)}
+  if isinstance(obj, (list, tuple)):
+    return [to_jsonable(x) for x in obj]
+  if isinstance(obj, dict):
+    return {str(k): to_jsonable(v) for k, v in obj.items()}
+  return obj
+
+
+def default_config_dict(**overrides: Mapping[str, Any]):
+  """A ConfigDict with every field of every section, at its default.
+
+  Config files start from this so that any ``--config.<section>.<key>=``
+  override is valid. ``model`` has no defaults for its sizes: pass them.
+  """
+  import ml_collections
+  sections = {
+      "data": config_dict_of(DataConfig()),
+      "train": config_dict_of(TrainConfig()),
+      "mesh": config_dict_of(MeshConfig()),
+      "model": {f.name: f.default for f in dataclasses.fields(ModelConfig)
+                if f.name != "vocab_size"
+                and f.default is not dataclasses.MISSING},
+  }
+  for name, values in overrides.items():
+    unknown = set(values) - set(sections[name]) - (
+        {"d_model", "n_layers", "n_heads", "d_ff", "max_seq_len"}
+        if name == "model" else set())
+    if unknown:
+      raise ConfigError(f"unknown config key {name}.{sorted(unknown)[0]}")
+    sections[name].update(values)
+  return ml_collections.ConfigDict(sections)
+
+
+def config_dict_of(dc: Any) -> dict:
+  return {f.name: getattr(dc, f.name) for f in dataclasses.fields(dc)}
