@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 import warnings
 from typing import Any, Optional, Tuple
 
@@ -63,12 +64,22 @@ class Checkpointer:
                   data=ocp.args.JsonRestore()))
         return step, restored["state"], dict(restored["data"])
       except Exception as e:  # corrupted / partial checkpoint
+        aside = self._move_aside(step)
         msg = (f"checkpoint at step {step} in {self.directory} is unreadable "
-               f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-               "falling back to the previous one")
+               f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+               f"); moved to {aside}; falling back to the previous one")
         warnings.warn(msg)
         logging.warning(msg)
     return None
+
+  def _move_aside(self, step: int) -> str:
+    """Renames a bad checkpoint out of the manager's view (kept, not deleted)."""
+    src = os.path.join(self.directory, str(step))
+    dst = f"{src}.unreadable-{int(time.time())}"
+    os.replace(src, dst)
+    with _quiet_orbax():
+      self.manager.reload()
+    return dst
 
   def close(self) -> None:
     with _quiet_orbax():

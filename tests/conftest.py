@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny configs that train in seconds on 2 CPU cores."""
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def micro_config(**train_overrides):
+  """A ~20k-parameter byte-level model on 1 MB of the embedded corpus."""
+  from lm.config import default_config_dict
+  train = dict(batch_size=8, steps=60, lr=1e-2, warmup_steps=5,
+               steps_per_call=5, log_every=10, eval_every=30, eval_batches=2,
+               ckpt_every=0, progress=False, tensorboard=True)
+  train.update(train_overrides)
+  return default_config_dict(
+      model=dict(d_model=32, n_layers=1, n_heads=2, d_ff=64),
+      data=dict(source="default", seq_len=32, max_corpus_bytes=1_000_000),
+      train=train)
+
+
+@pytest.fixture
+def micro():
+  return micro_config
+
+
+def run_cli(module, *args, timeout=600, env=None):
+  import subprocess
+  e = dict(os.environ)
+  e.update(env or {})
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=timeout, env=e)
