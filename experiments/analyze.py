@@ -1,0 +1,192 @@
+r"""Fit a sweep's ledger and write ``DIR/report/``.
+
+  python -m experiments.analyze DIR [--bootstrap=1000] [--approach=1,2,3]
+
+Calls ``scaling`` (Approach 2 on the ledger's final losses, Approach 3 on the
+same points, Approach 1 on the runs' training curves) and writes
+``report.md``, ``fit.json`` (same schema as ``scaling.fit``), ``fit.md``,
+``fit.tex`` and PNG plots (isoFLOP curves with parabolas, N*(C) and D*(C)
+frontiers with bands, L(N, D) contours, loss curves).
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from typing import Any, Dict, Optional, Sequence
+
+from experiments.ledger import Ledger
+
+DEFAULT_BOOTSTRAP = 1000
+
+
+def _sweep_meta(workdir: str) -> Dict[str, Any]:
+  path = os.path.join(workdir, "sweep.json")
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+def _report_budgets(meta: Dict[str, Any], runs) -> list:
+  budgets = sorted({float(r["budget"]) for r in meta.get("runs", [])})
+  if not budgets:
+    budgets = sorted(set(float(b) for b in runs.budget))
+  # The sweep's own budgets, one decade beyond, and Chinchilla's 5.76e23.
+  return budgets + [10 * budgets[-1], 5.76e23]
+
+
+def _plot_loss_curves(curves, out_path: str) -> Optional[str]:
+  try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+  except ImportError:
+    warnings.warn("loss-curve plot skipped: pip install 'scalinglm[plots]'")
+    return None
+  import numpy as np
+  fig, ax = plt.subplots(figsize=(6.4, 4.2))
+  Ns = np.array([c.N for c in curves.curves])
+  lo, hi = np.log(Ns.min()), np.log(Ns.max())
+  cmap = plt.get_cmap("viridis")
+  for c in curves.curves:
+    t = 0.5 if hi == lo else (np.log(c.N) - lo) / (hi - lo)
+    ax.plot(c.C, c.loss, color=cmap(t), lw=0.8, alpha=0.8)
+  ax.set_xscale("log")
+  ax.set_xlabel("training FLOPs C (cumulative)")
+  ax.set_ylabel("train loss (nats/token)")
+  ax.set_title("loss curves, coloured by N (dark = small)")
+  fig.tight_layout()
+  fig.savefig(out_path, dpi=120)
+  plt.close(fig)
+  return out_path
+
+
+def analyze(workdir: str, *, bootstrap: Optional[int] = None,
+            approaches: Sequence[int] = (1, 2, 3), seed: int = 0,
+            plots: bool = True) -> Dict[str, Any]:
+  """Fits the ledger in ``workdir``; writes and returns the report dict."""
+  from scaling.curves import load_workdir_curves
+  from scaling.data import ScalingDataError, load_runs
+  from scaling.report import run_fit
+
+  ledger_path = os.path.join(workdir, "results.jsonl")
+  if not os.path.exists(ledger_path):
+    raise FileNotFoundError(f"{ledger_path} not found: run the sweep first "
+                            "(python -m experiments.isoflop ...)")
+  records = Ledger(ledger_path).read()  # validates every line, names a bad one
+  if not records:
+    raise ScalingDataError(f"{ledger_path} is empty: no finished runs to fit")
+  meta = _sweep_meta(workdir)
+  analysis_cfg = (meta.get("config") or {}).get("analysis") or {}
+  if bootstrap is None:
+    bootstrap = int(analysis_cfg.get("bootstrap", DEFAULT_BOOTSTRAP))
+  runs = load_runs(ledger_path)
+  curves = None
+  if 1 in approaches:
+    try:
+      curves = load_workdir_curves(workdir)
+    except (ScalingDataError, FileNotFoundError, ValueError) as e:
+      warnings.warn(f"Approach 1 skipped: {e}")
+      approaches = tuple(a for a in approaches if a != 1)
+  out_dir = os.path.join(workdir, "report")
+  os.makedirs(out_dir, exist_ok=True)
+  fit = run_fit(runs, approaches=approaches, out_dir=out_dir,
+                budgets=_report_budgets(meta, runs), bootstrap=bootstrap,
+                seed=seed, curves=curves, plots=plots)
+  if plots and curves is not None:
+    p = _plot_loss_curves(curves, os.path.join(out_dir, "loss_curves.png"))
+    if p:
+      fit.setdefault("plots", []).append(os.path.basename(p))
+  report = {"fit": fit, "sweep": _sweep_summary(records, meta)}
+  with open(os.path.join(out_dir, "report.md"), "w") as f:
+    f.write(report_markdown(report))
+  return report
+
+
+def _sweep_summary(records, meta) -> Dict[str, Any]:
+  ok = [r for r in records if r["status"] == "ok"]
+  return {
+      "name": (meta.get("config") or {}).get("name", ""),
+      "config_hash": meta.get("config_hash"),
+      "n_runs": len(records), "n_ok": len(ok),
+      "n_diverged": sum(r["status"] == "diverged" for r in records),
+      "wall_time_s": sum(r.get("wall_time_s") or 0.0 for r in records),
+      "flop_convention": records[0].get("flop_convention"),
+      "param_convention": records[0].get("param_convention"),
+  }
+
+
+def _fmt_ci(value, ci) -> str:
+  if ci is None:
+    return f"{value:.4g}"
+  return f"{value:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]"
+
+
+def summary_text(report: Dict[str, Any]) -> str:
+  """The printed summary: per-budget minima and the exponents with intervals."""
+  fit, sw = report["fit"], report["sweep"]
+  lines = [f"sweep {sw['name']!r}: {sw['n_ok']} ok / {sw['n_runs']} runs "
+           f"({sw['n_diverged']} diverged), {sw['wall_time_s']:.0f}s of "
+           f"training; C counted as {sw['flop_convention']}, N as "
+           f"{sw['param_convention']}"]
+  a2 = fit.get("approach2")
+  if a2:
+    lines.append("Approach 2 (IsoFLOP parabolas): per-budget minima")
+    lines.append(f"  {'C':>9} {'N*':>10} {'D*':>12} {'D*/N*':>7} {'L*':>7}")
+    for m in a2["minima"]:
+      lines.append(f"  {m['C']:9.3g} {m['N_opt']:10.4g} {m['D_opt']:12.4g} "
+                   f"{m['D_opt'] / m['N_opt']:7.1f} {m['L_opt']:7.4f}")
+    for d in a2.get("dropped", []):
+      lines.append(f"  dropped: {d}")
+    ci = a2.get("ci", {})
+    lines.append(f"  N* ∝ C^a: a = {_fmt_ci(a2['a'], ci.get('a'))}; "
+                 f"D* ∝ C^b: b = {_fmt_ci(a2['b'], ci.get('b'))} "
+                 f"(95% bootstrap)")
+  a3 = fit.get("approach3")
+  if a3:
+    ci = a3.get("ci", {})
+    lines.append("Approach 3 (L = E + A/N^α + B/D^β, sum-of-Huber fit): "
+                 f"E = {_fmt_ci(a3['E'], ci.get('E'))}, "
+                 f"α = {_fmt_ci(a3['alpha'], ci.get('alpha'))}, "
+                 f"β = {_fmt_ci(a3['beta'], ci.get('beta'))}, "
+                 f"a = {_fmt_ci(a3['a'], ci.get('a'))}")
+  a1 = fit.get("approach1")
+  if a1:
+    ci = a1.get("ci", {})
+    lines.append(f"Approach 1 (training-curve envelope): a = "
+                 f"{_fmt_ci(a1['a'], ci.get('a'))}, b = "
+                 f"{_fmt_ci(a1['b'], ci.get('b'))}")
+  for w in fit.get("warnings", []):
+    lines.append(f"warning: {w}")
+  return "\n".join(lines)
+
+
+def report_markdown(report: Dict[str, Any]) -> str:
+  fit = report["fit"]
+  plots = fit.get("plots", [])
+  body = ["# IsoFLOP sweep report", "", "```", summary_text(report), "```", ""]
+  body += [f"![{p}]({os.path.basename(p)})" for p in plots]
+  body += ["", "Full numbers with provenance: `fit.json`; tables: `fit.md`, "
+           "`fit.tex`."]
+  return "\n".join(body) + "\n"
+
+
+def main(argv):
+  from absl import flags
+  FLAGS = flags.FLAGS
+  if len(argv) != 2:
+    raise ValueError("usage: python -m experiments.analyze DIR "
+                     "[--bootstrap=N] [--approach=1,2,3]")
+  approaches = tuple(int(a) for a in FLAGS.approach.split(",") if a)
+  report = analyze(argv[1], bootstrap=FLAGS.bootstrap, approaches=approaches)
+  print(summary_text(report))
+  print(f"report: {os.path.join(argv[1], 'report', 'report.md')}")
+
+
+if __name__ == "__main__":
+  from absl import flags
+  from lm import cli
+  flags.DEFINE_integer("bootstrap", None, "Bootstrap resamples.")
+  flags.DEFINE_string("approach", "1,2,3", "Approaches to fit.")
+  cli.run(main)

@@ -1,0 +1,40 @@
+"""Smallest complete IsoFLOP sweep, for tests: 2 budgets x 3 sizes.
+
+Byte-level 1-layer models (~3k-21k params), seq 32, batch 4, 60-900 steps per
+run: about a minute on 2 CPU cores, almost all of it per-run setup and
+compilation. Losses are too noisy for a meaningful fit; it exercises
+planning, execution, resume and the ledger end to end.
+"""
+import ml_collections
+
+from experiments import planner
+from lm.config import default_config_dict
+
+
+def get_config():
+  c = ml_collections.ConfigDict()
+  c.name = "tiny_sweep"
+  c.lm = default_config_dict(
+      model=dict(mlp="swiglu", tie_embeddings=True),
+      data=dict(source="default", tokenizer="byte", seq_len=32,
+                max_corpus_bytes=1_000_000),
+      train=dict(steps_per_call=50, log_every=50, eval_every=0,
+                 eval_batches=2, ckpt_every=100, progress=False,
+                 tensorboard=False, seed=0),
+  )
+  c.sweep = planner.default_sweep(
+      budgets=(1e9, 2e9),          # training FLOPs, 6N per token
+      flop_convention="6N", param_convention="total",
+      n_sizes=3, size_range=4.5,   # -> d_model 8/16/24 and 8/16/32
+      center="prior",
+      prior_k=2.3, prior_a=0.5, prior_c0=120.0,  # centre 6.6k-9.4k params
+      seq_len=32,
+      batch_rule="fixed", batch_size=4,
+      lr_rule="fixed", lr_constant=1e-2, lr_max=1e-2,
+      warmup_fraction=0.1, min_warmup_steps=5,
+      tolerance=0.01,
+      min_steps=50,
+      min_tokens_per_param=0.0, max_tokens_per_param=0.0,
+  )
+  c.analysis = ml_collections.ConfigDict(dict(bootstrap=20))
+  return c

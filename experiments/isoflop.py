@@ -1,0 +1,56 @@
+r"""Plan and run an IsoFLOP sweep, then fit and report.
+
+  python -m experiments.isoflop --config=experiments/configs/quickstart.py \
+      --workdir=runs/quickstart [--plan_only] [--config.sweep.n_sizes=7 ...]
+
+Re-running the same command resumes: finished runs are skipped, the
+unfinished one continues from its checkpoint.
+"""
+import time
+
+from absl import flags
+from ml_collections import config_flags
+
+from lm import cli
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Sweep config (experiments/configs/*.py).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Sweep directory.")
+_PLAN_ONLY = flags.DEFINE_bool("plan_only", False,
+                               "Print the plan table and run nothing.")
+_ANALYZE = flags.DEFINE_bool("analyze", True,
+                             "Fit and write DIR/report/ after the sweep.")
+_BOOTSTRAP = flags.DEFINE_integer("bootstrap", None, "Bootstrap resamples for "
+                                  "the fits (default: the config's "
+                                  "analysis.bootstrap).")
+_PROGRESS = flags.DEFINE_bool("progress", True, "Progress bars on terminals.")
+
+
+def main(argv):
+  del argv
+  from experiments import planner
+  if _CONFIG.value is None:
+    raise ValueError("--config=<sweep config .py> is required")
+  cfg = _CONFIG.value
+  plan = planner.make_plan(cfg)
+  if _PLAN_ONLY.value:
+    print(planner.format_plan(plan))
+    return
+  if not _WORKDIR.value:
+    raise ValueError("--workdir=<sweep directory> is required")
+  from experiments.analyze import analyze, summary_text
+  from experiments.executor import run_sweep
+  t0 = time.time()
+  print(planner.format_plan(plan))
+  run_sweep(cfg, _WORKDIR.value, progress=_PROGRESS.value)
+  t_sweep = time.time() - t0
+  print(f"sweep finished in {t_sweep:.0f}s -> {_WORKDIR.value}/results.jsonl")
+  if _ANALYZE.value:
+    report = analyze(_WORKDIR.value, bootstrap=_BOOTSTRAP.value)
+    print(summary_text(report))
+    print(f"total {time.time() - t0:.0f}s; report: {_WORKDIR.value}/report/"
+          "report.md")
+
+
+if __name__ == "__main__":
+  cli.run(main)

@@ -1,0 +1,112 @@
+"""IsoFLOP sweeps end to end: run, ledger, SIGKILL + resume, corrupted ledger, config change."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+CONFIG = "--config=experiments/configs/tiny_sweep.py"
+COMPARE = ("run_id", "budget", "N", "D", "C", "eval_loss", "train_loss",
+           "status", "steps", "shape")
+
+
+def _ledger(workdir):
+  with open(os.path.join(workdir, "results.jsonl")) as f:
+    return [json.loads(l) for l in f]
+
+
+def _sweep(workdir, *extra):
+  return [sys.executable, "-m", "experiments.isoflop", CONFIG,
+          f"--workdir={workdir}", "--noanalyze", "--noprogress", *extra]
+
+
+@pytest.fixture(scope="module")
+def full_sweep(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("sweep_full"))
+  out = subprocess.run(_sweep(workdir), cwd=ROOT, capture_output=True,
+                       text=True, timeout=900)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return workdir
+
+
+def test_sweep_ledger_and_run_dirs(full_sweep):
+  from experiments import planner
+  from tests.helpers.load_config import load
+  plan = planner.make_plan(load("experiments/configs/tiny_sweep.py"))
+  recs = _ledger(full_sweep)
+  assert [r["run_id"] for r in recs] == [r.run_id for r in plan.runs]
+  for r, p in zip(recs, plan.runs):
+    assert r["schema_version"] == 1 and r["status"] == "ok"
+    assert abs(r["C"] / r["budget"] - 1) <= 0.01
+    assert r["D"] == p.steps * p.batch_size * p.seq_len
+    run_dir = os.path.join(full_sweep, "runs", r["run_id"])
+    meta = json.load(open(os.path.join(run_dir, "run.json")))
+    assert meta["eval_loss"] == r["eval_loss"]
+    assert os.path.getsize(os.path.join(run_dir, "metrics.jsonl")) > 0
+
+
+def test_sigkill_mid_sweep_then_resume_matches(tmp_path, full_sweep):
+  workdir = str(tmp_path / "killed")
+  p = subprocess.Popen(_sweep(workdir), cwd=ROOT, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+  ledger = os.path.join(workdir, "results.jsonl")
+  deadline = time.time() + 600
+  while time.time() < deadline:
+    n = len(open(ledger).readlines()) if os.path.exists(ledger) else 0
+    if n >= 2:
+      break
+    if p.poll() is not None:
+      pytest.fail("sweep ended before it was killed")
+    time.sleep(0.05)
+  os.kill(p.pid, signal.SIGKILL)
+  p.wait()
+  n_before = len(_ledger(workdir))
+  assert 2 <= n_before < len(_ledger(full_sweep))
+  out = subprocess.run(_sweep(workdir), cwd=ROOT, capture_output=True,
+                       text=True, timeout=900)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "resuming" in out.stdout
+  got, want = _ledger(workdir), _ledger(full_sweep)
+  assert [r["run_id"] for r in got] == [r["run_id"] for r in want]  # none twice
+  for g, w in zip(got, want):
+    assert {k: g[k] for k in COMPARE} == {k: w[k] for k in COMPARE}  # bitwise
+
+
+def test_corrupted_ledger_line_is_named_and_preserved(tmp_path, full_sweep):
+  import shutil
+  workdir = str(tmp_path / "corrupt")
+  shutil.copytree(full_sweep, workdir)
+  path = os.path.join(workdir, "results.jsonl")
+  lines = open(path).read().splitlines(keepends=True)
+  lines[1] = lines[1][: len(lines[1]) // 2] + "\n"
+  open(path, "w").write("".join(lines))
+  before = open(path, "rb").read()
+  for module, args in (("experiments.isoflop", _sweep(workdir)[3:]),
+                       ("experiments.analyze", [workdir])):
+    out = run_cli(module, *args)
+    assert out.returncode == 2, out.stderr[-2000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "results.jsonl:2" in last, last
+  assert open(path, "rb").read() == before
+
+
+def test_changed_config_is_refused(tmp_path, full_sweep):
+  import shutil
+  workdir = str(tmp_path / "changed")
+  shutil.copytree(full_sweep, workdir)
+  out = run_cli("experiments.isoflop", *_sweep(workdir, "--config.sweep.n_sizes=4")[3:])
+  assert out.returncode == 2
+  assert "different sweep config" in out.stderr.strip().splitlines()[-1]
+
+
+def test_plan_only_runs_nothing(tmp_path):
+  out = run_cli("experiments.isoflop", CONFIG, f"--workdir={tmp_path}/w",
+                "--plan_only")
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "budget" in out.stdout and "FLOPs err" in out.stdout
+  assert not os.path.exists(tmp_path / "w")

@@ -1,0 +1,240 @@
+"""Properties of the IsoFLOP planner (no training, no data)."""
+import json
+import math
+import warnings
+
+import ml_collections
+import pytest
+
+from experiments import planner
+from experiments.configs import c4_small, quickstart, tiny_sweep
+from lm import flops as flops_lib
+from lm import params as params_lib
+from lm.config import ModelConfig, default_config_dict
+
+
+def _cfg(**sweep):
+  c = ml_collections.ConfigDict()
+  c.name = "t"
+  c.lm = default_config_dict(
+      model=dict(mlp="swiglu", tie_embeddings=True),
+      data=dict(source="default", tokenizer="byte", seq_len=64),
+      train=dict(steps_per_call=100))
+  base = dict(budgets=(1e11, 3e11), n_sizes=5, size_range=8.0, prior_k=0.5,
+              min_steps=50)
+  base.update(sweep)
+  c.sweep = planner.default_sweep(**base)
+  return c
+
+
+def _model(run, cfg):
+  m = cfg.lm.model
+  vocab = planner.vocab_size_of(cfg.lm.data)
+  return ModelConfig(vocab_size=vocab, max_seq_len=run.seq_len, mlp=m.mlp,
+                     tie_embeddings=m.tie_embeddings, qk_norm=m.qk_norm,
+                     **run.shape)
+
+
+ALL_CONFIGS = {"quickstart": quickstart.get_config,
+               "c4_small": c4_small.get_config,
+               "tiny_sweep": tiny_sweep.get_config,
+               "synthetic": _cfg}
+
+
+@pytest.mark.parametrize("name", sorted(ALL_CONFIGS))
+def test_counted_flops_within_tolerance_and_shapes_valid(name):
+  cfg = ALL_CONFIGS[name]()
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    plan = planner.make_plan(cfg)
+  assert plan.runs
+  for r in plan.runs:
+    m = _model(r, cfg).validate()          # raises on an invalid shape
+    assert m.d_model % m.n_heads == 0
+    # Recomputed independently from the shape, tokens and convention.
+    C = flops_lib.training_flops(m, r.seq_len, r.steps * r.batch_size *
+                                 r.seq_len, r.flop_convention)
+    assert abs(C / r.budget - 1) <= cfg.sweep.tolerance
+    assert C == pytest.approx(r.flops, rel=1e-12)
+    assert r.flops_error == pytest.approx(C / r.budget - 1, abs=1e-12)
+    assert params_lib.n_params(m, r.param_convention) == r.N
+    assert r.D == r.steps * r.batch_size * r.seq_len
+    assert 0 <= r.warmup_steps < r.steps
+    assert r.steps % r.steps_per_call == 0
+    assert 0 < r.lr <= cfg.sweep.lr_max
+    assert r.steps >= cfg.sweep.min_steps
+  ids = [r.run_id for r in plan.runs]
+  assert len(set(ids)) == len(ids)
+  assert all(set(i) <= set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL"
+                           "MNOPQRSTUVWXYZ_+-.") for i in ids)
+
+
+def test_sizes_log_spaced_and_centred():
+  cfg = _cfg()
+  s = cfg.sweep
+  for C in (1e11, 3e11):
+    targets = planner.size_targets(planner.center_N(C, s), s.n_sizes,
+                                   s.size_range)
+    logs = [math.log(t) for t in targets]
+    steps = [b - a for a, b in zip(logs, logs[1:])]
+    assert max(steps) - min(steps) < 1e-9                 # log-spaced
+    assert targets[-1] / targets[0] == pytest.approx(s.size_range)
+    # Geometric centre = the prior 0.5 sqrt(C / 120) (Hoffmann 2022, Table 3).
+    gmean = math.exp(sum(logs) / len(logs))
+    assert gmean == pytest.approx(0.5 * math.sqrt(C / 120))
+  plan = planner.make_plan(cfg)
+  for C in (1e11, 3e11):
+    Ns = [r.N for r in plan.runs if r.budget == C]
+    assert Ns == sorted(Ns) and len(Ns) >= 3
+    # Realised sizes (after snapping to the shape grid, whose width step of 8
+    # is up to ~1.6x in N at these sizes): geometric centre within 1.6x.
+    gmean = math.exp(sum(math.log(n) for n in Ns) / len(Ns))
+    assert 1 / 1.6 < gmean / planner.center_N(C, cfg.sweep) < 1.6
+
+
+def test_fit_json_centre_moves_sizes(tmp_path):
+  base = planner.make_plan(_cfg())
+  fit = tmp_path / "fit.json"
+  # Approach 2 only: N_opt = k_N C^a with 4x the prior at C = 1e11.
+  k = 4 * 0.5 * math.sqrt(1e11 / 120) / (1e11 ** 0.5)
+  fit.write_text(json.dumps({"approach2": {"k_N": k, "a": 0.5}}))
+  cfg = _cfg(center=str(fit))
+  assert planner.center_N(1e11, cfg.sweep) == pytest.approx(
+      4 * planner.center_N(1e11, _cfg().sweep))
+  moved = planner.make_plan(cfg)
+  mean = lambda p: sum(math.log(r.N) for r in p.runs) / len(p.runs)
+  assert mean(moved) > mean(base) + math.log(2)
+  # Approach 3 takes precedence: N_opt = G (C/6)^a (Hoffmann 2022, Eq. 4).
+  fit.write_text(json.dumps({"approach2": {"k_N": k, "a": 0.5},
+                             "approach3": {"G": 0.1, "a": 0.5}}))
+  assert planner.center_N(6e10, cfg.sweep) == pytest.approx(0.1 * 1e5)
+  fit.write_text(json.dumps({"approach3": {"G": None, "a": None}}))
+  with pytest.raises(planner.PlanError, match="neither"):
+    planner.center_N(1e11, cfg.sweep)
+
+
+def test_too_small_budget_is_a_one_line_error():
+  with pytest.raises(planner.PlanError, match="too small") as e:
+    planner.make_plan(_cfg(budgets=(1e5,)))
+  assert "\n" not in str(e.value)
+  with pytest.raises(planner.PlanError, match="too small"):
+    planner.make_plan(_cfg(budgets=(1e5, 1e11)))
+
+
+def test_few_sizes_warn_and_none_with_three_is_an_error():
+  # At 1e9 FLOPs only d_model=8 runs >= 50 steps (d_model=16 gets 43.5): a
+  # budget with 1-2 sizes warns and is kept; skipped sizes say why.
+  with pytest.warns(UserWarning, match="usable sizes"):
+    plan = planner.make_plan(_cfg(budgets=(1e9, 1e11), prior_k=2.0))
+  small = [r for r in plan.runs if r.budget == 1e9]
+  assert 1 <= len(small) < 3
+  reasons = [s.reason for s in plan.skipped if s.budget == 1e9]
+  assert any("min_steps" in r for r in reasons)
+  assert any("no shape" in r for r in reasons)
+  with pytest.raises(planner.PlanError, match="no budget has >= 3"):
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      planner.make_plan(_cfg(budgets=(1e9,), prior_k=2.0))
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("budgets", (1e11, -1.0), "budgets"),
+    ("budgets", (1e11, float("nan")), "budgets"),
+    ("budgets", (), "empty"),
+    ("budgets", ("1e11x",), "numbers"),
+    ("budgets", (1e11, 1e11), "duplicates"),
+    ("flop_convention", "7N", "flop_convention"),
+    ("param_convention", "some", "param_convention"),
+    ("n_sizes", 2, "n_sizes"),
+    ("n_sizes", 4.5, "n_sizes"),
+    ("size_range", 1.0, "size_range"),
+    ("batch_rule", "huge", "batch_rule"),
+    ("lr_rule", "magic", "lr_rule"),
+    ("tolerance", 0.0, "tolerance"),
+    ("warmup_fraction", 1.5, "warmup_fraction"),
+    ("center", "/nonexistent/fit.json", "cannot read"),
+])
+def test_bad_values_raise_one_line_plan_error(field, value, match):
+  with pytest.raises(planner.PlanError, match=match) as e:
+    planner.make_plan(_cfg(**{field: value}))
+  assert "\n" not in str(e.value)
+
+
+def test_unknown_sweep_field():
+  with pytest.raises(planner.PlanError, match="unknown sweep field"):
+    planner.default_sweep(n_size=5)
+
+
+def test_config_hash_tracks_sweep_and_lm_fields(tmp_path):
+  h = planner.config_hash(_cfg())
+  assert h == planner.config_hash(_cfg())                  # deterministic
+  assert h == planner.config_hash(_cfg(budgets=(100000000000, 3e11)))
+  assert h != planner.config_hash(_cfg(n_sizes=6))
+  assert h != planner.config_hash(_cfg(prior_k=0.51))
+  c = _cfg()
+  c.lm.train.weight_decay = 0.0
+  assert planner.config_hash(c) != h
+  c = _cfg()
+  c.lm.train.steps_per_call = 10       # steps are aligned to it
+  assert planner.config_hash(c) != h
+  c = _cfg()
+  c.lm.train.progress = False          # cosmetic: does not change results
+  c.lm.train.log_every = 7
+  c.sweep.est_flops_per_s = 1e12
+  assert planner.config_hash(c) == h
+  fit = tmp_path / "fit.json"
+  fit.write_text(json.dumps({"approach2": {"k_N": 1e-3, "a": 0.5}}))
+  h1 = planner.config_hash(_cfg(center=str(fit)))
+  fit.write_text(json.dumps({"approach2": {"k_N": 2e-3, "a": 0.5}}))
+  assert planner.config_hash(_cfg(center=str(fit))) != h1   # refit -> new hash
+
+
+def test_lm_config_and_to_dict():
+  cfg = _cfg()
+  run = planner.make_plan(cfg).runs[0]
+  lc = run.lm_config(cfg.lm)
+  assert lc.model.d_model == run.shape["d_model"]
+  assert lc.train.steps == run.steps and lc.train.lr == run.lr
+  assert lc.train.flop_convention == "6N"
+  assert "d_model" not in cfg.lm.model                     # base untouched
+  from lm.config import from_config_dict
+  full = from_config_dict(lc, vocab_size=257)              # validates
+  assert full.model.n_heads == run.shape["n_heads"]
+  d = run.to_dict()
+  assert json.loads(json.dumps(d))["run_id"] == run.run_id
+
+
+def test_marin_batch_rule_and_lr():
+  # Marin recipe: lr = 0.33 sqrt(B) / d, batch halved while lr > lr_max.
+  plan = planner.make_plan(c4_small.get_config())
+  s = c4_small.get_config().sweep
+  for r in plan.runs:
+    B, d = r.batch_size, r.shape["d_model"]
+    assert B & (B - 1) == 0 and s.min_batch_size <= B <= s.max_batch_size
+    assert r.lr == pytest.approx(min(0.33 * math.sqrt(B) / d, s.lr_max))
+
+
+def test_aligned_steps():
+  for exact in (99.6, 324.2, 1304.7, 13041.3):
+    n, k = planner.aligned_steps(exact, 100, 0.005)
+    assert n % k == 0 and abs(n / exact - 1) <= 0.005
+    assert 50 <= k <= 100 or n == k <= 100
+
+
+def test_format_plan_table():
+  plan = planner.make_plan(quickstart.get_config())
+  text = planner.format_plan(plan, tokens_per_s=lambda r: 1e5)
+  assert len(text.splitlines()) >= len(plan.runs) + 3
+  total = sum(planner.estimate_seconds(r, 1e5 * r.flops / r.D)
+              for r in plan.runs)
+  assert f"{int(total // 60) % 60:02d}:" in text.splitlines()[
+      len(plan.runs) + 3]
+
+
+def test_quickstart_shape():
+  plan = planner.make_plan(quickstart.get_config())
+  budgets = plan.budgets()
+  assert len(budgets) >= 3
+  for C in budgets:
+    assert sum(r.budget == C for r in plan.runs) >= 5
+  assert all(2_000 <= r.N <= 150_000 for r in plan.runs)
