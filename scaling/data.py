@@ -1,0 +1,326 @@
+"""Loading scaling-law runs (N, D, C, loss) from CSV, JSONL or built-in sets.
+
+Every loader returns a :class:`Runs` table whose ``provenance`` records where
+the numbers came from (file hash, rows read and kept, every exclusion and the
+FLOP convention). Bad input raises :class:`ScalingDataError` with a one-line
+message; nothing is silently dropped or coerced.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import os
+import warnings
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+DATASETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "datasets")
+
+
+class ScalingDataError(ValueError):
+  """A user-facing data error; its message is one actionable line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Runs:
+  """One row per finished training run.
+
+  Attributes:
+    N: parameters (float64).
+    D: training tokens (float64).
+    C: training FLOPs (float64).
+    loss: final loss in nats per token (float64).
+    budget: nominal FLOP budget of the run's IsoFLOP curve, NaN if unknown.
+    run_id: string ids (object array).
+    provenance: dict with 'source', 'sha256', 'n_rows_read', 'n_rows',
+      'exclusions' (list of str), 'flop_convention' and, for built-ins,
+      'dataset_citation'.
+  """
+  N: np.ndarray
+  D: np.ndarray
+  C: np.ndarray
+  loss: np.ndarray
+  budget: np.ndarray
+  run_id: np.ndarray
+  provenance: Dict[str, Any]
+
+  def __len__(self) -> int:
+    return int(self.N.shape[0])
+
+  def subset(self, mask) -> "Runs":
+    """Rows selected by a boolean mask or index array; provenance is copied."""
+    idx = np.asarray(mask)
+    return Runs(N=self.N[idx], D=self.D[idx], C=self.C[idx],
+                loss=self.loss[idx], budget=self.budget[idx],
+                run_id=self.run_id[idx], provenance=dict(self.provenance))
+
+
+# Accepted column names (lower-cased), first match wins.
+_ALIASES: Dict[str, Sequence[str]] = {
+    "N": ("n", "params", "parameters", "num_params", "n_params",
+          "model size", "model_size", "parameter_count"),
+    "D": ("d", "tokens", "train_tokens", "training_tokens", "n_tokens",
+          "num_tokens"),
+    "C": ("c", "flops", "compute", "training flop", "training_flops",
+          "train_flops"),
+    "loss": ("loss", "eval_loss", "final_loss", "val_loss"),
+    "budget": ("budget", "flop_budget"),
+    "run_id": ("run_id", "id", "name", "run"),
+    "status": ("status",),
+}
+
+BUILTIN_DATASETS: Dict[str, str] = {
+    "chinchilla_epoch": (
+        "Epoch's extraction of Chinchilla Fig. 4: 240 runs (245 less the 5 "
+        "highest-loss points, as Besiroglu et al. 2024), D = C/(6N)."),
+    "chinchilla_epoch_all": (
+        "Epoch's extraction of Chinchilla Fig. 4: all 245 runs, D = C/(6N)."),
+    "chinchilla_epoch_isoflop": (
+        "Open-Athena's snapping of Epoch's points to the 9 Chinchilla "
+        "budgets 6e18..3e21: 123 runs, D = budget/(6N)."),
+    "llama3_isoflop": (
+        "Llama 3 IsoFLOP points (Fig. 2, raw plotted loss), 133 runs over 10 "
+        "budgets 6e18..1e22 (Open-Athena extraction)."),
+    "marin_dclm": "Marin IsoFLOP sweep on DCLM (Open-Athena standardised), 85 runs.",
+    "marin_comma": "Marin IsoFLOP sweep on Comma (Open-Athena standardised), 85 runs.",
+    "marin_nemotron": (
+        "Marin IsoFLOP sweep on Nemotron-CC (Open-Athena standardised), 88 "
+        "runs."),
+    "misfitting_final": (
+        "Li et al. 2025 final checkpoints as in the file: 261 runs (81 (N, D) "
+        "pairs x peak learning rates, some repeated), C4 eval loss, C = 6ND."),
+    "misfitting_final_best_lr": (
+        "Li et al. 2025 final checkpoints, lowest loss over peak learning "
+        "rates per (N, D): 81 runs."),
+}
+
+
+def _sha256(data: bytes) -> str:
+  return hashlib.sha256(data).hexdigest()
+
+
+def _read_bytes(path: str) -> bytes:
+  try:
+    with open(path, "rb") as f:
+      return f.read()
+  except OSError as e:
+    raise ScalingDataError(f"cannot read {path!r}: {e.strerror}") from None
+
+
+def _positive_float(value: Any, what: str, where: str) -> float:
+  """Parses a strictly positive finite float or raises ScalingDataError."""
+  try:
+    x = float(value)
+  except (TypeError, ValueError):
+    raise ScalingDataError(
+        f"{where}: {what}={value!r} is not a number") from None
+  if not math.isfinite(x) or x <= 0:
+    raise ScalingDataError(
+        f"{where}: {what}={value!r} must be positive and finite")
+  return x
+
+
+def _make_runs(rows: List[Dict[str, Any]], provenance: Dict[str, Any]) -> Runs:
+  """Builds Runs from validated row dicts with keys N, D, C, loss, budget, run_id."""
+  if not rows:
+    raise ScalingDataError(
+        f"{provenance['source']}: no usable rows (read "
+        f"{provenance['n_rows_read']}, excluded "
+        f"{len(provenance['exclusions'])})")
+  f64 = lambda k: np.array([r[k] for r in rows], dtype=np.float64)
+  provenance["n_rows"] = len(rows)
+  return Runs(N=f64("N"), D=f64("D"), C=f64("C"), loss=f64("loss"),
+              budget=f64("budget"),
+              run_id=np.array([str(r["run_id"]) for r in rows], dtype=object),
+              provenance=provenance)
+
+
+def _exclude_status(rows_status: List[tuple], provenance: Dict[str, Any],
+                    source: str) -> None:
+  """Warns about and records rows whose status is not 'ok'."""
+  if not rows_status:
+    return
+  names = ", ".join(f"{rid} ({st})" for rid, st in rows_status)
+  warnings.warn(f"{source}: excluded {len(rows_status)} run(s) with status "
+                f"!= ok: {names}", UserWarning, stacklevel=3)
+  for rid, st in rows_status:
+    provenance["exclusions"].append(f"{rid}: status={st}")
+
+
+def _complete_row(N: float, D: Optional[float], C: Optional[float]
+                  ) -> tuple:
+  """Fills D or C from C = 6ND (Kaplan et al. 2020, Sec. 2.1)."""
+  if C is None:
+    return D, 6.0 * N * D  # C = 6ND (Hoffmann et al. 2022, Sec. 3.3).
+  if D is None:
+    return C / (6.0 * N), C  # D = C/(6N), Epoch's convention (Besiroglu 2024).
+  return D, C
+
+
+def _resolve_convention(has_D: bool, has_C: bool,
+                        flop_convention: Optional[str], source: str) -> str:
+  if has_D and has_C:
+    return flop_convention or "as_given"
+  if flop_convention not in (None, "6ND"):
+    raise ScalingDataError(
+        f"{source}: flop_convention={flop_convention!r} given but "
+        f"{'C' if has_D else 'D'} is derived via C = 6ND; drop the argument "
+        "or supply both D and C")
+  return "6ND"
+
+
+def _load_csv(path: str, flop_convention: Optional[str]) -> Runs:
+  data = _read_bytes(path)
+  provenance = {"source": path, "sha256": _sha256(data), "exclusions": []}
+  try:
+    text = data.decode("utf-8-sig")
+  except UnicodeDecodeError:
+    raise ScalingDataError(f"{path}: not UTF-8 text") from None
+  reader = csv.DictReader(io.StringIO(text))
+  header = reader.fieldnames
+  if not header:
+    raise ScalingDataError(f"{path}: empty file (expected a header with "
+                           "N, D and/or C, loss)")
+  lower = {h.strip().lower(): h for h in header if h is not None}
+  cols = {}
+  for canon, aliases in _ALIASES.items():
+    for a in aliases:
+      if a in lower:
+        cols[canon] = lower[a]
+        break
+  missing = [k for k in ("N", "loss") if k not in cols]
+  if "D" not in cols and "C" not in cols:
+    missing.append("D or C")
+  if missing:
+    raise ScalingDataError(
+        f"{path}: missing column(s) {', '.join(missing)}; header is "
+        f"{', '.join(header)}")
+  convention = _resolve_convention("D" in cols, "C" in cols, flop_convention,
+                                   path)
+  rows, bad_status = [], []
+  n_read = 0
+  for i, rec in enumerate(reader):
+    n_read += 1
+    line = i + 2  # 1-based, after the header line.
+    where = f"{path}:{line}"
+    run_id = (rec.get(cols["run_id"]) if "run_id" in cols else None) or \
+        f"row{line}"
+    if "status" in cols:
+      status = (rec.get(cols["status"]) or "").strip()
+      if not status:
+        raise ScalingDataError(f"{where}: empty status (use 'ok' for "
+                               "finished runs)")
+      if status.lower() != "ok":
+        bad_status.append((run_id, status))
+        continue
+    N = _positive_float(rec.get(cols["N"]), "N", where)
+    D = _positive_float(rec.get(cols["D"]), "D", where) if "D" in cols else None
+    C = _positive_float(rec.get(cols["C"]), "C", where) if "C" in cols else None
+    loss = _positive_float(rec.get(cols["loss"]), "loss", where)
+    D, C = _complete_row(N, D, C)
+    budget = math.nan
+    if "budget" in cols and (rec.get(cols["budget"]) or "").strip():
+      budget = _positive_float(rec.get(cols["budget"]), "budget", where)
+    rows.append(dict(N=N, D=D, C=C, loss=loss, budget=budget, run_id=run_id))
+  provenance["n_rows_read"] = n_read
+  provenance["flop_convention"] = convention
+  _exclude_status(bad_status, provenance, path)
+  return _make_runs(rows, provenance)
+
+
+_JSONL_REQUIRED = ("run_id", "N", "D", "C", "eval_loss", "status")
+
+
+def _load_jsonl(path: str, flop_convention: Optional[str]) -> Runs:
+  """Reads the experiments ledger (one JSON object per line, schema v1)."""
+  data = _read_bytes(path)
+  provenance = {"source": path, "sha256": _sha256(data), "exclusions": []}
+  rows, bad_status, conventions = [], [], set()
+  n_read = 0
+  for lineno, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+    if not line.strip():
+      continue
+    n_read += 1
+    where = f"{path}:{lineno}"
+    try:
+      rec = json.loads(line)
+    except json.JSONDecodeError as e:
+      raise ScalingDataError(f"{where}: unparsable JSON line ({e.msg})") \
+          from None
+    if not isinstance(rec, dict):
+      raise ScalingDataError(f"{where}: expected a JSON object per line")
+    if rec.get("schema_version", 1) != 1:
+      raise ScalingDataError(
+          f"{where}: schema_version={rec.get('schema_version')!r}, only 1 is "
+          "supported")
+    missing = [k for k in _JSONL_REQUIRED if k not in rec]
+    if missing:
+      raise ScalingDataError(f"{where}: missing key(s) {', '.join(missing)}")
+    status = str(rec["status"])
+    if status.lower() != "ok":
+      bad_status.append((rec["run_id"], status))
+      continue
+    N = _positive_float(rec["N"], "N", where)
+    D = _positive_float(rec["D"], "D", where)
+    C = _positive_float(rec["C"], "C", where)
+    loss = _positive_float(rec["eval_loss"], "eval_loss", where)
+    budget = math.nan
+    if rec.get("budget") is not None:
+      budget = _positive_float(rec["budget"], "budget", where)
+    if rec.get("flop_convention"):
+      conventions.add(str(rec["flop_convention"]))
+    rows.append(dict(N=N, D=D, C=C, loss=loss, budget=budget,
+                     run_id=str(rec["run_id"])))
+  if len(conventions) > 1 and flop_convention is None:
+    raise ScalingDataError(
+        f"{path}: mixed flop_convention values {sorted(conventions)}; C is "
+        "not comparable across runs")
+  provenance["n_rows_read"] = n_read
+  provenance["flop_convention"] = (flop_convention or
+                                   (conventions.pop() if conventions
+                                    else "as_given"))
+  _exclude_status(bad_status, provenance, path)
+  return _make_runs(rows, provenance)
+
+
+def load_runs(source: str, *, flop_convention: Optional[str] = None) -> Runs:
+  """Loads runs from a built-in name, a ``.csv`` path or a ``.jsonl`` ledger.
+
+  Args:
+    source: a key of BUILTIN_DATASETS, or a path ending in .csv or .jsonl.
+    flop_convention: label for C when the file gives both D and C (default
+      'as_given'); when C or D is derived the convention is always '6ND'.
+
+  Returns:
+    Runs with float64 arrays and a provenance record.
+
+  Raises:
+    ScalingDataError: unknown source, missing columns, empty table, or any
+      non-positive / non-finite N, D, C or loss.
+  """
+  if source in BUILTIN_DATASETS:
+    from scaling import builtin_data  # pylint: disable=g-import-not-at-top
+    if flop_convention not in (None, "6ND"):
+      raise ScalingDataError(
+          f"built-in {source!r} uses C = 6ND; flop_convention="
+          f"{flop_convention!r} does not apply")
+    if source.startswith("chinchilla_epoch") and source != \
+        "chinchilla_epoch_isoflop":
+      return builtin_data.load_epoch(source)
+    if source.startswith("misfitting"):
+      return builtin_data.load_misfitting(source)
+    return builtin_data.load_open_athena(source)
+  lower = str(source).lower()
+  if lower.endswith(".csv"):
+    return _load_csv(source, flop_convention)
+  if lower.endswith(".jsonl"):
+    return _load_jsonl(source, flop_convention)
+  raise ScalingDataError(
+      f"unknown data source {source!r}: use a .csv or .jsonl path or one of "
+      f"{', '.join(sorted(BUILTIN_DATASETS))}")

@@ -1,0 +1,118 @@
+r"""Command line: fit compute-optimal scaling laws (Hoffmann et al. 2022).
+
+  python -m scaling.fit --input=chinchilla_epoch --approach=2,3 --out=/tmp/fit \
+      [--budgets=1e21,5.76e23] [--bootstrap=4000] [--seed=0]
+
+``--input`` is a built-in data set (see ``scaling.data.BUILTIN_DATASETS``), a
+.csv / .jsonl file of final runs, ``misfitting_curves`` or an experiments
+working directory (``runs/*/metrics.jsonl``); the last two also give training
+curves for Approach 1. Errors are printed as one line on stderr (exit 1).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+from absl import app
+from absl import flags
+
+from scaling import curves as curves_lib
+from scaling import data as data_lib
+from scaling.report import DEFAULT_BUDGETS, run_fit, text_table  # noqa: F401
+
+_INPUT = flags.DEFINE_string("input", None, "built-in data set, .csv/.jsonl "
+                             "file, misfitting_curves, or a workdir.")
+_APPROACH = flags.DEFINE_list("approach", None, "approaches to run, e.g. 1,2,3 "
+                              "(default: 2,3, plus 1 when curves exist).")
+_OUT = flags.DEFINE_string("out", None, "output directory (fit.json, fit.md, "
+                           "fit.tex, PNGs); omit to only print the table.")
+_BUDGETS = flags.DEFINE_list("budgets", [f"{b:g}" for b in DEFAULT_BUDGETS],
+                             "FLOP budgets for N*, D*, D/N.")
+_BOOTSTRAP = flags.DEFINE_integer("bootstrap", 4000, "bootstrap replicates "
+                                  "(0 = no intervals).")
+_SEED = flags.DEFINE_integer("seed", 0, "bootstrap seed.")
+_SCHEME = flags.DEFINE_enum("isoflop_scheme", "runs", ["runs", "seed_noise"],
+                            "Approach-2 bootstrap: resample runs within "
+                            "budgets, or perturb losses by seed noise.")
+_WEIGHTED = flags.DEFINE_boolean("isoflop_weighted", False, "Approach 2: "
+                                 "inverse-variance weighted power-law fit.")
+_ON_EDGE = flags.DEFINE_enum("isoflop_on_edge", "drop", ["drop", "keep"],
+                             "Approach 2: drop or keep budgets whose "
+                             "parabola vertex is outside the sampled sizes.")
+_PLOTS = flags.DEFINE_boolean("plots", True, "write PNG plots (needs "
+                              "matplotlib).")
+
+# Workdir file holding final runs (experiments.ledger), used when present.
+_LEDGER_NAMES = ("results.jsonl",)
+
+
+def _parse_list(values, what, cast):
+  try:
+    return [cast(v) for v in values]
+  except ValueError:
+    raise data_lib.ScalingDataError(
+        f"--{what} must be a comma-separated list of numbers; got "
+        f"{','.join(values)!r}") from None
+
+
+def load_inputs(source: str, approaches):
+  """Returns (runs or None, curves or None, approaches) for an --input."""
+  has_curves = curves_lib.is_curve_source(source)
+  if approaches is None:
+    approaches = (1, 2, 3) if has_curves else (2, 3)
+  if 1 in approaches and not has_curves:
+    raise data_lib.ScalingDataError(
+        f"approach 1 needs training curves but --input={source} has final "
+        "losses only; use a workdir with runs/*/metrics.jsonl or "
+        "misfitting_curves, or drop 1 from --approach.")
+  curves = curves_lib.load_curves(source) if has_curves else None
+  runs = None
+  if any(a in approaches for a in (2, 3)):
+    if not has_curves:
+      runs = data_lib.load_runs(source)
+    elif source in curves_lib.BUILTIN_CURVES:
+      runs = data_lib.load_runs("misfitting_final")
+    else:
+      ledgers = [os.path.join(source, n) for n in _LEDGER_NAMES
+                 if os.path.exists(os.path.join(source, n))]
+      runs = (data_lib.load_runs(ledgers[0]) if ledgers
+              else curves_lib.runs_from_curves(curves))
+  return runs, curves, tuple(approaches)
+
+
+def main(argv):
+  if len(argv) > 1:
+    print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
+    return 1
+  try:
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter("always")
+      approaches = (None if _APPROACH.value is None
+                    else tuple(_parse_list(_APPROACH.value, "approach", int)))
+      budgets = _parse_list(_BUDGETS.value, "budgets", float)
+      runs, curves, approaches = load_inputs(_INPUT.value, approaches)
+      result = run_fit(runs, approaches=approaches, out_dir=_OUT.value,
+                       budgets=budgets, bootstrap=_BOOTSTRAP.value,
+                       seed=_SEED.value, curves=curves, plots=_PLOTS.value,
+                       options={2: {"scheme": _SCHEME.value,
+                                    "weighted": _WEIGHTED.value,
+                                    "on_edge": _ON_EDGE.value}},
+                       command_line=" ".join(
+                           ["python -m scaling.fit"] + sys.argv[1:]))
+  except (ValueError, OSError) as e:  # ScalingDataError is a ValueError
+    msg = " ".join(str(e).split())
+    print(f"error: {msg}", file=sys.stderr)
+    return 1
+  for m in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
+    print(f"warning: {m}", file=sys.stderr)
+  print(text_table(result), end="")
+  if _OUT.value:
+    print(f"wrote {os.path.join(_OUT.value, 'fit.json')}, fit.md, fit.tex"
+          + (", " + ", ".join(result["plots"]) if result.get("plots") else ""))
+  return 0
+
+
+if __name__ == "__main__":
+  flags.mark_flag_as_required("input")
+  app.run(main)
