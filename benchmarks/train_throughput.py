@@ -64,7 +64,6 @@ def main(argv=None) -> int:
   on_cpu = jax.default_backend() == "cpu"
   dtype = args.dtype or ("float32" if on_cpu else "bfloat16")
   if args.config:
-    from ml_collections import config_flags  # noqa: F401  (ConfigDict loader)
     import importlib.util
     spec = importlib.util.spec_from_file_location("cfg", args.config)
     mod = importlib.util.module_from_spec(spec)

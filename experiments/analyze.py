@@ -32,8 +32,8 @@ def _report_budgets(meta: Dict[str, Any], runs) -> list:
   budgets = sorted({float(r["budget"]) for r in meta.get("runs", [])})
   if not budgets:
     budgets = sorted(set(float(b) for b in runs.budget))
-  # The sweep's own budgets, one decade beyond, and Chinchilla's 5.76e23.
-  return budgets + [10 * budgets[-1], 5.76e23]
+  # The sweep's own budgets and one decade beyond (no far extrapolation).
+  return budgets + [10 * budgets[-1]]
 
 
 def _plot_loss_curves(curves, out_path: str) -> Optional[str]:

@@ -7,7 +7,7 @@ below. Modules below the boundary only ever see these dataclasses.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import Any, Mapping, Sequence, Tuple
 
 
 class ConfigError(ValueError):

@@ -1,0 +1,194 @@
+"""Sweep config schema: fields and defaults, validation, and the config hash.
+
+``SWEEP_FIELDS`` documents every field of ``c.sweep``; config files start
+from ``default_sweep(**overrides)``. ``config_hash`` identifies a sweep so
+the executor can refuse a changed config on an existing workdir.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from typing import Any, Dict, List, Tuple
+
+from lm import flops as flops_lib
+from lm import params as params_lib
+
+# name -> (default, documentation): every field of ``c.sweep``.
+SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
+    "budgets": ((1e11, 3e11, 1e12), "training FLOPs C, counted under "
+                                    "flop_convention"),
+    "flop_convention": ("6N", "lm.flops.CONVENTIONS key; also "
+                              "train.flop_convention"),
+    "param_convention": ("total", "lm.params.PARAM_CONVENTIONS key of N"),
+    "n_sizes": (5, "size targets per budget (>= 3; 5-9 typical)"),
+    "size_range": (16.0, "largest / smallest size target in a budget (> 1)"),
+    "center": ("prior", "'prior' or a fit.json path (approach3, else "
+                        "approach2 N_opt(C))"),
+    "prior_k": (0.3, "prior N*(C) = prior_k * (C / prior_c0)**prior_a"),
+    "prior_a": (0.5, "Hoffmann et al. 2022, Table 2: a ~ 0.5"),
+    "prior_c0": (120.0, "C = 6ND, D = 20N -> N = sqrt(C/120) (Hoffmann "
+                        "et al. 2022, Table 3)"),
+    "seq_len": (64, "T; sets data.seq_len and model.max_seq_len"),
+    "batch_rule": ("fixed", "'fixed' (batch_size) or 'marin' (see "
+                            "choose_batch)"),
+    "batch_size": (8, "sequences per step, batch_rule='fixed'"),
+    "target_steps": (4096, "batch_rule='marin': steps the batch is solved for"),
+    "min_batch_size": (8, "batch_rule='marin': smallest batch (Marin: 8)"),
+    "max_batch_size": (1024, "batch_rule='marin': largest batch"),
+    "lr_rule": ("marin", "'marin': lr_constant sqrt(B) / d_model; 'fixed': "
+                         "lr_constant"),
+    "lr_constant": (0.33, "Marin recipe: 0.33"),
+    "lr_max": (1e-2, "lr clamp (Marin: 0.01)"),
+    "warmup_fraction": (0.05, "warmup = max(min_warmup_steps, fraction x "
+                              "steps), < steps"),
+    "min_warmup_steps": (10, "see warmup_fraction"),
+    "tolerance": (0.01, "allowed |counted FLOPs / C - 1|"),
+    "min_steps": (50, "fewer steps: skipped"),
+    "min_tokens_per_param": (0.0, "D/N below: skipped (0: no bound)"),
+    "max_tokens_per_param": (0.0, "D/N above: skipped (0: no bound)"),
+    "head_dim": (64, "shape rule, lm.params.head_dim_for"),
+    "ff_multiple": (64, "shape rule, lm.params.ffn_dim"),
+    "est_flops_per_s": (0.0, "plan-table time estimate only (0: 2-core CPU "
+                             "model); not hashed"),
+}
+
+# lm config keys that do not change a run's result; left out of config_hash
+# so a sweep can be resumed with e.g. --config.lm.train.progress=False (keys
+# lm.trainer lets change on resume, plus data locations). Not steps_per_call:
+# the planner aligns steps to it (aligned_steps).
+HASH_EXCLUDED = (("train", "progress"), ("train", "tensorboard"),
+                 ("train", "log_every"), ("train", "eval_every"),
+                 ("train", "ckpt_every"), ("train", "keep_checkpoints"),
+                 ("data", "cache_dir"), ("data", "tfds_data_dir"))
+SWEEP_HASH_EXCLUDED = ("est_flops_per_s",)
+
+class PlanError(ValueError):
+  """A sweep config that cannot be planned; the message is one line."""
+
+
+def default_sweep(**overrides: Any):
+  """``c.sweep`` with every field of ``SWEEP_FIELDS``, overrides applied."""
+  import ml_collections
+  unknown = sorted(set(overrides) - set(SWEEP_FIELDS))
+  if unknown:
+    raise PlanError(f"unknown sweep field {unknown[0]!r} "
+                    f"(valid: {', '.join(SWEEP_FIELDS)})")
+  values = {k: v for k, (v, _) in SWEEP_FIELDS.items()}
+  values.update(overrides)
+  return ml_collections.ConfigDict(values)
+
+
+# ----------------------------------------------------------------------------
+# Validation and centring.
+
+def _positive(name: str, v: Any, integer: bool = False) -> None:
+  ok = (not isinstance(v, bool) and isinstance(v, (int, float))
+        and math.isfinite(v) and v > 0)
+  if integer:
+    ok = ok and float(v) == int(v)
+  if not ok:
+    kind = "a positive integer" if integer else "a positive finite number"
+    raise PlanError(f"sweep.{name} must be {kind}, got {v!r}")
+
+
+_INTS = ("n_sizes", "seq_len", "batch_size", "target_steps", "min_batch_size",
+         "max_batch_size", "min_steps", "head_dim", "ff_multiple")
+_FLOATS = ("size_range", "prior_k", "prior_a", "prior_c0", "lr_constant",
+           "lr_max", "tolerance")
+_CHOICES = {"flop_convention": tuple(flops_lib.CONVENTIONS),
+            "param_convention": tuple(params_lib.PARAM_CONVENTIONS),
+            "batch_rule": ("fixed", "marin"), "lr_rule": ("fixed", "marin")}
+
+
+def _check(ok: bool, msg: str) -> None:
+  if not ok:
+    raise PlanError(msg)
+
+
+def validate_sweep(s) -> None:
+  """Raises PlanError (one line) for a malformed ``c.sweep``."""
+  for k in SWEEP_FIELDS:
+    _check(k in s, f"sweep.{k} is missing; start configs from "
+                   "experiments.planner.default_sweep()")
+  unknown = sorted(set(s.keys()) - set(SWEEP_FIELDS))
+  _check(not unknown, f"unknown sweep field {unknown[:1]}")
+  budgets = _budgets(s)
+  _check(bool(budgets), "sweep.budgets is empty; give FLOP budgets, e.g. "
+                        "(1e11, 3e11)")
+  for b in budgets:
+    _positive("budgets", b)
+  _check(len(set(budgets)) == len(budgets),
+         f"sweep.budgets has duplicates: {tuple(budgets)}")
+  for name, valid in _CHOICES.items():
+    _check(s[name] in valid, f"unknown sweep.{name} {s[name]!r} (valid: "
+                             f"{', '.join(valid)})")
+  for name in _INTS:
+    _positive(name, s[name], integer=True)
+  for name in _FLOATS:
+    _positive(name, s[name])
+  _check(s.n_sizes >= 3, f"sweep.n_sizes must be >= 3 to fit a parabola, "
+                         f"got {s.n_sizes}")
+  _check(s.size_range > 1, f"sweep.size_range must be > 1, got {s.size_range}")
+  _check(s.tolerance < 0.5, f"sweep.tolerance must be < 0.5, got {s.tolerance}")
+  _check(s.min_batch_size <= s.max_batch_size,
+         "sweep.min_batch_size > sweep.max_batch_size")
+  _check(0 <= s.warmup_fraction < 1, "sweep.warmup_fraction must be in "
+                                     f"[0, 1), got {s.warmup_fraction}")
+  _check(isinstance(s.min_warmup_steps, int) and s.min_warmup_steps >= 0,
+         "sweep.min_warmup_steps must be a non-negative integer, got "
+         f"{s.min_warmup_steps!r}")
+  lo, hi = s.min_tokens_per_param, s.max_tokens_per_param
+  _check(lo >= 0 and hi >= 0 and not (lo and hi and lo >= hi),
+         "sweep.min/max_tokens_per_param must be >= 0 with min < max (0 = no "
+         f"bound), got {lo}, {hi}")
+  _check(s.est_flops_per_s >= 0, "sweep.est_flops_per_s must be >= 0, got "
+                                 f"{s.est_flops_per_s}")
+  _check(isinstance(s.center, str) and bool(s.center),
+         "sweep.center must be 'prior' or a fit.json path")
+
+
+def _budgets(s) -> List[float]:
+  b = s.budgets
+  try:
+    return [float(x) for x in ((b,) if isinstance(b, (int, float)) else b)]
+  except (TypeError, ValueError):
+    raise PlanError(f"sweep.budgets must be numbers, got {b!r}") from None
+
+
+def _canonical(x: Any) -> Any:
+  if hasattr(x, "to_dict"):
+    x = x.to_dict()
+  if isinstance(x, dict):
+    return {str(k): _canonical(v) for k, v in sorted(x.items())}
+  if isinstance(x, (list, tuple)):
+    return [_canonical(v) for v in x]
+  if isinstance(x, float) and x.is_integer() and abs(x) < 2**53:
+    return int(x)        # 1e11 and 100000000000 hash alike
+  return x
+
+
+def config_hash(cfg) -> str:
+  """sha256 of canonical JSON of c.sweep and c.lm (minus HASH_EXCLUDED).
+
+  With a fit.json centre, the file's bytes are hashed too: a refit changes
+  the plan even when the path does not.
+  """
+  lm = _canonical(cfg.lm)
+  for section, key in HASH_EXCLUDED:
+    lm.get(section, {}).pop(key, None)
+  sweep = _canonical(cfg.sweep)
+  for key in SWEEP_HASH_EXCLUDED:
+    sweep.pop(key, None)
+  material = {"sweep": sweep, "lm": lm}
+  center = cfg.sweep.get("center", "prior")
+  if center != "prior":
+    try:
+      with open(os.path.expanduser(center), "rb") as f:
+        material["center_sha256"] = hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+      material["center_sha256"] = None
+  blob = json.dumps(material, sort_keys=True, separators=(",", ":"),
+                    default=str)
+  return hashlib.sha256(blob.encode()).hexdigest()
