@@ -1,0 +1,127 @@
+"""Tests for scaling.bootstrap: published intervals, schemes, coverage."""
+import numpy as np
+import pytest
+
+from scaling import bootstrap
+from scaling import data
+from scaling import parametric
+
+# Besiroglu et al. 2024, 4000 bootstraps of the MLE fit (anchors.json).
+EPOCH_CI95 = dict(alpha=(0.317, 0.373), beta=(0.331, 0.415))
+
+
+@pytest.fixture(scope="module")
+def epoch_runs():
+  return data.load_runs("chinchilla_epoch")
+
+
+def test_resample_weights_schemes_and_seed():
+  w = bootstrap.resample_weights(240, 50, "epoch", seed=3)
+  assert w.shape == (50, 240) and np.all(w.sum(axis=1) == 240)
+  np.testing.assert_array_equal(
+      w, bootstrap.resample_weights(240, 50, "epoch", seed=3))
+  assert not np.array_equal(
+      w, bootstrap.resample_weights(240, 50, "epoch", seed=4))
+  h = bootstrap.resample_weights(240, 10, "hoffmann", seed=0)
+  assert set(np.unique(h)) == {0.0, 1.0} and np.all(h.sum(axis=1) == 192)
+  with pytest.raises(bootstrap.BootstrapError, match="scheme"):
+    bootstrap.resample_weights(240, 10, "jackknife", seed=0)
+
+
+def test_epoch_intervals_1000_resamples(epoch_runs):
+  """Epoch's published 95% intervals from 1000 resamples of the sum-Huber fit.
+
+  Epoch's intervals come from 4000 bootstraps of their MLE fit; that refit
+  is ~10x slower here (its likelihood has kinks 5e-9 wide in the residual),
+  so it runs in the slow test below. The sum-Huber and MLE point estimates
+  differ by < 0.001 in alpha and beta.
+  """
+  r = epoch_runs
+  res = bootstrap.bootstrap_parametric(r.N, r.D, r.loss, n_resamples=1000,
+                                       seed=0)
+  for name, (lo, hi) in EPOCH_CI95.items():
+    assert res.ci[name][0] == pytest.approx(lo, abs=0.01), name
+    assert res.ci[name][1] == pytest.approx(hi, abs=0.01), name
+  assert res.n_failed == 0 and res.n_not_converged <= 10
+  assert res.samples["alpha"].shape == (1000,)
+  assert res.interval.startswith("percentile 2.5-97.5%")
+  # Derived quantities carry intervals that contain the point estimate.
+  opt = res.point.compute_optimal(5.76e23)
+  lo, hi = res.ci["N_opt@5.76e+23"]
+  assert lo < opt["N_opt"] < hi
+  lo, hi = res.ci["a"]
+  assert lo < res.point.a < hi
+  # Seeded: the same seed gives the same intervals.
+  again = bootstrap.bootstrap_parametric(r.N, r.D, r.loss, n_resamples=1000,
+                                         seed=0, point=res.point)
+  assert again.ci == res.ci
+
+
+def test_point_start_matches_full_grid_refit(epoch_runs):
+  """Refits from the point estimate find the full-grid optimum of resamples."""
+  r = epoch_runs
+  point = parametric.fit_parametric(r.N, r.D, r.loss)
+  w = bootstrap.resample_weights(len(r), 3, "epoch", seed=11)
+  res = bootstrap.bootstrap_parametric(r.N, r.D, r.loss, n_resamples=3,
+                                       seed=11, point=point)
+  for i in range(3):
+    idx = np.repeat(np.arange(len(r)), w[i].astype(int))
+    full = parametric.fit_parametric(r.N[idx], r.D[idx], r.loss[idx])
+    assert res.samples["alpha"][i] == pytest.approx(full.alpha, abs=1e-3)
+    assert res.samples["beta"][i] == pytest.approx(full.beta, abs=1e-3)
+
+
+def test_hoffmann_scheme(epoch_runs):
+  r = epoch_runs
+  res = bootstrap.bootstrap_parametric(r.N, r.D, r.loss, scheme="hoffmann",
+                                       seed=0)
+  assert res.n_resamples == 100 and res.samples["alpha"].shape == (100,)
+  assert "10-90%" in res.interval and "Hoffmann" in res.interval
+  lo, hi = res.ci["alpha"]
+  assert lo < res.point.alpha < hi
+  # 80% subsamples without replacement vary less than full bootstraps.
+  assert hi - lo < EPOCH_CI95["alpha"][1] - EPOCH_CI95["alpha"][0]
+
+
+def test_bad_settings(epoch_runs):
+  r = epoch_runs
+  with pytest.raises(bootstrap.BootstrapError, match="scheme"):
+    bootstrap.bootstrap_parametric(r.N, r.D, r.loss, scheme="x")
+  with pytest.raises(bootstrap.BootstrapError, match="n_resamples"):
+    bootstrap.bootstrap_parametric(r.N, r.D, r.loss, n_resamples=1)
+
+
+@pytest.mark.slow
+def test_epoch_intervals_mle_4000(epoch_runs):
+  """The published setting: 4000 bootstraps of the MLE fit."""
+  r = epoch_runs
+  res = bootstrap.bootstrap_parametric(r.N, r.D, r.loss, method="mle",
+                                       n_resamples=4000, seed=0)
+  for name, (lo, hi) in EPOCH_CI95.items():
+    assert res.ci[name][0] == pytest.approx(lo, abs=0.01), name
+    assert res.ci[name][1] == pytest.approx(hi, abs=0.01), name
+
+
+@pytest.mark.slow
+def test_coverage_on_synthetic_law():
+  """95% intervals cover the true alpha and beta at about the nominal rate."""
+  N, D = np.meshgrid(np.logspace(7.5, 10, 8), np.logspace(9, 11.5, 8))
+  N, D = N.ravel(), D.ravel()
+  true = dict(E=1.8, A=400.0, B=2000.0, alpha=0.34, beta=0.37)
+  theta0 = np.array([[np.log(400.0), np.log(2000.0), np.log(1.8), 0.34,
+                      0.37]])
+  n_rep, hits = 60, dict(alpha=0, beta=0)
+  for rep in range(n_rep):
+    rng = np.random.default_rng(1000 + rep)
+    L = parametric.predict_loss(true, N, D) * np.exp(
+        0.01 * rng.standard_normal(N.size))
+    point = parametric.fit_parametric(N, D, L, grid=theta0)
+    res = bootstrap.bootstrap_parametric(N, D, L, n_resamples=400, seed=rep,
+                                         point=point)
+    for k in hits:
+      lo, hi = res.ci[k]
+      hits[k] += lo <= true[k] <= hi
+  for k, h in hits.items():
+    # Binomial(60, 0.95): P(X < 51) ~ 1.6%; percentile intervals of a
+    # nonlinear fit are allowed to be slightly liberal.
+    assert 51 <= h <= 60, (k, h)
