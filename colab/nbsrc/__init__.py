@@ -1,0 +1,1 @@
+"""Cell sources of the colab/ notebooks (see colab/build_notebooks.py)."""
