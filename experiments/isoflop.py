@@ -45,7 +45,8 @@ def main(argv):
   run_sweep(cfg, _WORKDIR.value, progress=_PROGRESS.value)
   t_sweep = time.time() - t0
   print(f"sweep finished in {t_sweep:.0f}s -> {_WORKDIR.value}/results.jsonl")
-  if _ANALYZE.value:
+  import jax
+  if _ANALYZE.value and jax.process_index() == 0:  # one writer per job
     report = analyze(_WORKDIR.value, bootstrap=_BOOTSTRAP.value)
     print(summary_text(report))
     print(f"total {time.time() - t0:.0f}s; report: {_WORKDIR.value}/report/"

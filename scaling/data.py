@@ -241,7 +241,7 @@ def _load_jsonl(path: str, flop_convention: Optional[str]) -> Runs:
   """Reads the experiments ledger (one JSON object per line, schema v1)."""
   data = _read_bytes(path)
   provenance = {"source": path, "sha256": _sha256(data), "exclusions": []}
-  rows, bad_status, conventions = [], [], set()
+  rows, bad_status, conventions, param_conventions = [], [], set(), set()
   n_read = 0
   for lineno, line in enumerate(data.decode("utf-8").splitlines(), start=1):
     if not line.strip():
@@ -275,6 +275,8 @@ def _load_jsonl(path: str, flop_convention: Optional[str]) -> Runs:
       budget = _positive_float(rec["budget"], "budget", where)
     if rec.get("flop_convention"):
       conventions.add(str(rec["flop_convention"]))
+    if rec.get("param_convention"):
+      param_conventions.add(str(rec["param_convention"]))
     rows.append(dict(N=N, D=D, C=C, loss=loss, budget=budget,
                      run_id=str(rec["run_id"])))
   if len(conventions) > 1 and flop_convention is None:
@@ -285,6 +287,12 @@ def _load_jsonl(path: str, flop_convention: Optional[str]) -> Runs:
   provenance["flop_convention"] = (flop_convention or
                                    (conventions.pop() if conventions
                                     else "as_given"))
+  if len(param_conventions) > 1:
+    raise ScalingDataError(
+        f"{path}: mixed param_convention values {sorted(param_conventions)}; "
+        "N is not comparable across runs")
+  if param_conventions:
+    provenance["param_convention"] = param_conventions.pop()
   _exclude_status(bad_status, provenance, path)
   return _make_runs(rows, provenance)
 

@@ -90,7 +90,10 @@ def _approach3(runs, budgets, bootstrap, seed, kwargs):
         budgets=tuple(budgets), method=fit.method, point=fit,
         **kwargs.get("bootstrap", {}))
     d["ci"] = {k: [float(v[0]), float(v[1])] for k, v in boot.ci.items()}
-    d["n_bootstrap"] = int(bootstrap)
+    d["n_bootstrap"] = int(boot.n_resamples)
+    d["ci_interval"] = boot.interval   # e.g. 'percentile 2.5-97.5% (95%)'
+    d["ci_scheme"] = boot.scheme       # 'epoch' (resample with replacement) / 'hoffmann'
+    d["n_not_converged"] = int(boot.n_not_converged)
   pred = fit.compute_optimal(np.asarray(budgets, np.float64))
   rows = _optimal_rows(pred, budgets)
   for key, row in rows.items():

@@ -9,7 +9,7 @@ needs nothing (the vocab size comes from data.sp_vocab_size). For lm1b:
 
 Cost: 5 budgets x 5 sizes = 5 x (1e17 + 3e17 + 1e18 + 3e18 + 1e19) ~ 7.2e19
 counted FLOPs, ~50 hours on one H100 at 400 TFLOP/s effective; drop the
-largest budget (--config.sweep.budgets='(1e17,3e17,1e18,3e18)') for ~5 hours.
+largest budget (--config.sweep.budgets='(1e17,3e17,1e18,3e18)') for ~15 hours.
 """
 import os
 
