@@ -26,6 +26,27 @@ _BOOTSTRAP = flags.DEFINE_integer("bootstrap", None, "Bootstrap resamples for "
 _PROGRESS = flags.DEFINE_bool("progress", True, "Progress bars on terminals.")
 
 
+ASSUMED_MFU = 0.4  # for plan-time estimates on accelerators only
+
+
+def _device_rate(cfg):
+  """tokens/s per run on this machine's accelerators (peak x ASSUMED_MFU), or
+  None on CPU (the planner's measured 2-core CPU model applies)."""
+  import jax
+  if cfg.sweep.est_flops_per_s or jax.default_backend() == "cpu":
+    return None
+  from lm import hardware
+  peak, src = hardware.device_peak_flops(dtype=cfg.lm.model.get("dtype",
+                                                                "bfloat16"),
+                                         strict=False)
+  if not peak == peak:  # NaN: unknown device
+    return None
+  rate = peak * jax.device_count() * ASSUMED_MFU
+  print(f"time estimates: {jax.device_count()} x {src} at an assumed "
+        f"{ASSUMED_MFU:.0%} MFU")
+  return lambda run: rate / (run.flops / run.D)
+
+
 def main(argv):
   del argv
   from experiments import planner
@@ -34,7 +55,7 @@ def main(argv):
   cfg = _CONFIG.value
   plan = planner.make_plan(cfg)
   if _PLAN_ONLY.value:
-    print(planner.format_plan(plan))
+    print(planner.format_plan(plan, tokens_per_s=_device_rate(cfg)))
     return
   if not _WORKDIR.value:
     raise ValueError("--workdir=<sweep directory> is required")
