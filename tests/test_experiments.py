@@ -110,3 +110,20 @@ def test_plan_only_runs_nothing(tmp_path):
   assert out.returncode == 0, out.stderr[-2000:]
   assert "budget" in out.stdout and "FLOPs err" in out.stdout
   assert not os.path.exists(tmp_path / "w")
+
+
+def test_diverged_runs_are_recorded_and_excluded(tmp_path):
+  workdir = str(tmp_path / "diverge")
+  out = run_cli("experiments.isoflop", CONFIG, f"--workdir={workdir}",
+                "--noprogress", "--noanalyze",
+                "--config.sweep.budgets=(1e9,)", "--config.sweep.lr_rule=fixed",
+                "--config.sweep.lr_constant=1e30", "--config.sweep.lr_max=1e30",
+                "--config.lm.train.grad_clip=1e30")
+  assert out.returncode == 0, out.stderr[-2000:]
+  recs = _ledger(workdir)
+  assert recs and all(r["status"] == "diverged" for r in recs)
+  assert "diverged" in out.stdout
+  out = run_cli("experiments.analyze", workdir)
+  assert out.returncode == 2
+  last = out.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: "), out.stderr[-2000:]
