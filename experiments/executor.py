@@ -80,6 +80,13 @@ class _Progress:
                       unit_scale=True, desc=f"sweep {n_done}/{n_runs} runs",
                       position=0, dynamic_ncols=True)
 
+  def write(self, msg: str, log: Callable[[str], None]) -> None:
+    """Prints above the bar (plain ``log`` when there is no bar)."""
+    if self.bar is not None:
+      self.bar.write(msg)
+    else:
+      log(msg)
+
   def finished(self, flops: float) -> None:
     self.n_done += 1
     if self.bar is not None:
@@ -119,17 +126,17 @@ def run_sweep(cfg, workdir: str, *, progress: bool = True,
       except TrainingDiverged as e:
         meta = logs.read_json(os.path.join(run_dir, "run.json")) or {}
         status = "diverged"
-        log(f"warning: run {run.run_id} diverged ({e}); recorded as "
-            "'diverged' and excluded from fits")
+        bar.write(f"warning: run {run.run_id} diverged ({e}); recorded as "
+                  "'diverged' and excluded from fits", log)
       rec = ledger_record(run, meta, status)
       if is_main:
         ledger.append(rec)
       bar.finished(run.flops)
       el = rec["eval_loss"]
-      log(f"[{bar.n_done}/{bar.n_runs}] C={run.budget:.3g} N={run.N:,} "
-          f"D={run.D:,} -> eval_loss "
-          f"{el if el is None else format(el, '.4f')} ({status}, "
-          f"{time.time() - t0:.1f}s)")
+      bar.write(f"[{bar.n_done}/{bar.n_runs}] C={run.budget:.3g} N={run.N:,} "
+                f"D={run.D:,} -> eval_loss "
+                f"{el if el is None else format(el, '.4f')} ({status}, "
+                f"{time.time() - t0:.1f}s)", log)
   finally:
     bar.close()
   return ledger.read()
