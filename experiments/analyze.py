@@ -174,9 +174,10 @@ def report_markdown(report: Dict[str, Any]) -> str:
 
 def main(argv):
   from absl import flags
+  from lm.config import ConfigError
   FLAGS = flags.FLAGS
   if len(argv) != 2:
-    raise ValueError("usage: python -m experiments.analyze DIR "
+    raise ConfigError("usage: python -m experiments.analyze DIR "
                      "[--bootstrap=N] [--approach=1,2,3]")
   approaches = tuple(int(a) for a in FLAGS.approach.split(",") if a)
   report = analyze(argv[1], bootstrap=FLAGS.bootstrap, approaches=approaches)

@@ -57,7 +57,8 @@ def ledger_record(run, meta: Dict[str, Any], status: str) -> Dict[str, Any]:
   N = (meta.get("params") or {}).get(run.param_convention, run.N)
   return {
       "run_id": run.run_id, "budget": run.budget, "N": N, "D": run.D,
-      "C": run.flops, "eval_loss": meta.get("eval_loss", float("nan")),
+      "C": meta.get("flops", run.flops),  # as counted by the trainer
+      "eval_loss": meta.get("eval_loss", float("nan")),
       "train_loss": meta.get("train_loss", float("nan")), "status": status,
       "wall_time_s": meta.get("wall_time_s"),
       "flop_convention": run.flop_convention,
@@ -104,7 +105,11 @@ def run_sweep(cfg, workdir: str, *, progress: bool = True,
   from lm.trainer import TrainingDiverged, train
 
   plan = planner_lib.make_plan(cfg)
+  from lm import sharding
+  sharding.maybe_initialize_distributed(bool(cfg.lm.mesh.distributed))
   is_main = jax.process_index() == 0
+  if not is_main:
+    log = lambda msg: None  # noqa: E731  (one voice per multi-host job)
   os.makedirs(workdir, exist_ok=True)
   check_workdir(workdir, cfg, plan, write=is_main)
   ledger = Ledger(os.path.join(workdir, "results.jsonl"))
@@ -112,7 +117,8 @@ def run_sweep(cfg, workdir: str, *, progress: bool = True,
   todo = [r for r in plan.runs if r.run_id not in done]
   done_flops = sum(r.flops for r in plan.runs if r.run_id in done)
   bar = _Progress(sum(r.flops for r in plan.runs), len(plan.runs),
-                  done_flops, len(plan.runs) - len(todo), progress)
+                  done_flops, len(plan.runs) - len(todo),
+                  progress and is_main)
   if done:
     log(f"resuming {workdir}: {len(done)} runs in the ledger, "
         f"{len(todo)} to go")

@@ -12,6 +12,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from lm import cli
+from lm.config import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Sweep config (experiments/configs/*.py).", lock_config=True)
@@ -51,14 +52,17 @@ def main(argv):
   del argv
   from experiments import planner
   if _CONFIG.value is None:
-    raise ValueError("--config=<sweep config .py> is required")
+    raise ConfigError("--config=<sweep config .py> is required")
   cfg = _CONFIG.value
   plan = planner.make_plan(cfg)
+  from lm import sharding
+  # Before any other JAX call (multi-host): jax.distributed.initialize().
+  sharding.maybe_initialize_distributed(bool(cfg.lm.mesh.distributed))
   if _PLAN_ONLY.value:
     print(planner.format_plan(plan, tokens_per_s=_device_rate(cfg)))
     return
   if not _WORKDIR.value:
-    raise ValueError("--workdir=<sweep directory> is required")
+    raise ConfigError("--workdir=<sweep directory> is required")
   from experiments.analyze import analyze, summary_text
   from experiments.executor import run_sweep
   t0 = time.time()

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Tuple
 
 from lm import flops as flops_lib
 from lm import params as params_lib
+from lm.config import RESUME_MUTABLE
 
 # name -> (default, documentation): every field of ``c.sweep``.
 SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
@@ -58,10 +59,7 @@ SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
 # so a sweep can be resumed with e.g. --config.lm.train.progress=False (keys
 # lm.trainer lets change on resume, plus data locations). Not steps_per_call:
 # the planner aligns steps to it (aligned_steps).
-HASH_EXCLUDED = (("train", "progress"), ("train", "tensorboard"),
-                 ("train", "log_every"), ("train", "eval_every"),
-                 ("train", "ckpt_every"), ("train", "keep_checkpoints"),
-                 ("data", "cache_dir"), ("data", "tfds_data_dir"))
+HASH_EXCLUDED = RESUME_MUTABLE
 SWEEP_HASH_EXCLUDED = ("est_flops_per_s",)
 
 class PlanError(ValueError):

@@ -30,6 +30,10 @@ def _quiet_orbax():
     logger.setLevel(level)
 
 
+class CheckpointError(RuntimeError):
+  """Checkpoints exist but none can be restored."""
+
+
 class Checkpointer:
 
   def __init__(self, directory: str, *, keep: int = 2):
@@ -53,8 +57,13 @@ class Checkpointer:
 
   def restore_latest(self, abstract_state: Any
                      ) -> Optional[Tuple[int, Any, dict]]:
-    """(step, state, data_state) of the newest readable checkpoint, or None."""
-    for step in reversed(self.all_steps()):
+    """(step, state, data_state) of the newest readable checkpoint.
+
+    None when there is no checkpoint at all; ``CheckpointError`` when there
+    are checkpoints but none can be read (never a silent restart from 0).
+    """
+    steps = self.all_steps()
+    for step in reversed(steps):
       try:
         with _quiet_orbax():
           restored = self.manager.restore(
@@ -70,13 +79,26 @@ class Checkpointer:
                f"); moved to {aside}; falling back to the previous one")
         warnings.warn(msg)
         logging.warning(msg)
+    if steps:
+      raise CheckpointError(
+          f"none of the checkpoints {steps} in {self.directory} can be read "
+          "(moved aside as *.unreadable-*); inspect them or use a new workdir")
     return None
 
   def _move_aside(self, step: int) -> str:
-    """Renames a bad checkpoint out of the manager's view (kept, not deleted)."""
+    """Renames a bad checkpoint out of the manager's view (kept, not deleted).
+
+    Process 0 renames; every process waits for it before reloading.
+    """
+    import jax
     src = os.path.join(self.directory, str(step))
-    dst = f"{src}.unreadable-{int(time.time())}"
-    os.replace(src, dst)
+    dst = f"{src}.unreadable"
+    if jax.process_index() == 0:
+      dst = f"{src}.unreadable-{int(time.time())}"
+      os.replace(src, dst)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices(f"checkpoint-move-aside-{step}")
     with _quiet_orbax():
       self.manager.reload()
     return dst

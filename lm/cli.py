@@ -39,26 +39,41 @@ def _parse_flags(argv: Sequence[str]):
     sys.exit(EXIT_USAGE)
 
 
+def user_errors() -> tuple:
+  """Exception types that mean bad input or environment, not a bug.
+
+  Anything else keeps its traceback (internal errors must stay debuggable).
+  """
+  from lm.checkpoint import CheckpointError
+  from lm.config import ConfigError
+  errors = [ConfigError, CheckpointError, FileNotFoundError, PermissionError,
+            ImportError]  # ImportError: a missing optional extra, named
+  for mod, name in (("experiments.sweep_config", "PlanError"),
+                    ("experiments.executor", "SweepConfigChanged"),
+                    ("experiments.ledger", "LedgerError"),
+                    ("scaling.data", "ScalingDataError"),
+                    ("scaling.parametric", "ParametricFitError")):
+    try:
+      errors.append(getattr(__import__(mod, fromlist=[name]), name))
+    except (ImportError, AttributeError):
+      pass
+  return tuple(errors)
+
+
 def run(main: Callable[[Sequence[str]], None]) -> None:
   """``app.run`` with one-line errors for user-facing exceptions."""
-  from lm.config import ConfigError
 
   def wrapped(argv):
     from absl import logging as absl_logging
     absl_logging.set_verbosity(absl_logging.WARNING)
-    try:
-      from lm.trainer import TrainingDiverged
-    except ImportError:  # pragma: no cover
-      TrainingDiverged = ()  # type: ignore
+    from lm.trainer import TrainingDiverged
+    expected = user_errors()
     try:
       main(argv)
-    except TrainingDiverged as e:  # type: ignore[misc]
+    except TrainingDiverged as e:
       print(f"error: training diverged: {_one_line(e)}", file=sys.stderr)
       sys.exit(EXIT_DIVERGED)
-    except (ConfigError, FileNotFoundError) as e:
-      print(f"error: {_one_line(e)}", file=sys.stderr)
-      sys.exit(EXIT_USAGE)
-    except ValueError as e:
+    except expected as e:
       print(f"error: {_one_line(e)}", file=sys.stderr)
       sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:

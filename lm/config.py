@@ -33,6 +33,15 @@ DEFAULT_RULES: Tuple[Tuple[str, Any], ...] = (
 
 MESH_AXES: Tuple[str, ...] = ("data", "fsdp", "tensor")
 
+# (section, key) that may change when resuming a run or a sweep: they change
+# how a run is logged or where data is found, never its results. One list,
+# used by lm.trainer (workdir check) and experiments (sweep config hash).
+RESUME_MUTABLE: Tuple[Tuple[str, str], ...] = (
+    ("train", "progress"), ("train", "tensorboard"), ("train", "log_every"),
+    ("train", "eval_every"), ("train", "ckpt_every"),
+    ("train", "keep_checkpoints"), ("data", "cache_dir"),
+    ("data", "tfds_data_dir"))
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:

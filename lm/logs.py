@@ -32,6 +32,20 @@ def read_json(path: str) -> Optional[dict]:
     return json.load(f)
 
 
+def last_record(path: str) -> Optional[dict]:
+  """The last complete record of a metrics.jsonl file, or None."""
+  if not os.path.exists(path):
+    return None
+  rec = None
+  with open(path) as f:
+    for line in f:
+      try:
+        rec = json.loads(line)
+      except json.JSONDecodeError:
+        pass
+  return rec
+
+
 def truncate_metrics(path: str, max_step: int) -> None:
   """Keeps only records with step <= max_step (and drops a torn last line)."""
   if not os.path.exists(path):

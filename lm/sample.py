@@ -93,7 +93,7 @@ def generate(model_cfg: ModelConfig, params, tokenizer, prompt: str, *,
 def main(argv):
   del argv
   if not _WORKDIR.value:
-    raise ValueError("--workdir=<run directory> is required")
+    raise ConfigError("--workdir=<run directory> is required")
   mc, params, tok, step = load_run(_WORKDIR.value)
   text = generate(mc, params, tok, _PROMPT.value, max_tokens=_MAX_TOKENS.value,
                   temperature=_TEMPERATURE.value, top_k=_TOP_K.value,

@@ -107,10 +107,19 @@ def batch_sharding(mesh: Mesh, rules, ndim: int = 2, leading: int = 0,
   return NamedSharding(mesh, P(*spec))
 
 
-def maybe_initialize_distributed(cfg: MeshConfig) -> None:
-  """``jax.distributed.initialize()`` for multi-host TPU/GPU when configured."""
-  if cfg.distributed:
+_DISTRIBUTED_READY = False
+
+
+def maybe_initialize_distributed(distributed: bool) -> None:
+  """``jax.distributed.initialize()`` once per process, when configured.
+
+  Entry points call this before any other JAX call (JAX requires it); later
+  calls are no-ops.
+  """
+  global _DISTRIBUTED_READY
+  if distributed and not _DISTRIBUTED_READY:
     jax.distributed.initialize()
+  _DISTRIBUTED_READY = _DISTRIBUTED_READY or bool(distributed)
 
 
 # Activation constraints: the model calls ``constrain(x, logical_axes)``; it is

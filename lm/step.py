@@ -17,7 +17,7 @@ import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
 
 from lm import optim, sharding
 from lm.config import ModelConfig, TrainConfig
@@ -103,7 +103,11 @@ class Compiled:
     if A == 1:
       (_, nll), grads = grad_fn(state.params, batch_BxT1)
     else:
-      micro_AxBxT1 = batch_BxT1.reshape(A, -1, batch_BxT1.shape[-1])
+      # Row r goes to micro-batch r % A: each micro-batch keeps rows from
+      # every data shard (a contiguous split would put one micro-batch on
+      # one shard and make XLA all-gather the batch).
+      micro_AxBxT1 = batch_BxT1.reshape(
+          -1, A, batch_BxT1.shape[-1]).swapaxes(0, 1)
 
       def acc(carry, micro):
         g_sum, nll_sum = carry
@@ -174,6 +178,3 @@ def device_put_batch(local_np, sh: NamedSharding, global_shape):
   """Each process contributes its rows of the global batch."""
   return jax.make_array_from_process_local_data(sh, local_np, global_shape)
 
-
-def replicated(mesh: Mesh) -> NamedSharding:
-  return NamedSharding(mesh, P())

@@ -7,6 +7,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from lm import cli
+from lm.config import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file (lm/configs/*.py).",
@@ -19,10 +20,13 @@ _WORKDIR = flags.DEFINE_string(
 def main(argv):
   del argv
   if _CONFIG.value is None:
-    raise ValueError("--config=<path to config .py> is required")
+    raise ConfigError("--config=<path to config .py> is required")
   if not _WORKDIR.value:
-    raise ValueError("--workdir=<run directory> is required")
+    raise ConfigError("--workdir=<run directory> is required")
+  from lm import sharding
   from lm.trainer import train
+  # Before any other JAX call (multi-host): jax.distributed.initialize().
+  sharding.maybe_initialize_distributed(bool(_CONFIG.value.mesh.distributed))
   meta = train(_CONFIG.value, _WORKDIR.value)
   p = meta["params"]
   print(f"done: step {meta['final_step']}, eval_loss {meta['eval_loss']:.4f} "

@@ -8,7 +8,6 @@ Re-running the same call continues from the newest readable checkpoint.
 """
 from __future__ import annotations
 
-import math
 import os
 import platform
 import time
@@ -30,10 +29,6 @@ class TrainingDiverged(RuntimeError):
   """Loss became NaN/Inf; the run is marked ``diverged`` in run.json."""
 
 
-# Fields that may differ when resuming an existing workdir.
-_RESUME_MUTABLE = {"train": {"progress", "tensorboard", "log_every",
-                             "eval_every", "ckpt_every", "keep_checkpoints",
-                             "steps_per_call", "eval_batches"}}
 MFU_CONVENTION = "attention_inclusive"  # PaLM App. B model FLOPs, as MFU is defined
 
 
@@ -46,23 +41,38 @@ def _versions() -> Dict[str, str]:
           "orbax": getattr(ocp, "__version__", "?"), "numpy": np.__version__}
 
 
-def _align(every: int, k: int) -> int:
-  return 0 if every == 0 else int(math.ceil(every / k) * k)
-
-
-def _check_resumable(old: Optional[dict], new_cfg: dict, workdir: str) -> None:
+def _check_resumable(old: Optional[dict], new_cfg: dict, workdir: str,
+                     ignore=()) -> None:
+  """Refuses a config that differs from the run already in ``workdir``
+  (except ``lm.config.RESUME_MUTABLE`` fields, which cannot change results)."""
   if not old or "config" not in old:
     return
+  skip = set(config_lib.RESUME_MUTABLE) | set(ignore)
   for section in ("model", "data", "train"):
     a, b = old["config"].get(section, {}), new_cfg.get(section, {})
     for key in sorted(set(a) | set(b)):
-      if key in _RESUME_MUTABLE.get(section, ()):
+      if (section, key) in skip:
         continue
       if a.get(key) != b.get(key):
         raise ConfigError(
             f"{workdir} holds a run with {section}.{key}={a.get(key)!r}, but "
             f"this config says {b.get(key)!r}; use a new --workdir (or the "
             "same config) to resume")
+
+
+def _crossed(step: int, k: int, every: int) -> bool:
+  """Did the chunk (step - k, step] pass a multiple of ``every``?"""
+  return bool(every) and step // every > (step - k) // every
+
+
+def _peak_dtype(dtype: str) -> str:
+  # XLA runs f32 matmuls on GPU tensor cores as TF32 unless asked for
+  # "highest" precision, so f32 MFU is measured against the TF32 peak there.
+  precision = str(jax.config.jax_default_matmul_precision or "").lower()
+  if (dtype == "float32" and jax.default_backend() == "gpu"
+      and precision not in ("highest", "float32")):
+    return "tfloat32"
+  return dtype
 
 
 def _to_config_dict(config: Any):
@@ -84,36 +94,40 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
   cd = _to_config_dict(config)
   # Validate every section before touching data (vocab is a placeholder here).
   pre = config_lib.from_config_dict(cd, vocab_size=256)
-  sharding.maybe_initialize_distributed(pre.mesh)
+  sharding.maybe_initialize_distributed(pre.mesh.distributed)
   pi, pc = jax.process_index(), jax.process_count()
   is_main = pi == 0
+  if pre.train.flop_convention not in flops_lib.CONVENTIONS:
+    raise ConfigError(f"train.flop_convention must be one of "
+                      f"{sorted(flops_lib.CONVENTIONS)}, got "
+                      f"{pre.train.flop_convention!r}")
+  run_json = os.path.join(workdir, "run.json")
+  old = logs.read_json(run_json)
+  # Refuse a changed config before spending time on data / tokenizers.
+  _check_resumable(old, config_lib.to_jsonable(pre), workdir,
+                   ignore={("model", "vocab_size")})
   dataset = build_dataset(pre.data, batch_size=pre.train.batch_size,
                           seed=pre.train.seed, process_index=pi,
                           process_count=pc)
   cfg = config_lib.from_config_dict(cd, vocab_size=dataset.vocab_size)
   tc, mc = cfg.train, cfg.model
   T, B, K = cfg.data.seq_len, tc.batch_size, tc.steps_per_call
-  if tc.flop_convention not in flops_lib.CONVENTIONS:
-    raise ConfigError(f"train.flop_convention must be one of "
-                      f"{sorted(flops_lib.CONVENTIONS)}, got "
-                      f"{tc.flop_convention!r}")
+  cfg_json = config_lib.to_jsonable(cfg)
+  _check_resumable(old, cfg_json, workdir)
 
   mesh = sharding.make_mesh(cfg.mesh)
   compiled = step_lib.compiled_for(mc, step_lib.StepOptions.from_train(tc),
                                    mesh, cfg.mesh.rules)
   hp = {k: jnp.asarray(v, jnp.float32)
         for k, v in optim.hparams_from(tc).items()}
-
   os.makedirs(workdir, exist_ok=True)
-  run_json = os.path.join(workdir, "run.json")
-  cfg_json = config_lib.to_jsonable(cfg)
-  old = logs.read_json(run_json)
-  _check_resumable(old, cfg_json, workdir)
 
   counts = params_lib.count_params(mc)
   fpt = flops_lib.flops_per_token(mc, T, tc.flop_convention)
   fpt_mfu = flops_lib.flops_per_token(mc, T, MFU_CONVENTION)
-  peak, peak_source = hardware.device_peak_flops(dtype=mc.dtype)
+  # The peak only feeds MFU: an unknown device logs NaN MFU, it never stops a run.
+  peak, peak_source = hardware.device_peak_flops(dtype=_peak_dtype(mc.dtype),
+                                                 strict=False)
   n_dev = jax.device_count()
 
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"),
@@ -124,7 +138,13 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
   else:
     start_step, data_state = 0, None
     state = compiled.init(jax.random.key(tc.seed))
+  if (restored is not None and start_step >= tc.steps and old
+      and old.get("status") == "completed"):
+    ckpt.close()
+    return old  # finished before: nothing to do, nothing to rewrite
   it = dataset.train_iterator(data_state)
+  # Wall time accumulates over attempts (a resumed run adds to its old total).
+  prior_wall = float((old or {}).get("wall_time_s") or 0.0) if restored else 0.0
 
   meta = {
       "status": "running", "config": cfg_json,
@@ -137,9 +157,16 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
       "device_kind": jax.devices()[0].device_kind, "data": dataset.metadata,
       "versions": _versions(), "planned_steps": tc.steps,
       "tokens_per_step": B * T, "resumed_from_step": start_step or None,
+      "wall_time_s": prior_wall,
   }
+
+  def write_meta(**updates) -> None:
+    meta.update(updates, wall_time_s=prior_wall + time.time() - t_start)
+    if is_main:
+      logs.write_json_atomic(run_json, meta)
+
+  write_meta()
   if is_main:
-    logs.write_json_atomic(run_json, meta)
     save_tokenizer(dataset.tokenizer, workdir)
 
   eval_np = np.stack(dataset.eval_batches(tc.eval_batches))
@@ -150,8 +177,6 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
   def evaluate(st) -> float:
     return float(eval_fn(st.params, eval_arr))
 
-  log_every, eval_every = _align(tc.log_every, K), _align(tc.eval_every, K)
-  ckpt_every = _align(tc.ckpt_every, K)
   logger = logs.MetricsLogger(workdir, total_steps=tc.steps,
                               start_step=start_step, enabled=is_main,
                               tensorboard=tc.tensorboard,
@@ -160,7 +185,6 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
   step = start_step
   window_loss, window_n, window_t0 = 0.0, 0, time.time()
   last: Dict[str, Any] = {}
-  train_loss = float("nan")
   try:
     while step < tc.steps:
       k = min(K, tc.steps - step)
@@ -171,49 +195,42 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
       losses = np.asarray(m["loss"])
       if not np.all(np.isfinite(losses)):
         bad = step + int(np.argmin(np.isfinite(losses))) + 1
+        write_meta(status="diverged", diverged_at_step=bad,
+                   error=f"loss {losses[~np.isfinite(losses)][0]} at step {bad}")
         raise TrainingDiverged(f"loss became {losses[~np.isfinite(losses)][0]}"
                                f" at step {bad}")
       step += k
       window_loss += float(losses.sum())
       window_n += k
-      train_loss = float(losses[-1])
       done = step >= tc.steps
-      now = time.time()
-      tok_s = window_n * B * T / max(now - window_t0, 1e-9)
+      tok_s = window_n * B * T / max(time.time() - window_t0, 1e-9)
       mfu = hardware.mfu(tok_s * fpt_mfu, n_dev, peak)
-      logger.advance(k, {"loss": f"{train_loss:.3f}",
+      logger.advance(k, {"loss": f"{float(losses[-1]):.3f}",
                          "tok/s": f"{tok_s:,.0f}", "mfu": f"{mfu:.1%}"})
-      if (log_every and step % log_every == 0) or done or (
-          eval_every and step % eval_every == 0):
+      do_eval = done or _crossed(step, k, tc.eval_every)
+      if do_eval or _crossed(step, k, tc.log_every):
         rec = {"step": step, "tokens": step * B * T, "flops": fpt * step * B * T,
                "loss": window_loss / window_n, "lr": float(m["lr"][-1]),
                "grad_norm": float(m["grad_norm"][-1]),
                "tokens_per_s": tok_s, "mfu": mfu}
-        if (eval_every and step % eval_every == 0) or done:
+        if do_eval:
           rec["eval_loss"] = evaluate(state)
         logger.write(rec)
         last = rec
         window_loss, window_n, window_t0 = 0.0, 0, time.time()
-      if (ckpt_every and step % ckpt_every == 0) or done:
+      if done or _crossed(step, k, tc.ckpt_every):
         ckpt.save(step, state, it.get_state())
-  except TrainingDiverged as e:
-    meta.update(status="diverged", diverged_at_step=step, error=str(e),
-                wall_time_s=meta.get("wall_time_s", 0) + time.time() - t_start)
-    if is_main:
-      logs.write_json_atomic(run_json, meta)
-    raise
+        if not done:
+          write_meta()  # keeps wall_time_s current across crashes
   finally:
     logger.close()
     ckpt.close()
 
-  eval_loss = last.get("eval_loss")
-  if eval_loss is None:  # resumed after the final step: evaluate again
-    eval_loss = evaluate(state)
-  wall = (old or {}).get("wall_time_s", 0.0) if restored else 0.0
-  meta.update(status="completed", final_step=step, eval_loss=eval_loss,
-              train_loss=last.get("loss", train_loss),
-              tokens=step * B * T, flops=fpt * step * B * T,
-              wall_time_s=wall + time.time() - t_start)
-  if is_main:
-    logs.write_json_atomic(run_json, meta)
+  if "eval_loss" not in last:  # crashed after the final save: recover it
+    last = logs.last_record(os.path.join(workdir, "metrics.jsonl")) or {}
+    if last.get("step") != step or "eval_loss" not in last:
+      last = {"eval_loss": evaluate(state), "loss": float("nan")}
+  write_meta(status="completed", final_step=step, eval_loss=last["eval_loss"],
+             train_loss=last["loss"], tokens=step * B * T,
+             flops=fpt * step * B * T)
   return meta

@@ -69,6 +69,27 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path, uninterrupted):
   assert run["eval_loss"] == full["eval_loss"]
 
 
+def test_all_checkpoints_unreadable_is_an_error_not_a_restart(tmp_path,
+                                                              uninterrupted):
+  import shutil
+  from lm.checkpoint import CheckpointError
+  from lm.trainer import train
+  workdir = str(tmp_path / "allbad")
+  shutil.copytree(uninterrupted, workdir)
+  ckdir = os.path.join(workdir, "checkpoints")
+  for d in os.listdir(ckdir):
+    for root, _, files in os.walk(os.path.join(ckdir, d, "state")):
+      for f in files:
+        with open(os.path.join(root, f), "wb") as fh:
+          fh.write(b"garbage")
+  with pytest.warns(UserWarning), pytest.raises(CheckpointError,
+                                                match="none of the"):
+    train(micro_config(steps=STEPS, ckpt_every=10, log_every=10, eval_every=0,
+                       steps_per_call=5), workdir, verbose=False)
+  kept = [d for d in os.listdir(ckdir) if "unreadable" in d]
+  assert len(kept) >= 2  # moved aside, never deleted
+
+
 def test_corrupted_latest_checkpoint_falls_back(tmp_path, uninterrupted):
   """Damage the newest checkpoint: restore warns, uses the previous one, and
   re-training from there reproduces the same final loss."""

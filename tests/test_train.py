@@ -74,6 +74,8 @@ def test_rerun_of_finished_run_is_a_no_op(trained):
   workdir, meta = trained
   again = train(micro_config(steps=60, ckpt_every=30), workdir, verbose=False)
   assert again["eval_loss"] == meta["eval_loss"]
+  assert again["train_loss"] == meta["train_loss"]  # not recomputed, not NaN
+  assert again["wall_time_s"] == meta["wall_time_s"]
   assert [r["step"] for r in _records(workdir)][-1] == 60
 
 
@@ -85,6 +87,15 @@ def test_changed_config_on_existing_workdir_is_refused(trained):
   cfg.model.n_heads = 4
   with pytest.raises(ConfigError, match="model.d_model"):
     train(cfg, workdir, verbose=False)
+
+
+def test_steps_per_call_change_on_resume_is_refused(trained):
+  """steps_per_call changes the compiled program, so it is part of the run."""
+  from lm.trainer import train
+  workdir, _ = trained
+  with pytest.raises(ConfigError, match="steps_per_call"):
+    train(micro_config(steps=60, ckpt_every=30, steps_per_call=3), workdir,
+          verbose=False)
 
 
 def test_nan_loss_marks_run_diverged(tmp_path):
