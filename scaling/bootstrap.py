@@ -48,7 +48,9 @@ class BootstrapResult:
     interval: how ci was formed, e.g. 'percentile 2.5-97.5% (95%)'.
     scheme, n_resamples, seed, method: the settings.
     n_not_converged: refits that hit the iteration cap (kept).
-    n_failed: refits with a non-finite objective (dropped).
+    n_failed: refits dropped: a non-finite objective, or a line search that
+      failed before any step (the refit would just return its start).
+    percentiles: the (lo, hi) percentiles behind ci.
   """
   point: parametric.ParametricFit
   samples: Dict[str, np.ndarray]
@@ -60,6 +62,11 @@ class BootstrapResult:
   method: str
   n_not_converged: int
   n_failed: int
+  percentiles: Tuple[float, float] = (2.5, 97.5)
+
+  @property
+  def n_ok(self) -> int:
+    return self.n_resamples - self.n_failed
 
   def to_dict(self) -> Dict[str, Any]:
     return dict(point=self.point.to_dict(),
@@ -67,7 +74,8 @@ class BootstrapResult:
                 interval=self.interval, scheme=self.scheme,
                 n_resamples=self.n_resamples, seed=self.seed,
                 method=self.method, n_not_converged=self.n_not_converged,
-                n_failed=self.n_failed)
+                n_failed=self.n_failed, n_ok=self.n_ok,
+                percentiles=list(self.percentiles))
 
 
 def resample_weights(n: int, n_resamples: int, scheme: str,
@@ -147,7 +155,7 @@ def bootstrap_parametric(N, D, loss, *, n_resamples: Optional[int] = None,
       better = out["f"] < best["f"]
       best = {k: np.where(better[:, None] if v.ndim == 2 else better, out[k],
                           v) for k, v in best.items()}
-  ok = np.isfinite(best["f"])
+  ok = np.isfinite(best["f"]) & ~best["failed"]
   theta = best["x"][ok]
   E, A, B = np.exp(theta[:, 2]), np.exp(theta[:, 0]), np.exp(theta[:, 1])
   alpha, beta = theta[:, 3], theta[:, 4]
@@ -163,7 +171,7 @@ def bootstrap_parametric(N, D, loss, *, n_resamples: Optional[int] = None,
       point=point, samples=samples, ci=ci, interval=interval, scheme=scheme,
       n_resamples=n_resamples, seed=seed, method=method,
       n_not_converged=int(np.sum(ok & ~best["converged"])),
-      n_failed=int(np.sum(~ok)))
+      n_failed=int(np.sum(~ok)), percentiles=q)
 
 
 def _extra_starts(data, point, k):

@@ -50,7 +50,8 @@ def load_epoch(name: str) -> data_lib.Runs:
   for i, r in enumerate(recs):
     N, C = float(r["Model Size"]), float(r["Training FLOP"])
     # D = C / (6N): Besiroglu et al. 2024 (tokens are not in Fig. 4).
-    rows.append(dict(N=N, D=C / (6.0 * N), C=C, loss=float(r["loss"]),
+    D, _, _, _ = data_lib.complete_6nd(N, None, C)
+    rows.append(dict(N=N, D=float(D), C=C, loss=float(r["loss"]),
                      budget=math.nan, run_id=f"epoch_row{i + 2}"))
   exclusions = []
   if name == "chinchilla_epoch":
@@ -91,7 +92,8 @@ def load_open_athena(name: str) -> data_lib.Runs:
     if r["experiment"] != experiment:
       continue
     N, D = float(r["params"]), float(r["tokens"])
-    rows.append(dict(N=N, D=D, C=6.0 * N * D,  # C = 6ND (Hoffmann 2022).
+    _, C, _, _ = data_lib.complete_6nd(N, D, None)  # C = 6ND (Hoffmann 2022).
+    rows.append(dict(N=N, D=D, C=float(C),
                      loss=float(r["loss"]), budget=float(r["budget"]),
                      run_id=f"{experiment}:row{i + 2}"))
   prov = {"source": name, "file": fname, "experiment": experiment,

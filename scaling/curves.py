@@ -30,11 +30,12 @@ import glob
 import hashlib
 import json
 import os
+import warnings
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from scaling.data import DATASETS_DIR, Runs, ScalingDataError
+from scaling.data import DATASETS_DIR, Runs, ScalingDataError, complete_6nd
 
 LI2025_FILE = "li2025_scaling_results.csv"
 BUILTIN_CURVES = {
@@ -177,6 +178,7 @@ def load_workdir_curves(workdir: str, *, loss_key: str = "loss",
         "curves.")
   digest = hashlib.sha256()
   curves, exclusions, conventions, n_rows = [], [], set(), 0
+  completions = []
   for metrics_path in run_dirs:
     run_dir = os.path.dirname(metrics_path)
     run_id = os.path.basename(run_dir)
@@ -210,20 +212,27 @@ def load_workdir_curves(workdir: str, *, loss_key: str = "loss",
     if len(C) < 2:
       exclusions.append(f"run {run_id}: fewer than 2 records with {loss_key!r}")
       continue
-    D = np.asarray(D)
-    if not np.all(np.isfinite(D)):
-      D = np.asarray(C) / (6.0 * N)  # Hoffmann 2022 Sec. 3: C ≈ 6ND
+    D, _, filled, _ = complete_6nd(np.full(len(C), N), D, C)
+    if filled.any():
+      note = (f"run {run_id}: {int(filled.sum())}/{filled.size} records have "
+              "no tokens; D = C/(6N) filled for those records only")
+      completions.append(note)
     budget = info.get("budget", info.get("flop_budget"))
     curves.append(_make_curve(run_id, N, C, D, L, {
         "flop_convention": info.get("flop_convention"),
         "budget": float(budget) if budget is not None else float("nan")}))
   _check(curves, workdir)
+  if completions:
+    warnings.warn(f"{workdir}: {len(completions)} run(s) have records without "
+                  "tokens; D = C/(6N) filled for those records only (see "
+                  "provenance 'completions_6nd').")
   return Curves(tuple(curves), {
       "source": os.path.abspath(workdir), "sha256": digest.hexdigest(),
       "n_rows_read": n_rows, "n_rows": int(sum(c.C.size for c in curves)),
       "n_curves": len(curves), "exclusions": exclusions,
       "loss": loss_key, "N": f"params[{params_key!r}]",
-      "flop_convention": ",".join(sorted(conventions))})
+      "flop_convention": ",".join(sorted(conventions)),
+      "completions_6nd": completions})
 
 
 def curves_from_arrays(run_id: Sequence[str], N: Sequence[float],
@@ -234,8 +243,8 @@ def curves_from_arrays(run_id: Sequence[str], N: Sequence[float],
   out = []
   for i, rid in enumerate(run_id):
     Ci = np.asarray(C[i], np.float64)
-    Di = (np.asarray(D[i], np.float64) if D is not None
-          else Ci / (6.0 * float(N[i])))  # Hoffmann 2022 Sec. 3: C ≈ 6ND
+    Di, _, _, _ = complete_6nd(np.full(Ci.shape, float(N[i])),
+                               None if D is None else D[i], Ci)
     if Ci.size >= 2:
       out.append(_make_curve(rid, N[i], Ci, Di, loss[i]))
   _check(out, source)

@@ -153,14 +153,45 @@ def _exclude_status(rows_status: List[tuple], provenance: Dict[str, Any],
     provenance["exclusions"].append(f"{rid}: status={st}")
 
 
+def complete_6nd(N, D=None, C=None):
+  """Fills missing (None or non-finite) D or C entries from C = 6ND.
+
+  Vectorised over runs; only the missing entries are filled, every given
+  value is kept as is.
+
+  Args:
+    N: parameters, array-like.
+    D: tokens or None (all missing); NaN entries are missing.
+    C: FLOPs or None (all missing); NaN entries are missing.
+
+  Returns:
+    (D, C, filled_D, filled_C): float64 arrays and boolean masks of the
+    entries that were filled.
+
+  Raises:
+    ScalingDataError: a run has neither D nor C.
+  """
+  N = np.asarray(N, np.float64)
+  D = np.full(N.shape, np.nan) if D is None else np.asarray(D, np.float64)
+  C = np.full(N.shape, np.nan) if C is None else np.asarray(C, np.float64)
+  filled_D, filled_C = ~np.isfinite(D), ~np.isfinite(C)
+  both = filled_D & filled_C
+  if both.any():
+    raise ScalingDataError(
+        f"{int(both.sum())} run(s) have neither D nor C (first at row "
+        f"{int(np.argmax(both.ravel()))}); supply tokens or FLOPs.")
+  with np.errstate(divide="ignore", invalid="ignore"):
+    D = np.where(filled_D, C / (6.0 * N), D)  # D = C/(6N) (Kaplan 2020 Sec. 2.1).
+    C = np.where(filled_C, 6.0 * N * D, C)    # C = 6ND (Hoffmann 2022 Sec. 3.3).
+  return D, C, filled_D, filled_C
+
+
 def _complete_row(N: float, D: Optional[float], C: Optional[float]
                   ) -> tuple:
-  """Fills D or C from C = 6ND (Kaplan et al. 2020, Sec. 2.1)."""
-  if C is None:
-    return D, 6.0 * N * D  # C = 6ND (Hoffmann et al. 2022, Sec. 3.3).
-  if D is None:
-    return C / (6.0 * N), C  # D = C/(6N), Epoch's convention (Besiroglu 2024).
-  return D, C
+  """Fills D or C of one row from C = 6ND (see complete_6nd)."""
+  D, C, _, _ = complete_6nd(N, math.nan if D is None else D,
+                            math.nan if C is None else C)
+  return float(D), float(C)
 
 
 def _resolve_convention(has_D: bool, has_C: bool,

@@ -33,6 +33,7 @@ import numpy as np
 
 from scaling.curves import Curves
 from scaling.data import ScalingDataError
+from scaling.isoflop import wls_line
 
 _CHUNK = 16
 
@@ -54,6 +55,7 @@ class EnvelopeFit:
   valid: np.ndarray           # (G,) bool: grid points used in the fit
   run_ids: Tuple[str, ...]
   settings: Dict[str, Any]
+  n_failed_replicates: int = 0  # bootstrap replicates with no usable fit.
 
   def predict(self, C) -> Dict[str, np.ndarray]:
     C = np.asarray(C, dtype=np.float64)
@@ -82,6 +84,8 @@ class EnvelopeFit:
         "a": self.a, "b": self.b, "k_N": self.k_N, "k_D": self.k_D,
         "ci": {k: [float(v[0]), float(v[1])] for k, v in self.ci.items()},
         "n_bootstrap": int(self.samples["a"].size),
+        "n_bootstrap_requested": int(self.settings.get("bootstrap", 0)),
+        "n_failed_replicates": self.n_failed_replicates,
         "n_curves": len(self.run_ids), "n_grid": int(self.C_grid.size),
         "n_grid_used": int(self.valid.sum()),
         "C_range_used": [float(Cv.min()), float(Cv.max())],
@@ -142,18 +146,6 @@ def _envelope(L, frac, logN, include, min_token_fraction, drop_edge_sizes):
   return winner, valid
 
 
-def _ols(x, y, w):
-  """Batched weighted least squares line; rows of y, w are replicates."""
-  with np.errstate(divide="ignore", invalid="ignore"):  # empty replicates -> NaN
-    sw = w.sum(-1)
-    xm = (w * x).sum(-1) / sw
-    ym = (w * np.where(w > 0, y, 0.0)).sum(-1) / sw
-    dx = x - xm[..., None]
-    dy = np.where(w > 0, y - ym[..., None], 0.0)
-    slope = (w * dx * dy).sum(-1) / (w * dx**2).sum(-1)
-    return slope, ym - slope * xm
-
-
 def fit_envelope(curves: Curves, *, n_grid: int = 1500, smooth_window: int = 5,
                  min_token_fraction: float = 0.1, drop_edge_sizes: bool = True,
                  bootstrap: int = 0, seed: int = 0,
@@ -179,11 +171,12 @@ def fit_envelope(curves: Curves, *, n_grid: int = 1500, smooth_window: int = 5,
   y_N = logN[winner]
   y_D = logD[winner, cols]
   w = valid.astype(np.float64)
-  a, icpt_N = _ols(logG, y_N, w)  # Hoffmann 2022 Sec. 3.1: N_opt ∝ C^a
-  b, icpt_D = _ols(logG, y_D, w)  # Hoffmann 2022 Sec. 3.1: D_opt ∝ C^b
+  a, icpt_N = wls_line(logG, y_N, w)  # Hoffmann 2022 Sec. 3.1: N_opt ∝ C^a
+  b, icpt_D = wls_line(logG, y_D, w)  # Hoffmann 2022 Sec. 3.1: D_opt ∝ C^b
 
   samples = {k: np.empty(0) for k in ("a", "b", "log_k_N", "log_k_D")}
   ci: Dict[str, Tuple[float, float]] = {}
+  n_failed = 0
   if bootstrap > 0:
     rng = np.random.default_rng(seed)
     draws = {k: [] for k in samples}
@@ -195,12 +188,18 @@ def fit_envelope(curves: Curves, *, n_grid: int = 1500, smooth_window: int = 5,
       wb, vb = _envelope(L, frac, logN, include, min_token_fraction,
                          drop_edge_sizes)
       vw = vb.astype(np.float64)
-      sa, si_N = _ols(logG, logN[wb], vw)
-      sb, si_D = _ols(logG, logD[wb, cols], vw)
+      sa, si_N = wls_line(logG, logN[wb], vw)
+      sb, si_D = wls_line(logG, logD[wb, cols], vw)
       for k, v in zip(samples, (sa, sb, si_N, si_D)):
         draws[k].append(v)
     samples = {k: np.concatenate(v) for k, v in draws.items()}
     ok = np.isfinite(samples["a"]) & np.isfinite(samples["b"])
+    n_failed = int((~ok).sum())
+    if n_failed:
+      warnings.warn(
+          f"Approach 1 bootstrap: {n_failed}/{bootstrap} replicates had no "
+          "usable envelope (fewer than 2 valid grid points) and were "
+          "discarded.")
     samples = {k: v[ok] for k, v in samples.items()}
     q = 50.0 * (1.0 - ci_level), 50.0 * (1.0 + ci_level)
     if ok.any():
@@ -222,4 +221,5 @@ def fit_envelope(curves: Curves, *, n_grid: int = 1500, smooth_window: int = 5,
       settings={"n_grid": n_grid, "smooth_window": smooth_window,
                 "min_token_fraction": min_token_fraction,
                 "drop_edge_sizes": drop_edge_sizes, "ci_level": ci_level,
-                "seed": seed})
+                "seed": seed, "bootstrap": int(bootstrap)},
+      n_failed_replicates=n_failed)

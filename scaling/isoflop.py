@@ -14,17 +14,13 @@ Rules (all explicit, none silent):
   * Fewer than 2 usable budgets is an error; fewer than 3 warns that the
     interval is not meaningful.
   * Budgets come from ``budget`` when every value is finite; otherwise runs
-    are grouped by rounding log10 C to the nearest 1/``bins_per_decade``
-    decade (default 10, i.e. bins of +-12% around 10^(k/10)) and a warning
-    says so; the budget value is the geometric mean of its runs' C. (Rounding
-    rather than gap-based clustering: noisy C values chain distinct budgets
-    together under single linkage.)
+    are grouped by gaps in log10 C (``scaling.budgets.group_budgets``, whose
+    docstring gives the rule and its justification) and a warning says so.
 
 Intervals (percentile, ``ci_level``, seeded):
   * ``scheme='runs'``: resample runs with replacement within each budget,
     refit every parabola and the power law (the same estimator, drop rules
-    included; a budget that fails in a replicate is left out of that
-    replicate's power-law fit).
+    included, except as described under "Replicates" below).
   * ``scheme='seed_noise'`` (in the spirit of Porian et al. 2024, "Resolving
     discrepancies in compute-optimal scaling of language models",
     arXiv:2406.19146, which bootstraps with seed-noise-perturbed losses and
@@ -37,6 +33,15 @@ Intervals (percentile, ``ci_level``, seeded):
     least squares with budget weights 1 / Var(log N*_b) (1 / Var(log D*_b) for
     b), the variances taken over the bootstrap replicates; the same weights are
     used for the point estimate and every replicate.
+  * Replicates use exactly the budgets kept by the point fit, with their
+    vertices kept wherever they fall (on_edge='keep'): a replicate vertex
+    slightly outside the sampled sizes is honest sampling spread, and
+    dropping it would change the budget set between replicates. The fraction
+    of replicates whose vertex (in N or D) fell outside the grid is recorded
+    per budget as ``bootstrap_edge_fraction`` (warned above 5%). A replicate
+    in which any kept budget has no convex parabola (fewer than 3 distinct
+    sizes drawn, or curvature <= 0) is discarded and counted in
+    ``n_failed_replicates``.
 """
 from __future__ import annotations
 
@@ -46,9 +51,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from scaling.data import ScalingDataError
+from scaling.budgets import GAP_DECADES, group_budgets  # noqa: F401 (re-export)
+from scaling.data import ScalingDataError, complete_6nd
 
 _MIN_BOOTSTRAP_FOR_WEIGHTS = 20
+_WARN_FRACTION = 0.05   # warn when more replicates than this fail / lie off-grid.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +75,7 @@ class IsoflopFit:
   budget_rule: str
   seed_noise_std: Optional[float]
   n_failed_replicates: int
+  filled_6nd: Dict[str, int] = dataclasses.field(default_factory=dict)
 
   def predict(self, C) -> Dict[str, np.ndarray]:
     """N*, D*, D*/N* at budgets C from the fitted power laws."""
@@ -96,6 +104,7 @@ class IsoflopFit:
         "ci_level": self.ci_level, "scheme": self.scheme,
         "weighted": self.weighted, "n_bootstrap": int(self.samples["a"].size),
         "n_failed_replicates": self.n_failed_replicates,
+        "filled_6nd": dict(self.filled_6nd),
         "seed_noise_std": self.seed_noise_std,
         "budget_rule": self.budget_rule,
         "minima": self.minima, "dropped": self.dropped,
@@ -111,17 +120,23 @@ def _column(data, name: str) -> Optional[np.ndarray]:
 
 
 def _prepare(data):
-  """Returns N, D, C, loss, budget (None if unknown) with D/C filled in."""
+  """Returns N, D, C, loss, budget (None if unknown), filled counts.
+
+  Missing (absent or non-finite) D or C entries are filled from C = 6ND,
+  only in the rows that lack them, with a warning.
+  """
   N, D, C, loss = (_column(data, k) for k in ("N", "D", "C", "loss"))
   budget = _column(data, "budget")
   if N is None or loss is None:
     raise ScalingDataError("IsoFLOP fit needs columns N and loss (and C or D).")
   if D is None and C is None:
     raise ScalingDataError("IsoFLOP fit needs C (training FLOPs) or D (tokens).")
-  if D is None or not np.all(np.isfinite(D)):
-    D = C / (6.0 * N)  # Hoffmann 2022 Sec. 3 / Kaplan 2020 Eq. 2.1: C ≈ 6ND
-  if C is None or not np.all(np.isfinite(C)):
-    C = 6.0 * N * D  # Hoffmann 2022 Sec. 3: C ≈ 6ND
+  D, C, fD, fC = complete_6nd(N, D, C)  # Hoffmann 2022 Sec. 3: C ≈ 6ND
+  filled = {"D": int(fD.sum()), "C": int(fC.sum())}
+  for name, k in filled.items():
+    if 0 < k:
+      warnings.warn(f"IsoFLOP: {k}/{N.size} run(s) have no {name}; filled "
+                    "from C = 6ND for those runs only.")
   if len(N) == 0:
     raise ScalingDataError("IsoFLOP fit got no runs.")
   for name, v in (("N", N), ("D", D), ("C", C), ("loss", loss)):
@@ -132,22 +147,7 @@ def _prepare(data):
           f"(first at row {int(np.argmax(bad))}); remove or fix them.")
   if budget is not None and not np.all(np.isfinite(budget) & (budget > 0)):
     budget = None
-  return N, D, C, loss, budget
-
-
-def group_budgets(C: np.ndarray, budget: Optional[np.ndarray] = None,
-                  bins_per_decade: int = 10) -> Tuple[np.ndarray, str]:
-  """Budget value per run, and the rule used (see module docstring)."""
-  if budget is not None:
-    return np.asarray(budget, np.float64), "budget column"
-  logC = np.log10(C)
-  gid = np.round(logC * bins_per_decade).astype(np.int64)
-  out = np.empty_like(logC)
-  for g in np.unique(gid):
-    out[gid == g] = np.mean(logC[gid == g])
-  rule = (f"no budget column: runs grouped by rounding log10 C to the nearest "
-          f"1/{bins_per_decade} decade (budget = geometric mean of its runs' C)")
-  return 10.0**out, rule
+  return N, D, C, loss, budget, filled
 
 
 def _parabolas(x: np.ndarray, y: np.ndarray, w: np.ndarray):
@@ -185,14 +185,19 @@ def _parabolas(x: np.ndarray, y: np.ndarray, w: np.ndarray):
   return coef, v_c + xbar, L_min, ok, inside
 
 
-def _wls_line(x: np.ndarray, y: np.ndarray, w: np.ndarray):
-  """Weighted least-squares line y = icpt + slope x, batched over rows of y, w."""
+def wls_line(x: np.ndarray, y: np.ndarray, w: np.ndarray):
+  """Weighted least-squares line y = icpt + slope x, batched over rows of y, w.
+
+  Entries with w == 0 are ignored (they may be NaN); a row with no weight
+  gives NaN. Shared by Approaches 1 and 2.
+  """
   with np.errstate(divide="ignore", invalid="ignore"):  # empty replicates -> NaN
     sw = w.sum(-1)
     xm = (w * x).sum(-1) / sw
-    ym = (w * np.nan_to_num(y)).sum(-1) / sw
+    ym = (w * np.where(w > 0, y, 0.0)).sum(-1) / sw
     dx = x - xm[..., None]
-    slope = (w * dx * np.nan_to_num(y - ym[..., None])).sum(-1) / (w * dx**2).sum(-1)
+    dy = np.where(w > 0, y - ym[..., None], 0.0)
+    slope = (w * dx * dy).sum(-1) / (w * dx**2).sum(-1)
     return slope, ym - slope * xm
 
 
@@ -200,7 +205,7 @@ def fit_isoflop(data, *, bootstrap: int = 1000, seed: int = 0,
                 scheme: str = "runs", weighted: bool = False,
                 seed_noise_std: Optional[float] = None,
                 on_edge: str = "drop", ci_level: float = 0.95,
-                bins_per_decade: int = 10) -> IsoflopFit:
+                gap_decades: float = GAP_DECADES) -> IsoflopFit:
   """Approach 2 on a Runs object or anything with N, loss, C and/or D (budget).
 
   Args:
@@ -213,7 +218,7 @@ def fit_isoflop(data, *, bootstrap: int = 1000, seed: int = 0,
     seed_noise_std: loss noise std for scheme='seed_noise' (default estimated).
     on_edge: 'drop' (default) or 'keep' budgets whose vertex is off-grid.
     ci_level: central percentile interval level.
-    bins_per_decade: grouping resolution when no budget column is available.
+    gap_decades: grouping gap (decades of C) when no budget column exists.
   """
   if scheme not in ("runs", "seed_noise"):
     raise ScalingDataError(f"scheme must be 'runs' or 'seed_noise', got {scheme!r}.")
@@ -225,8 +230,8 @@ def fit_isoflop(data, *, bootstrap: int = 1000, seed: int = 0,
     raise ScalingDataError(
         f"weighted=True needs bootstrap >= {_MIN_BOOTSTRAP_FOR_WEIGHTS} to "
         f"estimate per-budget variances; got {bootstrap}.")
-  N, D, C, loss, budget = _prepare(data)
-  C_b, rule = group_budgets(C, budget, bins_per_decade)
+  N, D, C, loss, budget, filled = _prepare(data)
+  C_b, rule = group_budgets(C, budget, gap_decades)
   if budget is None:
     warnings.warn(f"IsoFLOP: {rule}.")
   xN, xD = np.log10(N), np.log10(D)
@@ -293,6 +298,8 @@ def fit_isoflop(data, *, bootstrap: int = 1000, seed: int = 0,
   R, K = int(bootstrap), len(rows)
   rep_N = np.full((R, K), np.nan)
   rep_D = np.full((R, K), np.nan)
+  off_grid = np.zeros((R, K), bool)
+  not_convex = np.zeros((R, K), bool)
   rng = np.random.default_rng(seed)
   for k, idx in enumerate(keep_idx):
     if R == 0:
@@ -305,38 +312,48 @@ def fit_isoflop(data, *, bootstrap: int = 1000, seed: int = 0,
       w = np.ones((R, n))
       y = loss[idx] + sigma * rng.standard_normal((R, n))
     for x, out in ((xN[idx], rep_N), (xD[idx], rep_D)):
+      # Replicates keep off-grid vertices (see module docstring).
       _, v, _, ok, inside = _parabolas(x, y, w)
-      good = ok & (inside | (on_edge == "keep"))
-      out[:, k] = np.where(good, v * np.log(10.0), np.nan)
+      out[:, k] = np.where(ok, v * np.log(10.0), np.nan)
+      off_grid[:, k] |= ok & ~inside
+      not_convex[:, k] |= ~ok
+  rep_ok = np.isfinite(rep_N).all(-1) & np.isfinite(rep_D).all(-1)
+  if R > 0:
+    for k, row in enumerate(rows):
+      frac = float(off_grid[rep_ok, k].mean()) if rep_ok.any() else float("nan")
+      row["bootstrap_edge_fraction"] = frac
+      row["bootstrap_fail_fraction"] = float(not_convex[:, k].mean())
+      if frac > _WARN_FRACTION:
+        warnings.warn(
+            f"IsoFLOP bootstrap: budget C={row['C']:.3g}: the vertex lies "
+            f"outside the sampled sizes in {100 * frac:.0f}% of replicates "
+            "(kept; the interval reflects it).")
 
   wN = np.ones(K)
   wD = np.ones(K)
   if weighted:
-    var_N = np.nanvar(rep_N, axis=0, ddof=1)
-    var_D = np.nanvar(rep_D, axis=0, ddof=1)
+    var_N = np.var(rep_N[rep_ok], axis=0, ddof=1)
+    var_D = np.var(rep_D[rep_ok], axis=0, ddof=1)
     if not (np.all(np.isfinite(var_N) & (var_N > 0)) and
             np.all(np.isfinite(var_D) & (var_D > 0))):
       raise ScalingDataError(
           "weighted=True: a budget's vertex variance could not be estimated "
           "(too few valid bootstrap replicates); use weighted=False.")
     wN, wD = 1.0 / var_N, 1.0 / var_D
-  a, log_k_N = _wls_line(logC, logN, wN)   # Hoffmann 2022 Sec. 3.2: N_opt ∝ C^a
-  b, log_k_D = _wls_line(logC, logD, wD)   # Hoffmann 2022 Sec. 3.2: D_opt ∝ C^b
+  a, log_k_N = wls_line(logC, logN, wN)   # Hoffmann 2022 Sec. 3.2: N_opt ∝ C^a
+  b, log_k_D = wls_line(logC, logD, wD)   # Hoffmann 2022 Sec. 3.2: D_opt ∝ C^b
 
   samples = {k: np.empty(0) for k in ("a", "b", "log_k_N", "log_k_D")}
   ci: Dict[str, Tuple[float, float]] = {}
   n_failed = 0
   if R > 0:
-    mN = np.isfinite(rep_N) * wN
-    mD = np.isfinite(rep_D) * wD
-    sa, si_N = _wls_line(logC, rep_N, mN)
-    sb, si_D = _wls_line(logC, rep_D, mD)
-    valid = ((np.isfinite(rep_N).sum(-1) >= 2) & (np.isfinite(rep_D).sum(-1) >= 2)
-             & np.isfinite(sa) & np.isfinite(sb))
+    sa, si_N = wls_line(logC, rep_N, rep_ok[:, None] * wN)
+    sb, si_D = wls_line(logC, rep_D, rep_ok[:, None] * wD)
+    valid = rep_ok & np.isfinite(sa) & np.isfinite(sb)
     n_failed = int((~valid).sum())
-    if n_failed > 0.05 * R:
-      warnings.warn(f"IsoFLOP bootstrap: {n_failed}/{R} replicates had fewer "
-                    "than 2 usable budgets and were discarded.")
+    if n_failed > _WARN_FRACTION * R:
+      warnings.warn(f"IsoFLOP bootstrap: {n_failed}/{R} replicates had a "
+                    "budget without a convex parabola and were discarded.")
     samples = {"a": sa[valid], "b": sb[valid],
                "log_k_N": si_N[valid], "log_k_D": si_D[valid]}
     q = 50.0 * (1.0 - ci_level), 50.0 * (1.0 + ci_level)
@@ -351,4 +368,4 @@ def fit_isoflop(data, *, bootstrap: int = 1000, seed: int = 0,
       k_D=float(np.exp(log_k_D)), minima=rows, dropped=dropped, ci=ci,
       samples=samples, scheme=scheme, weighted=bool(weighted),
       ci_level=float(ci_level), budget_rule=rule, seed_noise_std=sigma,
-      n_failed_replicates=n_failed)
+      n_failed_replicates=n_failed, filled_6nd=filled)

@@ -110,7 +110,7 @@ def _line_search(fun, x, f, gd, d, done):
 
 def _step(fun, stop, st):
   """One L-BFGS iteration of one lane; lanes already done are unchanged."""
-  x, f, g, S, Y, rho, pos, count, it, done = st
+  x, f, g, S, Y, rho, pos, count, it, done, _ = st
   d = _direction(g, S, Y, rho, pos, count)
   gd = jnp.dot(g, d)
   bad_dir = ~(gd < 0)
@@ -138,7 +138,7 @@ def _step(fun, stop, st):
       1.0, jnp.abs(f_new))
   stalled = ok & ((f - f_new) <= stop.ftol * jnp.abs(f_new))
   done_new = failed | small_grad | stalled | (it_new >= stop.max_iter)
-  new = (x_new, f_new, g_new, S, Y, rho, pos, count, it_new, done_new)
+  new = (x_new, f_new, g_new, S, Y, rho, pos, count, it_new, done_new, failed)
   return jax.tree.map(lambda o, n: jnp.where(done, o, n), st, new)
 
 
@@ -151,7 +151,7 @@ def _init(objective, x0_BxP, weights_BxM, data):
     p = x0.shape[0]
     z = jnp.zeros((MEMORY, p), x0.dtype)
     return (x0, f, g, z, z, jnp.zeros((MEMORY,), x0.dtype), 0, 0, 0,
-            ~jnp.isfinite(f))
+            ~jnp.isfinite(f), False)
 
   return jax.vmap(lane)(x0_BxP, weights_BxM)
 
@@ -208,7 +208,8 @@ def run(objective: Callable, x0_BxP, weights_BxM, data,
 
   Returns:
     dict of NumPy arrays over lanes: x, f, n_iter, converged (stopped by a
-    tolerance, not by the cap or pruning), pruned, grad_max.
+    tolerance, not by the cap, pruning or failure), pruned, failed (the line
+    search failed before any step was accepted, so x is the start), grad_max.
   """
   x0 = np.asarray(x0_BxP, np.float64)
   w = np.asarray(weights_BxM, np.float64)
@@ -238,8 +239,11 @@ def run(objective: Callable, x0_BxP, weights_BxM, data,
         pruned[active[drop]] = True
         done = done | drop
       active = active[~done]
-  x, f, g, it, done = (state[i] for i in (0, 1, 2, 8, 9))
+  x, f, g, it, done, ls_failed = (state[i] for i in (0, 1, 2, 8, 9, 10))
   f = np.where(np.isfinite(f), f, np.inf)
+  failed = ls_failed & np.all(x == x0, axis=1)
   return dict(x=x, f=f, n_iter=it,
-              converged=done & ~pruned & (it < stop.max_iter) & np.isfinite(f),
-              pruned=pruned, grad_max=np.max(np.abs(g), axis=1))
+              converged=(done & ~pruned & ~failed & (it < stop.max_iter)
+                         & np.isfinite(f)),
+              pruned=pruned, failed=failed,
+              grad_max=np.max(np.abs(g), axis=1))

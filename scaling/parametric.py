@@ -78,24 +78,40 @@ def mle_negloglik(theta6, w, data):
   return -jnp.sum(w * huber_lib.huber_logpdf(r, theta6[5], delta))
 
 
-def derived(E, A, B, alpha, beta, budgets=()) -> Dict[str, Any]:
-  """Compute-optimal frontier implied by (E, A, B, alpha, beta).
+def frontier(A, B, alpha, beta, C=None) -> Dict[str, Any]:
+  """G, a, b and, at budgets C, N_opt and D_opt (Hoffmann 2022, Eq. 4).
 
-  Works elementwise on arrays (bootstrap samples) as well as scalars.
+  The one implementation of Eq. 4; broadcasts like NumPy, so parameter
+  arrays (bootstrap samples, shape (S,)) and budgets (shape (K, 1)) give
+  (K, S) frontiers.
   """
-  E, A, B, alpha, beta = (np.asarray(v, np.float64)
-                          for v in (E, A, B, alpha, beta))
+  A, B, alpha, beta = (np.asarray(v, np.float64) for v in (A, B, alpha, beta))
   # Hoffmann et al. 2022, Eq. 4: G = (alpha A / (beta B))^(1/(alpha+beta)),
   # a = beta/(alpha+beta), b = alpha/(alpha+beta).
   G = (alpha * A / (beta * B))**(1.0 / (alpha + beta))
   a = beta / (alpha + beta)
   b = alpha / (alpha + beta)
   out = {"a": a, "b": b, "G": G}
+  if C is not None:
+    x = np.asarray(C, np.float64) / 6.0
+    out["N_opt"] = G * x**a  # Hoffmann 2022, Eq. 4 (C = 6ND).
+    out["D_opt"] = x**b / G  # Hoffmann 2022, Eq. 4.
+  return out
+
+
+def derived(E, A, B, alpha, beta, budgets=()) -> Dict[str, Any]:
+  """Compute-optimal frontier implied by (E, A, B, alpha, beta).
+
+  Works elementwise on arrays (bootstrap samples) as well as scalars.
+  """
+  E = np.asarray(E, np.float64)
+  out = frontier(A, B, alpha, beta)
   for C in budgets:
     C = float(C)
-    N_opt = G * (C / 6.0)**a  # Hoffmann 2022, Eq. 4 (C = 6ND).
-    D_opt = (C / 6.0)**b / G  # Hoffmann 2022, Eq. 4.
-    L_opt = E + A / N_opt**alpha + B / D_opt**beta  # Hoffmann 2022, Eq. 2.
+    f = frontier(A, B, alpha, beta, C)
+    N_opt, D_opt = f["N_opt"], f["D_opt"]
+    L_opt = predict_loss(dict(E=E, A=A, B=B, alpha=alpha, beta=beta),
+                         N_opt, D_opt)  # Hoffmann 2022, Eq. 2.
     out[f"N_opt@{C:.3g}"] = N_opt
     out[f"D_opt@{C:.3g}"] = D_opt
     out[f"D_over_N@{C:.3g}"] = D_opt / N_opt
@@ -117,7 +133,11 @@ class ParametricFit:
   loglik: Optional[float] = None    # 'mle' only.
   log_sigma: Optional[float] = None  # 'mle' only.
   n_starts: int = 0
-  n_converged: int = 0
+  n_converged: int = 0     # grid starts converged (pruned ones excluded).
+  n_pruned: int = 0        # grid starts stopped by successive halving.
+  winner_converged: bool = False  # final stage's winner met a tolerance.
+  stages: Any = dataclasses.field(default_factory=dict)   # per-stage counts.
+  settings: Any = dataclasses.field(default_factory=dict)  # fit options.
   n_iter: int = 0          # iterations of the winning start.
   grad_max: float = float("nan")  # max |gradient| at the solution.
   theta: tuple = ()        # (a, b, e, alpha, beta[, log_sigma]).
@@ -129,29 +149,31 @@ class ParametricFit:
 
   @property
   def a(self) -> float:
-    return float(self.beta / (self.alpha + self.beta))  # Hoffmann 2022 Eq. 4.
+    return float(frontier(self.A, self.B, self.alpha, self.beta)["a"])
 
   @property
   def b(self) -> float:
-    return float(self.alpha / (self.alpha + self.beta))  # Hoffmann 2022 Eq. 4.
+    return float(frontier(self.A, self.B, self.alpha, self.beta)["b"])
 
   @property
   def G(self) -> float:
-    return float(derived(**self.params)["G"])
+    return float(frontier(self.A, self.B, self.alpha, self.beta)["G"])
 
   def compute_optimal(self, C) -> Dict[str, np.ndarray]:
     """N_opt, D_opt, D/N and L at FLOP budget(s) C (Hoffmann 2022, Eq. 4)."""
     C = np.asarray(C, np.float64)
     if np.any(~np.isfinite(C)) or np.any(C <= 0):
       raise ParametricFitError(f"budgets must be positive, got {C}")
-    N_opt = self.G * (C / 6.0)**self.a
-    D_opt = (C / 6.0)**self.b / self.G
+    f = frontier(self.A, self.B, self.alpha, self.beta, C)
+    N_opt, D_opt = f["N_opt"], f["D_opt"]
     return dict(N_opt=N_opt, D_opt=D_opt, tokens_per_param=D_opt / N_opt,
                 loss=predict_loss(self.params, N_opt, D_opt))
 
   def to_dict(self) -> Dict[str, Any]:
     d = dataclasses.asdict(self)
     d["theta"] = list(self.theta)
+    d["stages"] = dict(self.stages)
+    d["settings"] = dict(self.settings)
     d.update(a=self.a, b=self.b, G=self.G)
     return d
 
@@ -168,6 +190,18 @@ def _validate(N, D, loss):
   for name, a in zip(("N", "D", "loss"), arrs):
     if not np.all(np.isfinite(a) & (a > 0)):
       raise ParametricFitError(f"{name} must be positive and finite")
+  for name, a in zip(("N", "D"), arrs[:2]):
+    k = np.unique(a).size
+    if k < 3:
+      raise ParametricFitError(
+          f"need >= 3 distinct {name} values to identify the {name} term of "
+          f"L = E + A/N^alpha + B/D^beta, got {k}")
+  X = np.stack([np.ones_like(arrs[0]), np.log(arrs[0]), np.log(arrs[1])], 1)
+  if np.linalg.matrix_rank(X) < 3:
+    raise ParametricFitError(
+        "log N and log D are collinear (e.g. a single IsoFLOP budget, where "
+        "D = C/(6N)); the N and D terms cannot be separated: add runs at "
+        "other budgets or token counts")
   return arrs
 
 
@@ -253,8 +287,20 @@ def fit_parametric(N, D, loss, *, method: str = "huber_grid",
   pol = _fit_from(huber_objective, starts, data, n, prune)
   i = _best_of(pol, 1)[0]
   theta = pol["x"][i]
+  stages = {"grid": _stage_counts(pol, i)}
+  settings = dict(
+      delta=float(delta), objective=objective, prune=bool(prune),
+      prune_rule=(f"successive halving every {PRUNE_EVERY} iterations to the "
+                  f"best {PRUNE_FRAC:g} (at least {PRUNE_MIN})" if prune
+                  else "none"),
+      grid=("Hoffmann 2022 App. D.2 (4500 starts)" if grid is None
+            else f"custom ({starts.shape[0]} starts)"),
+      stop=dataclasses.asdict(GRID_STOP))
   info = dict(n_starts=starts.shape[0],
-              n_converged=int(np.sum(pol["converged"])),
+              n_converged=stages["grid"]["n_converged"],
+              n_pruned=stages["grid"]["n_pruned"],
+              winner_converged=stages["grid"]["winner_converged"],
+              stages=stages, settings=settings,
               n_iter=int(pol["n_iter"][i]), grad_max=float(pol["grad_max"][i]))
   if method == "huber_grid":
     return _make_fit(theta, method, float(pol["f"][i]), n, **info)
@@ -271,10 +317,21 @@ def fit_parametric(N, D, loss, *, method: str = "huber_grid",
   mle = lbfgs.run(mle_negloglik, x0, np.ones((x0.shape[0], n)), data,
                   GRID_STOP)
   k = _best_of(mle, 1)[0]
-  info.update(n_iter=int(mle["n_iter"][k]), grad_max=float(mle["grad_max"][k]))
+  stages["mle"] = _stage_counts(mle, k)
+  info.update(n_iter=int(mle["n_iter"][k]), grad_max=float(mle["grad_max"][k]),
+              winner_converged=stages["mle"]["winner_converged"])
   return _make_fit(mle["x"][k], method, float(mle["f"][k]), n,
                    loglik=-float(mle["f"][k]), log_sigma=float(mle["x"][k][5]),
                    **info)
+
+
+def _stage_counts(out, winner) -> Dict[str, Any]:
+  """Start counts of one solver stage; converged counts unpruned starts."""
+  return dict(n_starts=int(out["f"].size), n_pruned=int(out["pruned"].sum()),
+              n_unpruned=int((~out["pruned"]).sum()),
+              n_converged=int(out["converged"].sum()),
+              n_failed=int(out["failed"].sum()),
+              winner_converged=bool(out["converged"][winner]))
 
 
 def _make_fit(theta, method, objective, n, **kw) -> ParametricFit:

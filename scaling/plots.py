@@ -100,7 +100,8 @@ def plot_frontier(fits: Dict[int, Any], budgets, path: str) -> str:
 
 
 def _parametric_band(boot, C) -> Optional[Dict[str, tuple]]:
-  """Percentile band of N*, D* from Approach-3 bootstrap parameter samples."""
+  """Band of N*, D* from Approach-3 bootstrap samples, at boot's percentiles."""
+  from scaling import parametric
   samples = getattr(boot, "samples", None) if boot is not None else None
   if samples is None:
     return None
@@ -108,15 +109,11 @@ def _parametric_band(boot, C) -> Optional[Dict[str, tuple]]:
     s = {k: np.asarray(samples[k], np.float64) for k in ("A", "B", "alpha", "beta")}
   except (KeyError, TypeError, IndexError):
     return None
-  # Hoffmann 2022 Eq. 4: G = (alpha A/(beta B))^(1/(alpha+beta)).
-  G = (s["alpha"] * s["A"] / (s["beta"] * s["B"]))**(1 / (s["alpha"] + s["beta"]))
-  a = s["beta"] / (s["alpha"] + s["beta"])
-  b = s["alpha"] / (s["alpha"] + s["beta"])
-  x = (np.asarray(C)[:, None] / 6.0)
-  N = G * x**a   # Hoffmann 2022 Eq. 4
-  D = x**b / G   # Hoffmann 2022 Eq. 4
-  return {"N_opt": tuple(np.nanpercentile(N, [2.5, 97.5], axis=1)),
-          "D_opt": tuple(np.nanpercentile(D, [2.5, 97.5], axis=1))}
+  f = parametric.frontier(s["A"], s["B"], s["alpha"], s["beta"],
+                          np.asarray(C)[:, None])  # Hoffmann 2022 Eq. 4
+  q = list(boot.percentiles)
+  return {"N_opt": tuple(np.nanpercentile(f["N_opt"], q, axis=1)),
+          "D_opt": tuple(np.nanpercentile(f["D_opt"], q, axis=1))}
 
 
 def plot_contours(fit3, runs, path: str) -> str:

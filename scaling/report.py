@@ -20,6 +20,7 @@ from scaling.data import ScalingDataError
 
 # 5.76e23 FLOPs = the Chinchilla/Gopher budget (Hoffmann 2022 Sec. 4).
 DEFAULT_BUDGETS = (1e21, 5.76e23)
+APPROACH1_BOOTSTRAP_CAP = 1000  # Approach 1 replicates are capped (cost).
 _APPROACH_NAMES = {1: "approach1", 2: "approach2", 3: "approach3"}
 
 
@@ -66,9 +67,25 @@ def _optimal_rows(pred: Dict[str, np.ndarray], budgets, ci=None) -> Dict[str, An
   return rows
 
 
+def _percentile_interval(level: float) -> str:
+  """'percentile 2.5-97.5% (95%)' for a central interval of ``level``."""
+  lo, hi = 50.0 * (1.0 - level), 50.0 * (1.0 + level)
+  return f"percentile {lo:g}-{hi:g}% ({100 * level:g}%)"
+
+
+def _bootstrap_counts(d, requested: int, n_ok: int, interval: str) -> None:
+  """Records how many replicates were asked for, used and discarded."""
+  d["n_bootstrap_requested"] = int(requested)
+  d["n_bootstrap_ok"] = int(n_ok)
+  d["n_bootstrap_failed"] = int(requested - n_ok)
+  d["ci_interval"] = interval if requested else None
+
+
 def _approach2(runs, budgets, bootstrap, seed, kwargs):
   fit = isoflop_lib.fit_isoflop(runs, bootstrap=bootstrap, seed=seed, **kwargs)
   d = fit.to_dict()
+  _bootstrap_counts(d, bootstrap, fit.samples["a"].size,
+                    _percentile_interval(fit.ci_level))
   C = np.asarray(budgets, np.float64)
   ci = fit.predict_ci(C) if bootstrap else None
   d["compute_optimal"] = _optimal_rows(fit.predict(C), budgets, ci)
@@ -82,18 +99,28 @@ def _approach3(runs, budgets, bootstrap, seed, kwargs):
   d = fit.to_dict()
   d["ci"] = {}
   d["n_bootstrap"] = 0
+  _bootstrap_counts(d, 0, 0, "")
   boot = None
+  boot_opts = dict(kwargs.get("bootstrap", {}))
   if bootstrap:
     from scaling import bootstrap as bootstrap_lib
     boot = bootstrap_lib.bootstrap_parametric(
-        runs.N, runs.D, runs.loss, n_resamples=max(bootstrap, 2), seed=seed,
-        budgets=tuple(budgets), method=fit.method, point=fit,
-        **kwargs.get("bootstrap", {}))
+        runs.N, runs.D, runs.loss, n_resamples=bootstrap, seed=seed,
+        budgets=tuple(budgets), method=fit.method, point=fit, **boot_opts)
     d["ci"] = {k: [float(v[0]), float(v[1])] for k, v in boot.ci.items()}
-    d["n_bootstrap"] = int(boot.n_resamples)
-    d["ci_interval"] = boot.interval   # e.g. 'percentile 2.5-97.5% (95%)'
+    d["n_bootstrap"] = int(boot.n_ok)
+    _bootstrap_counts(d, boot.n_resamples, boot.n_ok, boot.interval)
     d["ci_scheme"] = boot.scheme       # 'epoch' (resample with replacement) / 'hoffmann'
     d["n_not_converged"] = int(boot.n_not_converged)
+  d["provenance"] = {
+      "fit": dict(fit.settings), "method": fit.method,
+      "bootstrap": (None if boot is None else dict(
+          scheme=boot.scheme, n_resamples=boot.n_resamples, seed=boot.seed,
+          percentiles=list(boot.percentiles), interval=boot.interval,
+          starts="full-data point estimate"
+          + (f" + {boot_opts['extra_starts']} next-best grid solutions"
+             if boot_opts.get("extra_starts") else ""),
+          options=boot_opts))}
   pred = fit.compute_optimal(np.asarray(budgets, np.float64))
   rows = _optimal_rows(pred, budgets)
   for key, row in rows.items():
@@ -107,9 +134,12 @@ def _approach3(runs, budgets, bootstrap, seed, kwargs):
 
 
 def _approach1(curves, budgets, bootstrap, seed, kwargs):
-  fit = envelope_lib.fit_envelope(curves, bootstrap=min(bootstrap, 1000),
-                                  seed=seed, **kwargs)
+  n_boot = min(bootstrap, APPROACH1_BOOTSTRAP_CAP)
+  fit = envelope_lib.fit_envelope(curves, bootstrap=n_boot, seed=seed, **kwargs)
   d = fit.to_dict()
+  d["bootstrap_cap"] = APPROACH1_BOOTSTRAP_CAP
+  _bootstrap_counts(d, n_boot, fit.samples["a"].size,
+                    _percentile_interval(fit.settings["ci_level"]))
   C = np.asarray(budgets, np.float64)
   d["compute_optimal"] = _optimal_rows(
       fit.predict(C), budgets, fit.predict_ci(C) if fit.samples["a"].size else None)
@@ -129,7 +159,8 @@ def run_fit(runs=None, *, approaches: Sequence[int] = (1, 2, 3),
     approaches: subset of (1, 2, 3).
     out_dir: where fit.json, fit.md, fit.tex and PNGs go (None: no files).
     budgets: FLOP budgets at which N*, D*, D/N are reported.
-    bootstrap: replicates for intervals (Approach 1 uses at most 1000).
+    bootstrap: replicates for intervals, 0 or >= 2 (Approach 1 uses at most
+      APPROACH1_BOOTSTRAP_CAP; fit.json records the count actually used).
     seed: bootstrap seed.
     curves: ``scaling.curves.Curves``, required for Approach 1.
     plots: write PNG plots (needs matplotlib; skipped with a warning if absent).
@@ -146,8 +177,10 @@ def run_fit(runs=None, *, approaches: Sequence[int] = (1, 2, 3),
   budgets = tuple(float(b) for b in budgets)
   if not budgets or any(not np.isfinite(b) or b <= 0 for b in budgets):
     raise ScalingDataError(f"budgets must be positive FLOP counts; got {budgets}.")
-  if bootstrap < 0:
-    raise ScalingDataError(f"bootstrap must be >= 0; got {bootstrap}.")
+  if bootstrap < 0 or bootstrap == 1:
+    raise ScalingDataError(
+        f"bootstrap must be 0 (no intervals) or >= 2 replicates; got "
+        f"{bootstrap}.")
   if 1 in approaches and curves is None:
     raise ScalingDataError(
         "approach 1 needs training curves (a workdir with runs/*/metrics.jsonl "
@@ -229,11 +262,37 @@ def _fmt(v, ci=None, sig=4) -> str:
   return s
 
 
+_LABELS = (("approach1", "1 (envelope)"), ("approach2", "2 (IsoFLOP)"),
+           ("approach3", "3 (parametric)"))
+
+
+def interval_notes(result: Dict[str, Any]) -> List[str]:
+  """One line per approach: its interval, replicates used and requested."""
+  out = []
+  for key, label in _LABELS:
+    d = result.get(key)
+    if d and d.get("ci_interval"):
+      out.append(f"{label}: bootstrap {d['ci_interval']}, "
+                 f"{d['n_bootstrap_ok']} of {d['n_bootstrap_requested']} "
+                 "replicates used")
+  return out
+
+
+def value_header(result: Dict[str, Any]) -> str:
+  """'value [<interval>]' naming the interval, or pointing to the notes."""
+  kinds = {result[k]["ci_interval"] for k, _ in _LABELS
+           if result.get(k) and result[k].get("ci_interval")}
+  if not kinds:
+    return "value (no intervals)"
+  if len(kinds) == 1:
+    return f"value [{kinds.pop()}]"
+  return "value [interval: see notes]"
+
+
 def table_rows(result: Dict[str, Any]) -> List[List[str]]:
-  """Rows (approach, quantity, value [95% interval]) shared by all tables."""
+  """Rows (approach, quantity, value [interval]) shared by all tables."""
   rows = []
-  for key, label in (("approach1", "1 (envelope)"), ("approach2", "2 (IsoFLOP)"),
-                     ("approach3", "3 (parametric)")):
+  for key, label in _LABELS:
     d = result.get(key)
     if not d:
       continue
@@ -249,18 +308,22 @@ def table_rows(result: Dict[str, Any]) -> List[List[str]]:
 
 
 def text_table(result: Dict[str, Any]) -> str:
-  rows = [["approach", "quantity", "value [95% interval]"]] + table_rows(result)
+  rows = [["approach", "quantity", value_header(result)]] + table_rows(result)
   w = [max(len(r[i]) for r in rows) for i in range(3)]
   lines = ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows]
   lines.insert(1, "  ".join("-" * x for x in w))
+  lines += ["intervals: " + n for n in interval_notes(result)]
   return "\n".join(lines) + "\n"
 
 
 def markdown_table(result: Dict[str, Any]) -> str:
   src = result.get("provenance", {}).get("input", {}).get("source", "?")
   out = [f"# Compute-optimal scaling fit ({src})", "",
-         "| approach | quantity | value [95% interval] |", "|---|---|---|"]
+         f"| approach | quantity | {value_header(result)} |", "|---|---|---|"]
   out += [f"| {a} | {q} | {v} |" for a, q, v in table_rows(result)]
+  notes = interval_notes(result)
+  if notes:
+    out += ["", "Intervals:", ""] + [f"- {n}" for n in notes]
   d2 = result.get("approach2")
   if d2 and d2.get("dropped"):
     out += ["", "Approach 2 dropped budgets:", ""] + [
@@ -278,9 +341,14 @@ def _tex(s: str) -> str:
   return s.replace("_", r"\_")
 
 
+def _tex_text(s: str) -> str:
+  return s.replace("%", r"\%").replace("_", r"\_")
+
+
 def latex_table(result: Dict[str, Any]) -> str:
   out = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{llr}",
-         r"\toprule", r"Approach & Quantity & Value [95\% interval] \\",
+         r"\toprule",
+         f"Approach & Quantity & {_tex_text(value_header(result))} \\\\",
          r"\midrule"]
   prev = None
   for a, q, v in table_rows(result):
@@ -290,6 +358,8 @@ def latex_table(result: Dict[str, Any]) -> str:
     prev = a
   out += [r"\bottomrule", r"\end{tabular}",
           r"\caption{Compute-optimal scaling fits (Hoffmann et al.\ 2022 "
-          r"Approaches 1--3); intervals are bootstrap percentiles.}",
+          r"Approaches 1--3). Intervals: "
+          + (_tex_text("; ".join(interval_notes(result))) or "none")
+          + ".}",
           r"\end{table}"]
   return "\n".join(out) + "\n"

@@ -1,9 +1,12 @@
 """Tests for scaling.bootstrap: published intervals, schemes, coverage."""
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from scaling import bootstrap
 from scaling import data
+from scaling import lbfgs
 from scaling import parametric
 
 # Besiroglu et al. 2024, 4000 bootstraps of the MLE fit (anchors.json).
@@ -77,6 +80,7 @@ def test_hoffmann_scheme(epoch_runs):
                                        seed=0)
   assert res.n_resamples == 100 and res.samples["alpha"].shape == (100,)
   assert "10-90%" in res.interval and "Hoffmann" in res.interval
+  assert res.percentiles == (10.0, 90.0)
   lo, hi = res.ci["alpha"]
   assert lo < res.point.alpha < hi
   # 80% subsamples without replacement vary less than full bootstraps.
@@ -125,3 +129,36 @@ def test_coverage_on_synthetic_law():
     # Binomial(60, 0.95): P(X < 51) ~ 1.6%; percentile intervals of a
     # nonlinear fit are allowed to be slightly liberal.
     assert 51 <= h <= 60, (k, h)
+
+
+def test_float64_does_not_leak_out_of_the_solver(epoch_runs):
+  # The solver scopes x64 to its own block (scaling.lbfgs.x64): code that
+  # runs afterwards in the same process (lm/, float32) must be unaffected.
+  r = epoch_runs
+  fit = parametric.fit_parametric(r.N, r.D, r.loss,
+                                  grid=np.array([[6.0, 7.5, 0.5, 0.3, 0.3]]))
+  assert jnp.zeros(1).dtype == jnp.float32
+  assert jax.config.jax_enable_x64 is False
+  bootstrap.bootstrap_parametric(r.N, r.D, r.loss, n_resamples=4, point=fit)
+  assert jnp.zeros(1).dtype == jnp.float32
+  assert jax.config.jax_enable_x64 is False
+
+
+def _wrong_gradient(x, w, data):
+  """Value sum(x^2), but its reported gradient is -2x (points uphill)."""
+  del w, data
+  q = jnp.sum(x**2)
+  return q - 2.0 * (q - jax.lax.stop_gradient(q))
+
+
+def test_immediate_line_search_failure_is_failed_not_converged():
+  x0 = np.array([[1.0, -2.0], [0.5, 0.5]])
+  out = lbfgs.run(_wrong_gradient, x0, np.ones((2, 1)), (np.zeros(1),))
+  np.testing.assert_array_equal(out["failed"], [True, True])
+  np.testing.assert_array_equal(out["converged"], [False, False])
+  np.testing.assert_array_equal(out["x"], x0)
+  # A healthy objective converges and is not failed.
+  ok = lbfgs.run(lambda x, w, d: jnp.sum((x - 1.0)**2), x0, np.ones((2, 1)),
+                 (np.zeros(1),))
+  assert ok["converged"].all() and not ok["failed"].any()
+  np.testing.assert_allclose(ok["x"], 1.0, atol=1e-6)

@@ -65,9 +65,16 @@ def test_default_rules_with_several_horizons():
                       start=1e-3)
   fit = envelope.fit_envelope(curves)
   assert fit.a == pytest.approx(A_TRUE, abs=0.025)
-  pred = fit.predict(1e21)
-  assert pred["D_opt"] / pred["N_opt"] == pytest.approx(
-      pred["tokens_per_param"])
+  # At the centroid of the fitted log C the OLS line is the mean of the
+  # envelope points, each within 0.05 decade of the true N*(C) (size grid);
+  # 0.1 decade allows for the finite horizons.
+  C_mid = np.exp(np.mean(np.log(fit.C_grid[fit.valid])))
+  G = (ALPHA * A / (BETA * B))**(1 / (ALPHA + BETA))  # Hoffmann 2022 Eq. 4
+  N_true = G * (C_mid / 6)**A_TRUE                     # Hoffmann 2022 Eq. 4
+  pred = fit.predict(C_mid)
+  assert abs(np.log10(pred["N_opt"] / N_true)) < 0.1
+  # D_env = C / (6 N_env) on every point, so the fitted laws obey C = 6ND.
+  assert 6 * pred["N_opt"] * pred["D_opt"] == pytest.approx(C_mid, rel=1e-9)
 
 
 def test_keeping_edge_sizes_biases_the_exponent():
@@ -136,3 +143,17 @@ def test_too_few_sizes_is_an_error():
   c = _synthetic(n_sizes=3)
   with pytest.raises(ScalingDataError, match="distinct model sizes"):
     envelope.fit_envelope(c)
+
+
+def test_failed_bootstrap_replicates_are_counted_and_warned():
+  # 6 sizes with edge sizes dropped: a resample that draws few distinct
+  # curves has < 2 grid points with an interior winner, so no fit (e.g. all
+  # 6 draws of one curve, or only 2 sizes: no interior size at all).
+  curves = _synthetic(n_sizes=6)
+  with pytest.warns(UserWarning, match="replicates had no usable envelope"):
+    fit = envelope.fit_envelope(curves, min_token_fraction=0.0, bootstrap=200)
+  assert fit.n_failed_replicates > 0
+  assert fit.samples["a"].size == 200 - fit.n_failed_replicates
+  d = fit.to_dict()
+  assert d["n_failed_replicates"] == fit.n_failed_replicates
+  assert d["n_bootstrap_requested"] == 200

@@ -72,6 +72,13 @@ def test_cli_approach2_writes_all_outputs(tmp_path):
   for png in ("isoflop.png", "frontier.png"):
     assert (out / png).stat().st_size > 1000
   assert res["plots"] == ["isoflop.png", "frontier.png"]
+  # The replicates used and the interval are recorded and shown.
+  assert d2["n_bootstrap_requested"] == 50
+  assert d2["n_bootstrap_ok"] + d2["n_bootstrap_failed"] == 50
+  assert d2["n_bootstrap_ok"] == d2["n_bootstrap"] > 0
+  assert d2["ci_interval"] == "percentile 2.5-97.5% (95%)"
+  assert "value [percentile 2.5-97.5% (95%)]" in stdout
+  assert "value [percentile 2.5-97.5\\% (95\\%)]" in (out / "fit.tex").read_text()
 
 
 def test_cli_approach1_on_misfitting_curves(tmp_path):
@@ -82,6 +89,9 @@ def test_cli_approach1_on_misfitting_curves(tmp_path):
   assert 0.3 < res["approach1"]["a"] < 0.8
   assert res["provenance"]["curves"]["n_rows_read"] == 4852
   assert "1 (envelope)" in stdout
+  d1 = res["approach1"]
+  assert d1["n_bootstrap_requested"] == 20 and d1["bootstrap_cap"] == 1000
+  assert d1["n_bootstrap_ok"] + d1["n_bootstrap_failed"] == 20
 
 
 def test_cli_approach1_without_curves_is_one_line_error():
@@ -129,6 +139,8 @@ def test_cli_missing_column_is_one_line_error(tmp_path):
     (("--input=chinchilla_epoch_isoflop", "--approach=4"), "approaches"),
     (("--input=chinchilla_epoch_isoflop", "--approach=2", "--bootstrap=-1"),
      "bootstrap"),
+    (("--input=chinchilla_epoch_isoflop", "--approach=2", "--bootstrap=1"),
+     "bootstrap must be 0"),
 ])
 def test_cli_bad_flags_are_one_line_errors(args, match):
   rc, _, err = _cli(*args)
@@ -177,8 +189,17 @@ def test_run_fit_approaches_2_and_3_json_schema(tmp_path):
   for k in ("E", "A", "B", "alpha", "beta", "a", "b", "G", "objective", "ci",
             "compute_optimal"):
     assert k in d3, k
-  # Hoffmann 2022 Eq. 4: a = beta / (alpha + beta).
-  assert d3["a"] == pytest.approx(d3["beta"] / (d3["alpha"] + d3["beta"]))
+  # Counts and provenance that make the interval and the fit reproducible.
+  assert d3["n_bootstrap_requested"] == 20
+  assert d3["n_bootstrap_ok"] + d3["n_bootstrap_failed"] == 20
+  assert d3["ci_interval"] == "percentile 2.5-97.5% (95%)"
+  prov3 = d3["provenance"]
+  assert prov3["fit"]["grid"] == "custom (1 starts)"
+  assert prov3["fit"]["objective"] == "sum" and prov3["fit"]["prune"] is True
+  assert prov3["fit"]["delta"] == 1e-3
+  assert prov3["bootstrap"]["scheme"] == "epoch"
+  assert prov3["bootstrap"]["percentiles"] == [2.5, 97.5]
+  assert d3["stages"]["grid"]["n_starts"] == 1
   row = d3["compute_optimal"]["5.76e+23"]
   assert row["N_opt"] * row["D_opt"] * 6 == pytest.approx(5.76e23, rel=1e-9)
   lo, hi = row["N_opt_ci"]

@@ -188,3 +188,24 @@ def test_pruning_keeps_the_winner(epoch_runs, grid_fit):
   full = parametric.fit_parametric(r.N, r.D, r.loss, prune=False)
   assert full.objective >= grid_fit.objective * (1 - 1e-6)
   assert full.alpha == pytest.approx(grid_fit.alpha, abs=1e-4)
+
+
+def test_degenerate_designs_are_rejected():
+  rng = np.random.default_rng(0)
+  D = 10**rng.uniform(9, 11, 20)
+  L = 2.0 + rng.uniform(0, 1, 20)
+  # One model size: the N term is not identified.
+  with pytest.raises(parametric.ParametricFitError,
+                     match="3 distinct N values.*got 1"):
+    parametric.fit_parametric(np.full(20, 1e8), D, L)
+  with pytest.raises(parametric.ParametricFitError, match="distinct D"):
+    parametric.fit_parametric(10**rng.uniform(7, 9, 20),
+                              np.repeat([1e9, 1e10], 10), L)
+  # One IsoFLOP budget: log D = log(C/6) - log N, collinear with log N.
+  N = 10**np.linspace(7, 9, 20)
+  with pytest.raises(parametric.ParametricFitError, match="collinear"):
+    parametric.fit_parametric(N, 1e19 / (6 * N), L)
+  # Two budgets break the collinearity: validation passes.
+  N2 = np.r_[N, N]
+  D2 = np.r_[1e19 / (6 * N), 1e20 / (6 * N)]
+  assert len(parametric.make_data(N2, D2, np.r_[L, L])[0]) == 40
