@@ -123,6 +123,14 @@ def _fmt_ci(value, ci) -> str:
   return f"{value:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]"
 
 
+def _interval_note(d: Dict[str, Any]) -> str:
+  """' (bootstrap <interval>, n=<ok>)' from a fit.json approach entry."""
+  if not d.get("ci_interval"):
+    return ""
+  n = d.get("n_bootstrap_ok", d.get("n_bootstrap"))
+  return f" ({d['ci_interval']} bootstrap, n={n})"
+
+
 def summary_text(report: Dict[str, Any]) -> str:
   """The printed summary: per-budget minima and the exponents with intervals."""
   fit, sw = report["fit"], report["sweep"]
@@ -141,8 +149,8 @@ def summary_text(report: Dict[str, Any]) -> str:
       lines.append(f"  dropped: {d}")
     ci = a2.get("ci", {})
     lines.append(f"  N* ∝ C^a: a = {_fmt_ci(a2['a'], ci.get('a'))}; "
-                 f"D* ∝ C^b: b = {_fmt_ci(a2['b'], ci.get('b'))} "
-                 f"(95% bootstrap)")
+                 f"D* ∝ C^b: b = {_fmt_ci(a2['b'], ci.get('b'))}"
+                 f"{_interval_note(a2)}")
   a3 = fit.get("approach3")
   if a3:
     ci = a3.get("ci", {})
@@ -150,13 +158,13 @@ def summary_text(report: Dict[str, Any]) -> str:
                  f"E = {_fmt_ci(a3['E'], ci.get('E'))}, "
                  f"α = {_fmt_ci(a3['alpha'], ci.get('alpha'))}, "
                  f"β = {_fmt_ci(a3['beta'], ci.get('beta'))}, "
-                 f"a = {_fmt_ci(a3['a'], ci.get('a'))}")
+                 f"a = {_fmt_ci(a3['a'], ci.get('a'))}{_interval_note(a3)}")
   a1 = fit.get("approach1")
   if a1:
     ci = a1.get("ci", {})
     lines.append(f"Approach 1 (training-curve envelope): a = "
                  f"{_fmt_ci(a1['a'], ci.get('a'))}, b = "
-                 f"{_fmt_ci(a1['b'], ci.get('b'))}")
+                 f"{_fmt_ci(a1['b'], ci.get('b'))}{_interval_note(a1)}")
   for w in fit.get("warnings", []):
     lines.append(f"warning: {w}")
   return "\n".join(lines)

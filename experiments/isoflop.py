@@ -55,12 +55,12 @@ def main(argv):
     raise ConfigError("--config=<sweep config .py> is required")
   cfg = _CONFIG.value
   plan = planner.make_plan(cfg)
+  if _PLAN_ONLY.value:  # planning is local: no jax.distributed needed
+    print(planner.format_plan(plan, tokens_per_s=_device_rate(cfg)))
+    return
   from lm import sharding
   # Before any other JAX call (multi-host): jax.distributed.initialize().
   sharding.maybe_initialize_distributed(bool(cfg.lm.mesh.distributed))
-  if _PLAN_ONLY.value:
-    print(planner.format_plan(plan, tokens_per_s=_device_rate(cfg)))
-    return
   if not _WORKDIR.value:
     raise ConfigError("--workdir=<sweep directory> is required")
   from experiments.analyze import analyze, summary_text
