@@ -64,7 +64,8 @@ def _plot_loss_curves(curves, out_path: str) -> Optional[str]:
 
 def analyze(workdir: str, *, bootstrap: Optional[int] = None,
             approaches: Sequence[int] = (1, 2, 3), seed: int = 0,
-            plots: bool = True) -> Dict[str, Any]:
+            plots: bool = True,
+            isoflop_scheme: Optional[str] = None) -> Dict[str, Any]:
   """Fits the ledger in ``workdir``; writes and returns the report dict."""
   from scaling.curves import load_workdir_curves
   from scaling.data import ScalingDataError, load_runs
@@ -81,6 +82,10 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
   analysis_cfg = (meta.get("config") or {}).get("analysis") or {}
   if bootstrap is None:
     bootstrap = int(analysis_cfg.get("bootstrap", DEFAULT_BOOTSTRAP))
+  # Approach 2 bootstrap scheme: 'runs' resamples runs within budgets;
+  # 'seed_noise' perturbs losses by the estimated seed noise (Porian et al.
+  # 2024), steadier when a budget has only ~5 sizes.
+  scheme = isoflop_scheme or analysis_cfg.get("isoflop_scheme", "runs")
   runs = load_runs(ledger_path)
   curves = None
   if 1 in approaches:
@@ -93,7 +98,8 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
   os.makedirs(out_dir, exist_ok=True)
   fit = run_fit(runs, approaches=approaches, out_dir=out_dir,
                 budgets=_report_budgets(meta, runs), bootstrap=bootstrap,
-                seed=seed, curves=curves, plots=plots)
+                seed=seed, curves=curves, plots=plots,
+                options={2: {"scheme": scheme}})
   if plots and curves is not None:
     p = _plot_loss_curves(curves, os.path.join(out_dir, "loss_curves.png"))
     if p:
@@ -188,7 +194,8 @@ def main(argv):
     raise ConfigError("usage: python -m experiments.analyze DIR "
                      "[--bootstrap=N] [--approach=1,2,3]")
   approaches = tuple(int(a) for a in FLAGS.approach.split(",") if a)
-  report = analyze(argv[1], bootstrap=FLAGS.bootstrap, approaches=approaches)
+  report = analyze(argv[1], bootstrap=FLAGS.bootstrap, approaches=approaches,
+                   isoflop_scheme=FLAGS.isoflop_scheme)
   print(summary_text(report))
   print(f"report: {os.path.join(argv[1], 'report', 'report.md')}")
 
@@ -198,4 +205,7 @@ if __name__ == "__main__":
   from lm import cli
   flags.DEFINE_integer("bootstrap", None, "Bootstrap resamples.")
   flags.DEFINE_string("approach", "1,2,3", "Approaches to fit.")
+  flags.DEFINE_enum("isoflop_scheme", None, ["runs", "seed_noise"],
+                    "Approach 2 bootstrap (default: the sweep config's "
+                    "analysis.isoflop_scheme, else 'runs').")
   cli.run(main)
