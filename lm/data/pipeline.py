@@ -267,7 +267,10 @@ def build_dataset(cfg: DataConfig, *, batch_size: int, seed: int,
                                    process_index=process_index,
                                    process_count=process_count)
   corpus = load_corpus(cfg)
-  tokenizer = tok_lib.build_tokenizer(cfg, corpus)
+  # Validation is the tail of the packed stream, i.e. the last documents:
+  # keep them (with a margin for uneven tokens/char) out of tokenizer training.
+  tokenizer = tok_lib.build_tokenizer(
+      cfg, corpus, holdout_fraction=min(0.5, 2 * cfg.val_fraction + 0.01))
   tokens = corpus_tokens(corpus, tokenizer, cfg.cache_dir)
   return ArrayDataset(tokens, tokenizer, cfg.seq_len, cfg.val_fraction,
                       batch_size=batch_size, seed=seed,

@@ -177,15 +177,39 @@ def _training_lines(docs: Sequence[str]) -> Iterator[str]:
 
 
 def sp_model_cache_path(corpus: Corpus, vocab_size: int, cache_dir: str = "",
-                        model_type: str = SP_MODEL_TYPE) -> str:
-  return os.path.join(resolve_cache_dir(cache_dir),
-                      f"sp-{corpus.sha256[:16]}-v{vocab_size}-{model_type}.model")
+                        model_type: str = SP_MODEL_TYPE,
+                        holdout_fraction: float = 0.0) -> str:
+  held = f"-h{holdout_fraction:g}" if holdout_fraction else ""
+  return os.path.join(
+      resolve_cache_dir(cache_dir),
+      f"sp-{corpus.sha256[:16]}-v{vocab_size}-{model_type}{held}.model")
+
+
+def leading_documents(docs: Sequence[str], fraction: float) -> Sequence[str]:
+  """The leading documents holding at most ``fraction`` of the characters."""
+  if fraction >= 1.0:
+    return docs
+  budget = fraction * sum(len(d) for d in docs)
+  total, n = 0, 0
+  for n, d in enumerate(docs):
+    total += len(d)
+    if total > budget:
+      break
+  else:
+    n = len(docs)
+  return docs[:max(n, 1)]
 
 
 def train_sentencepiece(corpus: Corpus, vocab_size: int, cache_dir: str = "",
-                        model_type: str = SP_MODEL_TYPE) -> str:
-  """Path of a SentencePiece model for ``corpus``; trains it if not cached."""
-  path = sp_model_cache_path(corpus, vocab_size, cache_dir, model_type)
+                        model_type: str = SP_MODEL_TYPE,
+                        holdout_fraction: float = 0.0) -> str:
+  """Path of a SentencePiece model for ``corpus``; trains it if not cached.
+
+  ``holdout_fraction`` leaves the trailing documents (where the validation
+  tail of the packed stream comes from) out of tokenizer training.
+  """
+  path = sp_model_cache_path(corpus, vocab_size, cache_dir, model_type,
+                             holdout_fraction)
   if os.path.isfile(path):
     return path
   spm = _sentencepiece()
@@ -196,7 +220,8 @@ def train_sentencepiece(corpus: Corpus, vocab_size: int, cache_dir: str = "",
     prefix = os.path.join(tmp, "sp")
     try:
       spm.SentencePieceTrainer.train(
-          sentence_iterator=_training_lines(corpus.documents()),
+          sentence_iterator=_training_lines(leading_documents(
+              corpus.documents(), 1.0 - holdout_fraction)),
           model_prefix=prefix, vocab_size=vocab_size, model_type=model_type,
           character_coverage=1.0 if vocab_size < SP_BYTE_FALLBACK_MIN_VOCAB
           else 0.9995,
@@ -219,8 +244,10 @@ def train_sentencepiece(corpus: Corpus, vocab_size: int, cache_dir: str = "",
   return path
 
 
-def build_tokenizer(cfg: DataConfig, corpus: Optional[Corpus]) -> Tokenizer:
-  """The tokenizer ``cfg`` asks for; SentencePiece trains on ``corpus``."""
+def build_tokenizer(cfg: DataConfig, corpus: Optional[Corpus],
+                    holdout_fraction: float = 0.0) -> Tokenizer:
+  """The tokenizer ``cfg`` asks for; SentencePiece trains on ``corpus``
+  without its last ``holdout_fraction`` of text (see train_sentencepiece)."""
   if cfg.tokenizer == "byte":
     return ByteTokenizer()
   if cfg.tokenizer != "sentencepiece":
@@ -232,7 +259,8 @@ def build_tokenizer(cfg: DataConfig, corpus: Optional[Corpus]) -> Tokenizer:
     raise DataError("no corpus to train a SentencePiece model on; set "
                     "data.sp_model_path=<file.model>")
   return SentencePieceTokenizer(
-      train_sentencepiece(corpus, cfg.sp_vocab_size, cfg.cache_dir))
+      train_sentencepiece(corpus, cfg.sp_vocab_size, cfg.cache_dir,
+                          holdout_fraction=holdout_fraction))
 
 
 def tokenizer_from_metadata(meta: Dict[str, Any],
