@@ -33,6 +33,7 @@ import numpy as np
 
 from scaling.curves import Curves
 from scaling.data import ScalingDataError
+from scaling import isoflop as isoflop_lib
 from scaling.isoflop import wls_line
 
 _CHUNK = 16
@@ -58,23 +59,12 @@ class EnvelopeFit:
   n_failed_replicates: int = 0  # bootstrap replicates with no usable fit.
 
   def predict(self, C) -> Dict[str, np.ndarray]:
-    C = np.asarray(C, dtype=np.float64)
-    N_opt = self.k_N * C**self.a  # Hoffmann 2022 Eq. 3 form: N_opt ∝ C^a
-    D_opt = self.k_D * C**self.b  # Hoffmann 2022 Eq. 3 form: D_opt ∝ C^b
-    return {"N_opt": N_opt, "D_opt": D_opt, "tokens_per_param": D_opt / N_opt}
+    return isoflop_lib.power_law_predict(self.k_N, self.a, self.k_D, self.b, C)
 
   def predict_ci(self, C) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     """Percentile bands of N*, D*, D*/N* at C from the bootstrap draws."""
-    logC = np.log(np.asarray(C, dtype=np.float64))[..., None]
-    if self.samples["a"].size == 0:
-      nan = np.full(np.shape(C), np.nan)
-      return {k: (nan, nan) for k in ("N_opt", "D_opt", "tokens_per_param")}
-    q = (50.0 * (1.0 - self.settings["ci_level"]),
-         50.0 * (1.0 + self.settings["ci_level"]))
-    N = np.exp(self.samples["log_k_N"] + self.samples["a"] * logC)
-    D = np.exp(self.samples["log_k_D"] + self.samples["b"] * logC)
-    return {k: tuple(np.percentile(v, q, axis=-1))
-            for k, v in (("N_opt", N), ("D_opt", D), ("tokens_per_param", D / N))}
+    return isoflop_lib.power_law_bands(self.samples, self.settings["ci_level"],
+                                       C)
 
   def to_dict(self) -> Dict[str, Any]:
     won = self.winner[self.valid]

@@ -58,6 +58,29 @@ _MIN_BOOTSTRAP_FOR_WEIGHTS = 20
 _WARN_FRACTION = 0.05   # warn when more replicates than this fail / lie off-grid.
 
 
+def power_law_predict(k_N, a, k_D, b, C) -> Dict[str, np.ndarray]:
+  """N* = k_N C^a, D* = k_D C^b and D*/N* (Hoffmann 2022 Eq. 3 form)."""
+  C = np.asarray(C, dtype=np.float64)
+  N_opt, D_opt = k_N * C**a, k_D * C**b
+  return {"N_opt": N_opt, "D_opt": D_opt, "tokens_per_param": D_opt / N_opt}
+
+
+def power_law_bands(samples: Dict[str, np.ndarray], ci_level: float, C
+                    ) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+  """Percentile bands of N*, D*, D*/N* at C from bootstrap draws of
+  (a, log k_N, b, log k_D); NaN bands when there are no draws."""
+  if samples["a"].size == 0:
+    nan = np.full(np.shape(C), np.nan)
+    return {k: (nan, nan) for k in ("N_opt", "D_opt", "tokens_per_param")}
+  logC = np.log(np.asarray(C, dtype=np.float64))[..., None]
+  q = 50.0 * (1.0 - ci_level), 50.0 * (1.0 + ci_level)
+  draws = {name: np.exp(samples[icpt] + samples[slope] * logC)
+           for name, slope, icpt in (("N_opt", "a", "log_k_N"),
+                                     ("D_opt", "b", "log_k_D"))}
+  draws["tokens_per_param"] = draws["D_opt"] / draws["N_opt"]
+  return {k: tuple(np.nanpercentile(v, q, axis=-1)) for k, v in draws.items()}
+
+
 @dataclasses.dataclass(frozen=True)
 class IsoflopFit:
   """Result of Approach 2. Exponents: N* = k_N C^a, D* = k_D C^b."""
@@ -79,23 +102,11 @@ class IsoflopFit:
 
   def predict(self, C) -> Dict[str, np.ndarray]:
     """N*, D*, D*/N* at budgets C from the fitted power laws."""
-    C = np.asarray(C, dtype=np.float64)
-    N_opt = self.k_N * C**self.a  # Hoffmann 2022 Eq. 3 form: N_opt ∝ C^a
-    D_opt = self.k_D * C**self.b  # Hoffmann 2022 Eq. 3 form: D_opt ∝ C^b
-    return {"N_opt": N_opt, "D_opt": D_opt, "tokens_per_param": D_opt / N_opt}
+    return power_law_predict(self.k_N, self.a, self.k_D, self.b, C)
 
   def predict_ci(self, C) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     """Percentile bands of N*, D*, D*/N* at C from the bootstrap draws."""
-    if self.samples["a"].size == 0:
-      nan = np.full(np.shape(C), np.nan)
-      return {k: (nan, nan) for k in ("N_opt", "D_opt", "tokens_per_param")}
-    logC = np.log(np.asarray(C, dtype=np.float64))[..., None]
-    q = 50.0 * (1.0 - self.ci_level), 50.0 * (1.0 + self.ci_level)
-    draws = {name: np.exp(self.samples[icpt] + self.samples[slope] * logC)
-             for name, slope, icpt in (("N_opt", "a", "log_k_N"),
-                                       ("D_opt", "b", "log_k_D"))}
-    draws["tokens_per_param"] = draws["D_opt"] / draws["N_opt"]
-    return {k: tuple(np.nanpercentile(v, q, axis=-1)) for k, v in draws.items()}
+    return power_law_bands(self.samples, self.ci_level, C)
 
   def to_dict(self) -> Dict[str, Any]:
     return {
