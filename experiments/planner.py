@@ -31,7 +31,7 @@ from lm import params as params_lib
 from lm.config import ConfigError
 from experiments.sweep_config import (  # noqa: F401  (re-exported)
     HASH_EXCLUDED, SWEEP_FIELDS, SWEEP_HASH_EXCLUDED, PlanError, _budgets,
-    _check, _positive, config_hash, default_sweep, validate_sweep)
+    _positive, config_hash, default_sweep, validate_sweep)
 from experiments.plan_table import (  # noqa: F401  (re-exported)
     CPU_RUN_OVERHEAD_S, CPU_THROUGHPUT, cpu_tokens_per_s, estimate_seconds,
     format_plan)
