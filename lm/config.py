@@ -1,6 +1,6 @@
 """Typed configuration for the decoder LM.
 
-Config flows one way: an ``ml_collections.ConfigDict`` (absl ``--config.x=y``
+Config flows one way: an ``lm.config_dict.ConfigDict`` (absl ``--config.x=y``
 overrides) is converted once, at the boundary, into the frozen dataclasses
 below. Modules below the boundary only ever see these dataclasses.
 """
@@ -285,7 +285,7 @@ def default_config_dict(**overrides: Mapping[str, Any]):
   Config files start from this so that any ``--config.<section>.<key>=``
   override is valid. ``model`` has no defaults for its sizes: pass them.
   """
-  import ml_collections
+  from lm.config_dict import ConfigDict
   sections = {
       "data": config_dict_of(DataConfig()),
       "train": config_dict_of(TrainConfig()),
@@ -301,7 +301,7 @@ def default_config_dict(**overrides: Mapping[str, Any]):
     if unknown:
       raise ConfigError(f"unknown config key {name}.{sorted(unknown)[0]}")
     sections[name].update(values)
-  return ml_collections.ConfigDict(sections)
+  return ConfigDict(sections)
 
 
 def config_dict_of(dc: Any) -> dict:

@@ -76,10 +76,10 @@ def _peak_dtype(dtype: str) -> str:
 
 
 def _to_config_dict(config: Any):
-  import ml_collections
-  if isinstance(config, ml_collections.ConfigDict):
+  from lm.config_dict import ConfigDict
+  if isinstance(config, ConfigDict):
     return config
-  return ml_collections.ConfigDict(config)
+  return ConfigDict(config)
 
 
 def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
