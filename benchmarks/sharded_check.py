@@ -3,8 +3,8 @@ r"""Sharded == single-device on the devices JAX sees (GPUs, TPU chips, CPU).
 Trains the small model of tests/helpers/sharded_losses.py for 6 Adam steps
 on one device and on every (data, fsdp, tensor) layout below that the visible
 devices allow, and compares the losses; on an accelerator it also compares one
-device with the CPU. Matmuls run at "highest" precision so that only the
-summation order differs (no TF32 / bf16 passes).
+device with the CPU (--cpu_rtol). Matmuls run at "highest" precision so that
+only the summation order differs (no TF32 / bf16 passes).
 
   python benchmarks/sharded_check.py --json=out/sharded.json
 
@@ -40,6 +40,8 @@ def main(argv=None) -> int:
   p.add_argument("--rtol", type=float, default=1e-4,
                  help="max relative loss difference (f32; sharding bugs move "
                  "losses by > 1e-2)")
+  p.add_argument("--cpu_rtol", type=float, default=1e-3,
+                 help="accelerator vs CPU (different exp/rsqrt kernels)")
   p.add_argument("--max_layouts", type=int, default=None,
                  help="compare only the first N layouts (smoke tests)")
   p.add_argument("--json", metavar="PATH")
@@ -58,20 +60,25 @@ def main(argv=None) -> int:
   runs = {"single": single}
   for shape in layouts(len(devs))[:args.max_layouts]:
     runs["x".join(map(str, shape))] = losses_for(shape, devs)["losses"]
-  if jax.default_backend() != "cpu":
-    runs["cpu_single"] = losses_for((1, 1, 1), jax.devices("cpu")[:1])["losses"]
+  tol = {k: args.rtol for k in runs if k != "single"}
+  if jax.default_backend() != "cpu":  # the accelerator against the CPU
+    try:
+      runs["cpu_single"] = losses_for((1, 1, 1), jax.devices("cpu")[:1])["losses"]
+      tol["cpu_single"] = args.cpu_rtol
+    except Exception as e:  # pylint: disable=broad-except  # recorded, not fatal
+      res["cpu_error"] = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
   ref = np.asarray(single)
-  diffs = {k: float(np.max(np.abs(np.asarray(v) - ref) / np.abs(ref)))
-           for k, v in runs.items() if k != "single"}
-  res.update(losses=runs, max_rel_diff=diffs,
+  diffs = {k: float(np.max(np.abs(np.asarray(runs[k]) - ref) / np.abs(ref)))
+           for k in tol}
+  res.update(losses=runs, max_rel_diff=diffs, rtol_by_layout=tol,
              learns=bool(single[-1] < single[0]),
              passed=bool(single[-1] < single[0])
-             and all(d <= args.rtol for d in diffs.values()))
-  if not diffs:
+             and all(d <= tol[k] for k, d in diffs.items()))
+  if len(devs) < 2:
     res["note"] = "one device visible: no sharded layout to compare"
   for k, d in diffs.items():
     print(f"{k:>10}: max |loss - single| / single = {d:.2e} "
-          f"({'ok' if d <= args.rtol else 'FAIL'}, rtol {args.rtol:g})")
+          f"({'ok' if d <= tol[k] else 'FAIL'}, rtol {tol[k]:g})")
   print(f"sharded check on {len(devs)} x {devs[0].device_kind}: "
         f"{'passed' if res['passed'] else 'FAILED'}"
         + (f" ({res['note']})" if "note" in res else ""))
