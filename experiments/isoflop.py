@@ -9,7 +9,7 @@ unfinished one continues from its checkpoint.
 import time
 
 from absl import flags
-from ml_collections import config_flags
+from lm import config_flags
 
 from lm import cli
 from lm.config import ConfigError

@@ -61,8 +61,8 @@ class PlannedRun:
 
   def lm_config(self, base):
     """A copy of ``base`` (the sweep's ``c.lm``) with this run's fields."""
-    import ml_collections
-    c = ml_collections.ConfigDict(base.to_dict())
+    from lm.config_dict import ConfigDict
+    c = ConfigDict(base.to_dict())
     for k, v in self.shape.items():
       c.model[k] = int(v)
     c.model.max_seq_len = self.seq_len

@@ -68,14 +68,14 @@ class PlanError(ValueError):
 
 def default_sweep(**overrides: Any):
   """``c.sweep`` with every field of ``SWEEP_FIELDS``, overrides applied."""
-  import ml_collections
+  from lm.config_dict import ConfigDict
   unknown = sorted(set(overrides) - set(SWEEP_FIELDS))
   if unknown:
     raise PlanError(f"unknown sweep field {unknown[0]!r} "
                     f"(valid: {', '.join(SWEEP_FIELDS)})")
   values = {k: v for k, (v, _) in SWEEP_FIELDS.items()}
   values.update(overrides)
-  return ml_collections.ConfigDict(values)
+  return ConfigDict(values)
 
 
 # ----------------------------------------------------------------------------

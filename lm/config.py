@@ -1,6 +1,6 @@
 """Typed configuration for the decoder LM.
 
-Config flows one way: an ``ml_collections.ConfigDict`` (absl ``--config.x=y``
+Config flows one way: an ``lm.config_dict.ConfigDict`` (absl ``--config.x=y``
 overrides) is converted once, at the boundary, into the frozen dataclasses
 below. Modules below the boundary only ever see these dataclasses.
 """
@@ -39,7 +39,8 @@ MESH_AXES: Tuple[str, ...] = ("data", "fsdp", "tensor")
 RESUME_MUTABLE: Tuple[Tuple[str, str], ...] = (
     ("train", "progress"), ("train", "tensorboard"), ("train", "log_every"),
     ("train", "eval_every"), ("train", "ckpt_every"),
-    ("train", "keep_checkpoints"), ("data", "cache_dir"),
+    ("train", "keep_checkpoints"), ("train", "profile_steps"),
+    ("data", "cache_dir"),
     ("data", "tfds_data_dir"))
 
 
@@ -157,6 +158,7 @@ class TrainConfig:
   flop_convention: str = "attention_inclusive"
   progress: bool = True
   tensorboard: bool = True
+  profile_steps: Tuple[int, ...] = ()  # (a, b): trace steps a+1..b (lm.profiling)
 
   def validate(self) -> "TrainConfig":
     for name in ("batch_size", "steps", "grad_accum", "steps_per_call",
@@ -172,6 +174,11 @@ class TrainConfig:
       raise ConfigError(f"train.lr must be positive, got {self.lr}")
     if not 0.0 <= self.min_lr_ratio <= 1.0:
       raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+    p = self.profile_steps
+    if p and not (len(p) == 2 and all(type(s) is int for s in p)
+                  and 0 <= p[0] < p[1] <= self.steps):
+      raise ConfigError("train.profile_steps must be () or (a, b) with 0 <= a "
+                        f"< b <= train.steps={self.steps}, got {tuple(p)!r}")
     if self.batch_size % self.grad_accum:
       raise ConfigError(
           f"train.grad_accum={self.grad_accum} must divide train.batch_size="
@@ -285,7 +292,7 @@ def default_config_dict(**overrides: Mapping[str, Any]):
   Config files start from this so that any ``--config.<section>.<key>=``
   override is valid. ``model`` has no defaults for its sizes: pass them.
   """
-  import ml_collections
+  from lm.config_dict import ConfigDict
   sections = {
       "data": config_dict_of(DataConfig()),
       "train": config_dict_of(TrainConfig()),
@@ -301,7 +308,7 @@ def default_config_dict(**overrides: Mapping[str, Any]):
     if unknown:
       raise ConfigError(f"unknown config key {name}.{sorted(unknown)[0]}")
     sections[name].update(values)
-  return ml_collections.ConfigDict(sections)
+  return ConfigDict(sections)
 
 
 def config_dict_of(dc: Any) -> dict:

@@ -21,6 +21,7 @@ from lm import config as config_lib
 from lm import flops as flops_lib
 from lm import hardware, logs, optim, sharding, step as step_lib
 from lm import params as params_lib
+from lm import profiling
 from lm.checkpoint import Checkpointer
 from lm.config import ConfigError
 
@@ -76,10 +77,10 @@ def _peak_dtype(dtype: str) -> str:
 
 
 def _to_config_dict(config: Any):
-  import ml_collections
-  if isinstance(config, ml_collections.ConfigDict):
+  from lm.config_dict import ConfigDict
+  if isinstance(config, ConfigDict):
     return config
-  return ml_collections.ConfigDict(config)
+  return ConfigDict(config)
 
 
 def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
@@ -182,16 +183,20 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
                               tensorboard=tc.tensorboard,
                               progress=tc.progress and verbose,
                               desc=os.path.basename(os.path.normpath(workdir)))
+  prof = profiling.StepTrace(tc.profile_steps, os.path.join(workdir, "profile"),
+                             enabled=is_main)
   step = start_step
   window_loss, window_n, window_t0 = 0.0, 0, time.time()
   last: Dict[str, Any] = {}
   try:
     while step < tc.steps:
       k = min(K, tc.steps - step)
+      prof.before(step)
       fn, batch_sh = compiled.train_fn(k, B)
       local = it.take(k)
       batch = step_lib.device_put_batch(local, batch_sh, (k, B, T + 1))
       state, m = fn(state, batch, hp)
+      prof.after(step + k, m)
       losses = np.asarray(m["loss"])
       if not np.all(np.isfinite(losses)):
         bad = step + int(np.argmin(np.isfinite(losses))) + 1
@@ -223,6 +228,7 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
         if not done:
           write_meta()  # keeps wall_time_s current across crashes
   finally:
+    prof.stop()
     logger.close()
     ckpt.close()
 

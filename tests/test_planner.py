@@ -3,7 +3,6 @@ import json
 import math
 import warnings
 
-import ml_collections
 import pytest
 
 from experiments import planner
@@ -11,10 +10,11 @@ from experiments.configs import c4_small, quickstart, tiny_sweep
 from lm import flops as flops_lib
 from lm import params as params_lib
 from lm.config import ModelConfig, default_config_dict
+from lm.config_dict import ConfigDict
 
 
 def _cfg(**sweep):
-  c = ml_collections.ConfigDict()
+  c = ConfigDict()
   c.name = "t"
   c.lm = default_config_dict(
       model=dict(mlp="swiglu", tie_embeddings=True),

@@ -13,14 +13,13 @@ largest budget (--config.sweep.budgets='(1e17,3e17,1e18,3e18)') for ~15 hours.
 """
 import os
 
-import ml_collections
-
 from experiments import planner
 from lm.config import default_config_dict
+from lm.config_dict import ConfigDict
 
 
 def get_config():
-  c = ml_collections.ConfigDict()
+  c = ConfigDict()
   c.name = "c4_small"
   c.lm = default_config_dict(
       model=dict(mlp="swiglu", tie_embeddings=True, qk_norm=False,
@@ -65,5 +64,5 @@ def get_config():
       # x ~40% MFU.
       est_flops_per_s=4e14,
   )
-  c.analysis = ml_collections.ConfigDict(dict(bootstrap=1000))
+  c.analysis = ConfigDict(dict(bootstrap=1000))
   return c

@@ -10,14 +10,13 @@ Measured 2026-11-23 on 2 shared CPU cores: the 16 runs took 279 s (estimate
 13k, 21k, 30k for C = 3e10, 1e11, 3e11, each with larger and smaller sizes
 on both sides (about 0.6-0.8 sqrt(C/120)).
 """
-import ml_collections
-
 from experiments import planner
 from lm.config import default_config_dict
+from lm.config_dict import ConfigDict
 
 
 def get_config():
-  c = ml_collections.ConfigDict()
+  c = ConfigDict()
   c.name = "quickstart"
   # Base lm config; the planner fills model sizes and train.{batch_size,
   # steps, lr, warmup_steps, flop_convention} per run.
@@ -59,6 +58,6 @@ def get_config():
   # budget, resampling runs within a budget often leaves 3 distinct points and
   # a meaningless parabola; perturbing losses by the estimated seed noise
   # (Porian et al. 2024) gives the steadier Approach-2 interval.
-  c.analysis = ml_collections.ConfigDict(dict(bootstrap=1000,
+  c.analysis = ConfigDict(dict(bootstrap=1000,
                                               isoflop_scheme="seed_noise"))
   return c

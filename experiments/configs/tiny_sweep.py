@@ -5,14 +5,13 @@ run: about a minute on 2 CPU cores, almost all of it per-run setup and
 compilation. Losses are too noisy for a meaningful fit; it exercises
 planning, execution, resume and the ledger end to end.
 """
-import ml_collections
-
 from experiments import planner
 from lm.config import default_config_dict
+from lm.config_dict import ConfigDict
 
 
 def get_config():
-  c = ml_collections.ConfigDict()
+  c = ConfigDict()
   c.name = "tiny_sweep"
   c.lm = default_config_dict(
       model=dict(mlp="swiglu", tie_embeddings=True),
@@ -36,5 +35,5 @@ def get_config():
       min_steps=50,
       min_tokens_per_param=0.0, max_tokens_per_param=0.0,
   )
-  c.analysis = ml_collections.ConfigDict(dict(bootstrap=20))
+  c.analysis = ConfigDict(dict(bootstrap=20))
   return c
