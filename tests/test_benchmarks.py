@@ -9,3 +9,19 @@ def test_train_throughput_runs_on_cpu():
   assert out.returncode == 0, out.stderr[-2000:]
   for needle in ("tokens/s:", "TFLOP/s", "MFU:", "N="):
     assert needle in out.stdout, out.stdout
+
+
+def test_data_throughput_runs_on_cpu(tmp_path):
+  out = run_cli("benchmarks.data_throughput", "--mb=0.3", "--tokenizer=byte",
+                "--T=32", "--B=8", "--processes=2", "--calls=3",
+                "--uncached_calls=2", "--workers=1,2",
+                f"--json={tmp_path}/dt.json", timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  for needle in ("1 worker(s):", "2 worker(s):", "MB/s",
+                 "from the cache -> device_put boundary:",
+                 "uncached stream packer", "tokens/s per host", "20M"):
+    assert needle in out.stdout, out.stdout
+  import json
+  figures = json.load(open(tmp_path / "dt.json"))
+  assert figures["cache_tokens_per_s_per_host"] > 0
+  assert set(figures["tokenize_mb_per_s"]) == {"1", "2"}

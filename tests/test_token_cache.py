@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lm.config import DataConfig
+from lm.data import encode
 from lm.data import pipeline
 from lm.data import token_cache
 
@@ -122,7 +123,7 @@ def test_stale_or_corrupt_cache_is_rebuilt_with_one_warning(
 def test_killed_build_leaves_nothing_that_is_trusted(files_cfg, monkeypatch):
   pipeline.clear_memo()
   calls = []
-  real = token_cache._encode  # pylint: disable=protected-access
+  real = encode._encode  # pylint: disable=protected-access
 
   def dies_midway(tok, texts, in_worker):
     calls.append(1)
@@ -131,7 +132,7 @@ def test_killed_build_leaves_nothing_that_is_trusted(files_cfg, monkeypatch):
     return real(tok, texts, in_worker)
 
   monkeypatch.setattr(token_cache, "CHUNK_BYTES", 2000)
-  monkeypatch.setattr(token_cache, "_encode", dies_midway)
+  monkeypatch.setattr(encode, "_encode", dies_midway)
   with pytest.raises(KeyboardInterrupt):
     pipeline.build_dataset(files_cfg, batch_size=4, seed=0)
   root = os.path.join(files_cfg.cache_dir, "tokens")
@@ -139,7 +140,7 @@ def test_killed_build_leaves_nothing_that_is_trusted(files_cfg, monkeypatch):
       os.path.join(root, d))]
   # A SIGKILLed build leaves its temporary directory behind: never read,
   # removed by the next build.
-  monkeypatch.setattr(token_cache, "_encode", real)
+  monkeypatch.setattr(encode, "_encode", real)
   ds = pipeline.build_dataset(files_cfg, batch_size=4, seed=0)
   stale = ds.val.path + ".tmp-999999"
   os.makedirs(stale)
@@ -160,8 +161,7 @@ def test_parallel_workers_tokenize_the_same_as_one(tmp_path, monkeypatch):
                    val_fraction=0.1, cache_dir=str(tmp_path / "one"))
   one = pipeline.build_dataset(cfg, batch_size=4, seed=0)
   assert one.train_stream.manifest["build"]["workers"] == 1  # small source
-  monkeypatch.setattr(token_cache, "MIN_BYTES_PER_WORKER", 1)
-  monkeypatch.setattr(token_cache, "CHUNK_BYTES", 4000)
+  monkeypatch.setattr(token_cache, "CHUNK_BYTES", 4000)  # several tasks
   import dataclasses
   two = pipeline.build_dataset(
       dataclasses.replace(cfg, cache_workers=2,

@@ -30,23 +30,22 @@ tokenizer runs in ``workers`` spawned processes (in-process when 1).
 """
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import datetime
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import re
 import shutil
 import time
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional,
+from typing import (Any, Callable, Dict, Iterator, List, Optional,
                     Sequence, Tuple)
 
 import numpy as np
 
+from lm.data import encode as encode_lib
 from lm.data import tokenizers as tok_lib
 from lm.data.corpus import DataError, resolve_cache_dir
 
@@ -60,7 +59,6 @@ MANIFEST_KEYS = ("format", "format_version", "key", "source", "tokenizer",
                  "dtype", "eos_id", "n_documents", "n_tokens", "text_bytes",
                  "tokens_sha256", "doc_offsets_sha256", "build")
 CHUNK_BYTES = 4 << 20          # text per tokenizer task
-MIN_BYTES_PER_WORKER = 8 << 20  # smaller sources tokenize in-process
 _HASH_BLOCK = 16 << 20
 
 _VERIFIED: Dict[Tuple[str, int, int], str] = {}
@@ -157,65 +155,6 @@ def cache_path(source: DocSource, tokenizer: tok_lib.Tokenizer,
                       f"{safe}-{cache_key(source, tokenizer)[:20]}")
 
 
-# ------------------------------------------------------------------ encoding
-
-_WORKER_TOKENIZER: List[tok_lib.Tokenizer] = []
-
-
-def _init_worker(spec) -> None:
-  _WORKER_TOKENIZER[:] = [tok_lib.from_spec(spec)]
-
-
-def _encode(tok: tok_lib.Tokenizer, texts: List[tok_lib.Text],
-            in_worker: bool) -> Tuple[np.ndarray, np.ndarray]:
-  """(tokens with EOS after each text, per-text lengths incl. EOS)."""
-  if in_worker and isinstance(tok, tok_lib.SentencePieceTokenizer):
-    pieces = tok.encode_pieces(texts, num_threads=1)
-  else:
-    pieces = tok.encode_pieces(texts)
-  stream = tok_lib._concat_with_eos(  # pylint: disable=protected-access
-      pieces, tok.eos_id, tok_lib.token_dtype(tok.vocab_size))
-  lengths = np.fromiter((len(p) + 1 for p in pieces), np.int64, len(pieces))
-  return stream, lengths
-
-
-def _encode_in_worker(texts: List[tok_lib.Text]):
-  return _encode(_WORKER_TOKENIZER[0], texts, in_worker=True)
-
-
-def resolve_workers(requested: int, tokenizer: tok_lib.Tokenizer,
-                    text_bytes: int) -> int:
-  """Processes to tokenize with: ``requested`` (0 = all CPUs; byte: 1),
-  at most one per MIN_BYTES_PER_WORKER of a source of known size."""
-  if requested <= 0:
-    requested = (1 if isinstance(tokenizer, tok_lib.ByteTokenizer)
-                 else os.cpu_count() or 1)
-  if text_bytes > 0:
-    requested = min(requested, max(1, text_bytes // MIN_BYTES_PER_WORKER))
-  return max(1, requested)
-
-
-def encode_chunks(tokenizer: tok_lib.Tokenizer,
-                  chunks: Iterable[List[tok_lib.Text]], workers: int
-                  ) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
-  """Encoded chunks in order; ``workers`` > 1 tokenizes in spawned processes
-  with at most 2 x workers chunks in flight (bounded memory)."""
-  if workers <= 1:
-    for texts in chunks:
-      yield _encode(tokenizer, texts, in_worker=False)
-    return
-  ctx = multiprocessing.get_context("spawn")
-  with ctx.Pool(workers, initializer=_init_worker,
-                initargs=(tokenizer.spec(),)) as pool:
-    pending: collections.deque = collections.deque()
-    for texts in chunks:
-      pending.append(pool.apply_async(_encode_in_worker, (texts,)))
-      if len(pending) >= 2 * workers:
-        yield pending.popleft().get()
-    while pending:
-      yield pending.popleft().get()
-
-
 # --------------------------------------------------------------- build / open
 
 
@@ -238,9 +177,8 @@ def _write(out_dir: Optional[str], source: DocSource,
         text_bytes += sum(len(t) if isinstance(t, bytes)
                           else len(t.encode("utf-8")) for t in texts)
         yield texts
-    for stream, lens in encode_chunks(tokenizer,
-                                      counted(source.chunks(CHUNK_BYTES)),
-                                      workers):
+    for stream, lens in encode_lib.encode_chunks(
+        tokenizer, counted(source.chunks(CHUNK_BYTES)), workers):
       raw = stream.astype(dtype.newbyteorder("<"), copy=False).tobytes()
       h.update(raw)
       lengths.append(lens)
@@ -377,7 +315,7 @@ def load_or_build(source: DocSource, tokenizer: tok_lib.Tokenizer, *,
   memo = (path if use_cache else "memory", key)
   if memo in _MEMO and _unchanged(_MEMO[memo]):
     return _MEMO[memo][0]
-  n_workers = resolve_workers(workers, tokenizer, source.text_bytes)
+  n_workers = encode_lib.resolve_workers(workers, tokenizer, source.text_bytes)
   stream = None
   if use_cache:
     stream, reason = _check(path, key)
