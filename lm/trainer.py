@@ -176,12 +176,16 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
   evaluator = evaluate_lib.Evaluator(
       compiled, eval_set, tc.eval_batch_size, flops_per_token=fpt,
       process_index=pi, process_count=pc)
-  meta.update(eval=evaluator.metadata(), eval_flops=float(
-      (old or {}).get("eval_flops") or 0.0) if restored else 0.0)
+  prior = (old or {}) if restored else {}
+  meta.update(eval=evaluator.metadata(),
+              eval_flops=float(prior.get("eval_flops") or 0.0),
+              eval_time_s=float(prior.get("eval_time_s") or 0.0))
 
   def evaluate(st) -> Dict[str, float]:
-    res = evaluator(st.params)
-    meta["eval_flops"] += res.flops  # cumulative over this run's evals
+    t0 = time.time()
+    res = evaluator(st.params)  # cumulative cost over this run's evals:
+    meta.update(eval_flops=meta["eval_flops"] + res.flops,
+                eval_time_s=meta["eval_time_s"] + time.time() - t0)
     return {"eval_loss": res.loss, "eval_loss_se": res.se}
 
   logger = logs.MetricsLogger(workdir, total_steps=tc.steps,

@@ -1,4 +1,5 @@
 """Data pipeline properties: corpora, the document split, packing, iterators."""
+import dataclasses
 import json
 import os
 import sysconfig
@@ -143,6 +144,7 @@ def test_count_train_tokens_is_exact_without_training(tmp_path):
   ds = pipeline.build_dataset(cfg, batch_size=4, seed=0)
   assert n == ds.unique_train_tokens == len(ds.train_rows) * 32
   assert n == ds.metadata["train"]["n_tokens"] // 33 * 32
+  assert pipeline.count_train_tokens(dataclasses.asdict(cfg)) == n
   sp = DataConfig(seq_len=32, max_corpus_bytes=300_000, cache_dir=str(tmp_path),
                   tokenizer="sentencepiece", sp_vocab_size=128)
   assert pipeline.count_train_tokens(sp) is None  # would need training

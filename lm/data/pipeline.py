@@ -237,12 +237,15 @@ def build_dataset(cfg: DataConfig, *, batch_size: int, seed: int,
                       process_count=process_count, metadata=metadata)
 
 
-def count_train_tokens(cfg: DataConfig) -> Optional[int]:
-  """Unique training target tokens (n_train_rows * seq_len) of ``cfg``,
-  without training: exact when the training split's token cache exists, or
-  when it is cheap to build (byte tokenizer on an in-memory corpus); None
-  when unknown (e.g. tfds or an untrained SentencePiece model without a
-  cache, or tfds not installed)."""
+def count_train_tokens(cfg: Any) -> Optional[int]:
+  """Unique training target tokens (n_train_rows * seq_len) of the data
+  config ``cfg`` (a DataConfig, or a ConfigDict / dict of its fields), without
+  training: exact when the training split's token cache exists, or when it is
+  cheap to build (byte tokenizer on an in-memory corpus); None when unknown
+  (tfds or an untrained SentencePiece model without a cache, tfds missing)."""
+  if not isinstance(cfg, DataConfig):
+    plain = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+    cfg = DataConfig(**plain)
   cfg.validate()
   try:
     sources = sources_lib.sources_for(cfg)
