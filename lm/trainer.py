@@ -186,6 +186,7 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
     res = evaluator(st.params)  # cumulative cost over this run's evals:
     meta.update(eval_flops=meta["eval_flops"] + res.flops,
                 eval_time_s=meta["eval_time_s"] + time.time() - t0)
+    meta["eval"]["se_per_sequence"] = res.se_per_sequence  # for comparison
     return {"eval_loss": res.loss, "eval_loss_se": res.se}
 
   logger = logs.MetricsLogger(workdir, total_steps=tc.steps,
