@@ -201,3 +201,15 @@ def test_unwritable_cache_dir_falls_back_to_memory(files_cfg, tmp_path,
     ds = pipeline.build_dataset(cfg, batch_size=4, seed=0)
   assert ds.train_stream.path is None
   assert any("tokenizing in memory" in r.getMessage() for r in caplog.records)
+
+
+def test_a_worker_that_cannot_start_fails_instead_of_hanging(tmp_path):
+  from concurrent.futures.process import BrokenProcessPool
+  from lm.data import tokenizers as tok_lib
+
+  class Unloadable(tok_lib.ByteTokenizer):
+    def spec(self):
+      return ("sentencepiece", str(tmp_path / "missing.model"))
+
+  with pytest.raises(BrokenProcessPool):
+    list(encode.encode_chunks(Unloadable(), [["a"], ["b"], ["c"]], workers=2))

@@ -11,6 +11,7 @@ the parent reads text and consumes results in order.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import multiprocessing
 import os
 from typing import Iterable, Iterator, List, Tuple
@@ -69,12 +70,15 @@ def encode_chunks(tokenizer: tok_lib.Tokenizer,
       yield _encode(tokenizer, texts, in_worker=False)
     return
   ctx = multiprocessing.get_context("spawn")
-  with ctx.Pool(workers, initializer=_init_worker,
-                initargs=(tokenizer.spec(),)) as pool:
+  # ProcessPoolExecutor (not multiprocessing.Pool): a worker that cannot start
+  # or dies raises BrokenProcessPool here instead of being respawned forever.
+  with concurrent.futures.ProcessPoolExecutor(
+      workers, mp_context=ctx, initializer=_init_worker,
+      initargs=(tokenizer.spec(),)) as pool:
     pending: collections.deque = collections.deque()
     for texts in chunks:
-      pending.append(pool.apply_async(_encode_in_worker, (texts,)))
+      pending.append(pool.submit(_encode_in_worker, texts))
       if len(pending) >= 2 * workers:
-        yield pending.popleft().get()
+        yield pending.popleft().result()
     while pending:
-      yield pending.popleft().get()
+      yield pending.popleft().result()
