@@ -213,14 +213,24 @@ def _write(out_dir: Optional[str], source: DocSource,
 
 
 def _file_sha256(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(_HASH_BLOCK), b""):
+      h.update(block)
+  return h.hexdigest()
+
+
+def _offsets_sha256(path: str) -> str:
+  offsets = np.load(path, mmap_mode="r", allow_pickle=False)
+  return hashlib.sha256(np.asarray(offsets, "<i8").tobytes()).hexdigest()
+
+
+def _memo_sha256(path: str, digest: Callable[[str], str]) -> str:
+  """``digest(path)``, computed once per process and (size, mtime) of path."""
   st = os.stat(path)
   memo_key = (path, st.st_size, st.st_mtime_ns)
   if memo_key not in _VERIFIED:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-      for block in iter(lambda: f.read(_HASH_BLOCK), b""):
-        h.update(block)
-    _VERIFIED[memo_key] = h.hexdigest()
+    _VERIFIED[memo_key] = digest(path)
   return _VERIFIED[memo_key]
 
 
@@ -250,16 +260,15 @@ def _check(path: str, key: str) -> Tuple[Optional[TokenStream], str]:
     if size != m["n_tokens"] * dtype.itemsize or not m["n_tokens"]:
       return None, (f"{TOKENS_FILE} has {size} bytes, manifest says "
                     f"{m['n_tokens']} x {dtype.itemsize}")
-    if _file_sha256(tpath) != m["tokens_sha256"]:
+    if _memo_sha256(tpath, _file_sha256) != m["tokens_sha256"]:
       return None, f"{TOKENS_FILE} sha256 differs from the manifest"
-    offsets = np.load(opath, allow_pickle=False)
+    offsets = np.load(opath, mmap_mode="r", allow_pickle=False)
+    if (len(offsets) != m["n_documents"] + 1
+        or _memo_sha256(opath, _offsets_sha256) != m["doc_offsets_sha256"]):
+      return None, f"{OFFSETS_FILE} does not match the manifest"
   except (OSError, ValueError) as e:
     return None, f"unreadable cache files ({e})"
-  if (hashlib.sha256(offsets.astype("<i8").tobytes()).hexdigest()
-      != m["doc_offsets_sha256"] or len(offsets) != m["n_documents"] + 1):
-    return None, f"{OFFSETS_FILE} does not match the manifest"
   tokens = np.memmap(tpath, dtype=dtype, mode="r", shape=(m["n_tokens"],))
-  offsets.setflags(write=False)
   return TokenStream(tokens=tokens, doc_offsets=offsets, manifest=m,
                      path=path), ""
 
