@@ -125,11 +125,11 @@ def test_killed_build_leaves_nothing_that_is_trusted(files_cfg, monkeypatch):
   calls = []
   real = encode._encode  # pylint: disable=protected-access
 
-  def dies_midway(tok, texts, in_worker):
+  def dies_midway(tok, texts):
     calls.append(1)
     if len(calls) == 2:
       raise KeyboardInterrupt   # as if killed after writing one chunk
-    return real(tok, texts, in_worker)
+    return real(tok, texts)
 
   monkeypatch.setattr(token_cache, "CHUNK_BYTES", 2000)
   monkeypatch.setattr(encode, "_encode", dies_midway)

@@ -2,11 +2,11 @@
 
 ``encode_chunks(tokenizer, chunks, workers)`` yields, for each chunk (a list
 of texts) in order, the concatenated token ids with EOS after each text and
-the per-text lengths. With ``workers > 1`` the tokenizer runs in that many
-``spawn``ed processes (rebuilt there from ``Tokenizer.spec()``; forking a
-process that has started JAX is unsafe), SentencePiece single-threaded in
-each, with at most ``2 x workers`` chunks in flight so memory stays bounded;
-the parent reads text and consumes results in order.
+the per-text lengths. The tokenizer runs single-threaded in each process;
+with ``workers > 1`` it runs in that many ``spawn``ed processes (rebuilt there
+from ``Tokenizer.spec()``; forking a process that has started JAX is unsafe),
+with at most ``2 x workers`` chunks in flight so memory stays bounded; the
+parent reads text and consumes results in order.
 """
 from __future__ import annotations
 
@@ -30,10 +30,11 @@ def _init_worker(spec) -> None:
   _WORKER_TOKENIZER[:] = [tok_lib.from_spec(spec)]
 
 
-def _encode(tok: tok_lib.Tokenizer, texts: List[tok_lib.Text],
-            in_worker: bool) -> Tuple[np.ndarray, np.ndarray]:
-  """(tokens with EOS after each text, per-text lengths incl. EOS)."""
-  if in_worker and isinstance(tok, tok_lib.SentencePieceTokenizer):
+def _encode(tok: tok_lib.Tokenizer, texts: List[tok_lib.Text]
+            ) -> Tuple[np.ndarray, np.ndarray]:
+  """(tokens with EOS after each text, per-text lengths incl. EOS); one
+  thread: parallelism comes from worker processes only."""
+  if isinstance(tok, tok_lib.SentencePieceTokenizer):
     pieces = tok.encode_pieces(texts, num_threads=1)
   else:
     pieces = tok.encode_pieces(texts)
@@ -44,7 +45,7 @@ def _encode(tok: tok_lib.Tokenizer, texts: List[tok_lib.Text],
 
 
 def _encode_in_worker(texts: List[tok_lib.Text]):
-  return _encode(_WORKER_TOKENIZER[0], texts, in_worker=True)
+  return _encode(_WORKER_TOKENIZER[0], texts)
 
 
 def resolve_workers(requested: int, tokenizer: tok_lib.Tokenizer,
@@ -67,7 +68,7 @@ def encode_chunks(tokenizer: tok_lib.Tokenizer,
   with at most 2 x workers chunks in flight (bounded memory)."""
   if workers <= 1:
     for texts in chunks:
-      yield _encode(tokenizer, texts, in_worker=False)
+      yield _encode(tokenizer, texts)
     return
   ctx = multiprocessing.get_context("spawn")
   # ProcessPoolExecutor (not multiprocessing.Pool): a worker that cannot start
