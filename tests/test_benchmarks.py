@@ -14,7 +14,7 @@ def test_train_throughput_runs_on_cpu():
 def test_data_throughput_runs_on_cpu(tmp_path):
   out = run_cli("benchmarks.data_throughput", "--mb=0.3", "--tokenizer=byte",
                 "--T=32", "--B=8", "--processes=2", "--calls=3",
-                "--uncached_calls=2", "--workers=1,2",
+                "--workers=1,2",
                 f"--json={tmp_path}/dt.json", timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
   for needle in ("1 worker(s):", "2 worker(s):", "MB/s",
