@@ -104,9 +104,9 @@ def _free_port():
 
 
 def test_eval_is_exact_for_any_batch_size_mesh_and_process_count():
-  """One device (batches of 100 and of 7, padded) == a (2, 2, 2) mesh over 2
-  processes x 4 devices (batches of 24, each process feeding 12 rows) ==
-  the training loss function on all rows at once."""
+  """One device, batches of 7 (padded) == a (2, 2, 2) mesh over 2 processes
+  x 4 devices, batches of 24 (padded; each process feeds 12 rows of each) ==
+  the training loss function on all 100 rows at once."""
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              XLA_FLAGS="--xla_force_host_platform_device_count=4")
   port = _free_port()
@@ -114,20 +114,19 @@ def test_eval_is_exact_for_any_batch_size_mesh_and_process_count():
       [sys.executable, "-m", "tests.helpers.sharded_eval", str(p), str(port)],
       cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
       text=True) for p in range(2)]
-  one = sharded_eval.result((1, 1, 1), jax.devices()[:1], 100)
-  padded = sharded_eval.result((1, 1, 1), jax.devices()[:1], 7)
+  one = sharded_eval.result((1, 1, 1), jax.devices()[:1], 7)
   outs = [p.communicate(timeout=600) for p in procs]
   for p, (out, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]
   multi = [json.loads(next(l for l in out.splitlines()
                           if l.startswith("RESULT "))[7:]) for out, _ in outs]
-  for r in [padded] + multi:
+  for r in multi:
     assert r["loss"] == pytest.approx(one["loss"], rel=1e-6)
     assert r["se"] == pytest.approx(one["se"], rel=1e-4)
   assert multi[0] == multi[1]               # every process reduces the same
   assert 0 < one["se"] < one["se_seq"] * 3
   # Eval FLOPs count padding: 15 batches x 7 rows x 16 tokens x F/3 (F = 3).
-  assert padded["flops"] == 15 * 7 * 16 and one["flops"] == 100 * 16
+  assert one["flops"] == 15 * 7 * 16 and multi[0]["flops"] == 5 * 24 * 16
   # The same mean from the training loss path (lm.model.cross_entropy).
   from lm import sharding, step as step_lib
   from lm.config import DEFAULT_RULES, MeshConfig, ModelConfig
@@ -140,5 +139,5 @@ def test_eval_is_exact_for_any_batch_size_mesh_and_process_count():
   rng = np.random.default_rng(0)
   rows = rng.integers(0, sharded_eval.V, (100, 17)).astype(np.int32)
   rows[::3] = rows[0]
-  _, nll = c._loss(c.init(jax.random.key(0)).params, rows)  # pylint: disable=protected-access
+  _, nll = jax.jit(c._loss)(c.init(jax.random.key(0)).params, rows)  # pylint: disable=protected-access
   assert float(nll) == pytest.approx(one["loss"], rel=1e-5)
