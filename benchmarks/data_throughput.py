@@ -18,7 +18,10 @@ Measures, on the embedded stdlib corpus (``--mb`` MB of it, whole files):
    over one pass of the corpus from a fresh packer.
 
 No JAX is imported: the figures are host-side. Wall-clock numbers on a shared
-machine are noisy; run it alone for citable figures.
+machine are noisy (and with the kernel's autogroup scheduling, extra worker
+processes in one session do not get extra CPU on a busy machine); MB per
+CPU-second shows whether workers add overhead. Run it alone for citable
+figures.
 """
 from __future__ import annotations
 
@@ -64,6 +67,14 @@ def _timed(fn, calls: int) -> float:
   return time.perf_counter() - t0
 
 
+def _cpu_seconds() -> float:
+  """User + system CPU of this process and its finished children."""
+  import resource
+  return sum(r.ru_utime + r.ru_stime for r in (
+      resource.getrusage(resource.RUSAGE_SELF),
+      resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 class _DocReader:
   """Stream-packer reader over in-memory documents, shuffled per epoch."""
 
@@ -107,17 +118,22 @@ def main(argv=None) -> int:
 
     # 1. Cache build: tokenization MB/s per worker count.
     out["tokenize_mb_per_s"] = {}
+    out["tokenize_mb_per_cpu_s"] = {}
     for w in (int(x) for x in args.workers.split(",")):
       token_cache.clear_memo()
       cache_dir = os.path.join(tmp, f"w{w}")
+      cpu0 = _cpu_seconds()
       stream = token_cache.load_or_build(src.train, tok, cache_dir=cache_dir,
                                          workers=w)
-      build = stream.manifest["build"]
-      mb_s = stream.manifest["text_bytes"] / 1e6 / max(build["seconds"], 1e-9)
+      cpu = _cpu_seconds() - cpu0
+      build, mb = stream.manifest["build"], stream.manifest["text_bytes"] / 1e6
+      mb_s = mb / max(build["seconds"], 1e-9)
       out["tokenize_mb_per_s"][w] = mb_s
+      out["tokenize_mb_per_cpu_s"][w] = mb / max(cpu, 1e-9)
       print(f"tokenize into the cache, {w} worker(s): {mb_s:,.2f} MB/s "
-            f"({stream.manifest['text_bytes'] / 1e6:.1f} MB in "
-            f"{build['seconds']:.2f} s, {stream.manifest['n_tokens']:,} tokens)")
+            f"({mb:.1f} MB in {build['seconds']:.2f} s wall, {cpu:.2f} CPU-s "
+            f"incl. worker start-up: {mb / max(cpu, 1e-9):,.2f} MB per "
+            f"CPU-s; {stream.manifest['n_tokens']:,} tokens)")
 
     # 2. From the cache: open (verifies sha256) + take(K) per host.
     token_cache.clear_memo()
