@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 STEPS = ("env", "throughput", "sharded", "quickstart")
 
@@ -72,3 +72,19 @@ def test_sharded_check_layouts_cover_every_axis():
     assert all(a * b * c == n for a, b, c in got), got
     for axis in range(3):                # data, fsdp and tensor each sharded
       assert any(shape[axis] > 1 for shape in got), (n, got)
+
+
+def test_data_throughput_runs_on_cpu(tmp_path):
+  out = run_cli("benchmarks.data_throughput", "--mb=0.3", "--tokenizer=byte",
+                "--T=32", "--B=8", "--processes=2", "--calls=3",
+                "--workers=1,2",
+                f"--json={tmp_path}/dt.json", timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  for needle in ("1 worker(s):", "2 worker(s):", "MB/s",
+                 "from the cache -> device_put boundary:",
+                 "uncached stream packer", "tokens/s per host", "20M"):
+    assert needle in out.stdout, out.stdout
+  import json
+  figures = json.load(open(tmp_path / "dt.json"))
+  assert figures["cache_tokens_per_s_per_host"] > 0
+  assert set(figures["tokenize_mb_per_s"]) == {"1", "2"}
