@@ -24,7 +24,7 @@ import json
 import math
 import os
 import warnings
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from lm import flops as flops_lib
 from lm import params as params_lib
@@ -58,6 +58,8 @@ class PlannedRun:
   flop_convention: str
   param_convention: str
   steps_per_call: int    # a divisor of steps (see aligned_steps)
+  seed: int = 0          # train.seed: initialisation and data order
+  repeat_of: Optional[str] = None  # run_id of the base run of a seed repeat
 
   def lm_config(self, base):
     """A copy of ``base`` (the sweep's ``c.lm``) with this run's fields."""
@@ -73,6 +75,7 @@ class PlannedRun:
     c.train.warmup_steps = self.warmup_steps
     c.train.flop_convention = self.flop_convention
     c.train.steps_per_call = self.steps_per_call
+    c.train.seed = self.seed
     return c
 
   def to_dict(self) -> Dict[str, Any]:
@@ -214,7 +217,20 @@ def aligned_steps(exact: float, steps_per_call: int, window: float
   return base, steps_per_call
 
 
-def _plan_candidate(budget, cfg_model, s, n_params, steps_per_call):
+def seed_repeats(runs: List[PlannedRun], center: float, k: int
+                 ) -> List[PlannedRun]:
+  """k extra seeds of the run nearest (in log N) to ``center``: same shape,
+  tokens and lr, seeds base+1..base+k; they measure run-to-run noise
+  (Porian et al. 2024, Sec. 3: seed noise of the final loss)."""
+  if not k or not runs:
+    return []
+  base = min(runs, key=lambda r: (abs(math.log(r.N / center)), r.N))
+  return [dataclasses.replace(base, run_id=f"{base.run_id}_s{base.seed + j}",
+                              seed=base.seed + j, repeat_of=base.run_id)
+          for j in range(1, k + 1)]
+
+
+def _plan_candidate(budget, cfg_model, s, n_params, steps_per_call, seed):
   """(PlannedRun, None) or (None, reason)."""
   T, conv = int(s.seq_len), s.flop_convention
   fpt = flops_lib.flops_per_token(cfg_model, T, conv)
@@ -246,7 +262,7 @@ def _plan_candidate(budget, cfg_model, s, n_params, steps_per_call):
       seq_len=T, lr=marin_lr(B, cfg_model.d_model, s),
       warmup_steps=min(warmup, steps - 1), flops=float(flops),
       flops_error=float(err), flop_convention=conv,
-      param_convention=s.param_convention, steps_per_call=spc), None
+      param_convention=s.param_convention, steps_per_call=spc, seed=seed), None
 
 
 def make_plan(cfg) -> Plan:
@@ -258,6 +274,7 @@ def make_plan(cfg) -> Plan:
   vocab = vocab_size_of(cfg.lm.data)
   kwargs = _shape_kwargs(cfg.lm)
   spc = int(cfg.lm.train.get("steps_per_call", 1))
+  seed = int(cfg.lm.train.get("seed", 0))
   budgets = sorted(_budgets(s))
   runs: List[PlannedRun] = []
   skipped: List[SkippedCandidate] = []
@@ -283,13 +300,15 @@ def make_plan(cfg) -> Plan:
         else:
           seen[key] = N_t
           run, reason = _plan_candidate(
-              C, m, s, params_lib.n_params(m, s.param_convention), spc)
+              C, m, s, params_lib.n_params(m, s.param_convention), spc, seed)
       if run is None:
         skipped.append(SkippedCandidate(C, float(N_t), reason))
         first_reason = first_reason or reason
       else:
         runs.append(run)
     counts[C] = sum(r.budget == C for r in runs)
+    runs += seed_repeats([r for r in runs if r.budget == C], centers[C],
+                         int(s.seed_repeats))
     if counts[C] == 0:
       raise PlanError(f"budget C={C:.3g} too small for any model: "
                       f"{first_reason}")
