@@ -54,7 +54,8 @@ def main(argv):
   if _CONFIG.value is None:
     raise ConfigError("--config=<sweep config .py> is required")
   cfg = _CONFIG.value
-  plan = planner.make_plan(cfg)
+  plan = planner.make_plan(cfg,
+                           unique_train_tokens=planner.count_unique_tokens(cfg))
   if _PLAN_ONLY.value:  # planning is local: no jax.distributed needed
     print(planner.format_plan(plan, tokens_per_s=_device_rate(cfg)))
     return

@@ -60,6 +60,7 @@ class PlannedRun:
   steps_per_call: int    # a divisor of steps (see aligned_steps)
   seed: int = 0          # train.seed: initialisation and data order
   repeat_of: Optional[str] = None  # run_id of the base run of a seed repeat
+  max_epochs: float = 0.0  # sweep.max_epochs -> train.max_epochs (0: none)
 
   def lm_config(self, base):
     """A copy of ``base`` (the sweep's ``c.lm``) with this run's fields."""
@@ -76,6 +77,7 @@ class PlannedRun:
     c.train.flop_convention = self.flop_convention
     c.train.steps_per_call = self.steps_per_call
     c.train.seed = self.seed
+    c.train.max_epochs = float(self.max_epochs)
     return c
 
   def to_dict(self) -> Dict[str, Any]:
@@ -98,6 +100,15 @@ class Plan:
   config_hash: str       # sha256 of canonical sweep + lm config (+ fit.json)
   centers: Dict[float, float] = dataclasses.field(default_factory=dict)
   est_flops_per_s: float = 0.0   # sweep.est_flops_per_s (0: CPU model)
+  unique_train_tokens: Optional[int] = None  # None: not counted (see
+  #                                            count_unique_tokens)
+  max_epochs: float = 0.0        # sweep.max_epochs
+
+  def epochs(self, run: PlannedRun) -> Optional[float]:
+    """D / unique training tokens of ``run`` (None when not counted)."""
+    if not self.unique_train_tokens:
+      return None
+    return run.D / self.unique_train_tokens
 
   def budgets(self) -> List[float]:
     return sorted({r.budget for r in self.runs})
@@ -262,11 +273,47 @@ def _plan_candidate(budget, cfg_model, s, n_params, steps_per_call, seed):
       seq_len=T, lr=marin_lr(B, cfg_model.d_model, s),
       warmup_steps=min(warmup, steps - 1), flops=float(flops),
       flops_error=float(err), flop_convention=conv,
-      param_convention=s.param_convention, steps_per_call=spc, seed=seed), None
+      param_convention=s.param_convention, steps_per_call=spc, seed=seed,
+      max_epochs=float(s.max_epochs)), None
 
 
-def make_plan(cfg) -> Plan:
-  """The runs of the sweep config ``cfg`` (``cfg.sweep`` and ``cfg.lm``)."""
+def count_unique_tokens(cfg) -> Optional[int]:
+  """Unique training tokens of the sweep's data at ``sweep.seq_len``, or None
+  when they cannot be counted without tokenizing (tfds or SentencePiece
+  without a token cache; the trainer then checks ``train.max_epochs`` itself).
+  Touches data (builds a byte-level token cache), unlike ``make_plan``."""
+  from lm.data import count_train_tokens  # pylint: disable=g-import-not-at-top
+  data = dict(cfg.lm.data.to_dict() if hasattr(cfg.lm.data, "to_dict")
+              else cfg.lm.data)
+  data["seq_len"] = int(cfg.sweep.seq_len)
+  return count_train_tokens(data)
+
+
+def check_epochs(plan: Plan) -> None:
+  """PlanError naming the first run that would repeat data beyond
+  ``max_epochs`` (Muennighoff et al. 2023: repeated tokens are worth less, so
+  loss falls differently with D), and how much more text it needs."""
+  if not plan.max_epochs or not plan.unique_train_tokens:
+    return
+  U = plan.unique_train_tokens
+  over = [r for r in plan.runs if r.D > plan.max_epochs * U]
+  if over:
+    r = max(over, key=lambda x: x.D)
+    more = math.ceil(r.D / plan.max_epochs) - U
+    raise PlanError(
+        f"run {r.run_id} would train D={r.D:,} tokens = {r.D / U:.3g} epochs "
+        f"of the {U:,} unique training tokens (sweep.max_epochs="
+        f"{plan.max_epochs:g}; {len(over)} run(s) over); it needs {more:,} "
+        "more unique tokens: raise lm.data.max_corpus_bytes (or use more "
+        "data), lower sweep.budgets, or raise sweep.max_epochs")
+
+
+def make_plan(cfg, *, unique_train_tokens: Optional[int] = None) -> Plan:
+  """The runs of the sweep config ``cfg`` (``cfg.sweep`` and ``cfg.lm``).
+
+  With ``unique_train_tokens`` (``count_unique_tokens(cfg)``), a plan whose
+  runs exceed ``sweep.max_epochs`` is refused (``check_epochs``).
+  """
   if "sweep" not in cfg or "lm" not in cfg:
     raise PlanError("the sweep config needs both c.sweep and c.lm sections")
   s = cfg.sweep
@@ -321,6 +368,10 @@ def make_plan(cfg) -> Plan:
   ids = [r.run_id for r in runs]
   if len(set(ids)) != len(ids):
     raise PlanError("duplicate run ids; make sweep.budgets more distinct")
-  return Plan(runs=tuple(runs), skipped=tuple(skipped),
+  plan = Plan(runs=tuple(runs), skipped=tuple(skipped),
               config_hash=config_hash(cfg), centers=centers,
-              est_flops_per_s=float(s.est_flops_per_s))
+              est_flops_per_s=float(s.est_flops_per_s),
+              unique_train_tokens=unique_train_tokens,
+              max_epochs=float(s.max_epochs))
+  check_epochs(plan)
+  return plan

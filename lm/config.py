@@ -40,7 +40,7 @@ RESUME_MUTABLE: Tuple[Tuple[str, str], ...] = (
     ("train", "progress"), ("train", "tensorboard"), ("train", "log_every"),
     ("train", "eval_every"), ("train", "ckpt_every"),
     ("train", "keep_checkpoints"), ("train", "profile_steps"),
-    ("train", "eval_batch_size"),
+    ("train", "eval_batch_size"), ("train", "max_epochs"),
     ("data", "cache_dir"), ("data", "tfds_data_dir"), ("data", "cache_workers"))
 
 

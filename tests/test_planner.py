@@ -35,27 +35,21 @@ def _model(run, cfg):
                      **run.shape)
 
 
-def _instantiated_params(m, convention):
-  """N by counting the arrays of the real, initialised model."""
-  import jax
-  import numpy as np
-  from lm.model import Transformer
-  tree = jax.eval_shape(lambda: Transformer(m).init(
-      jax.random.key(0), np.zeros((1, 8), np.int32))["params"])
-  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  total = sum(int(np.prod(x.shape)) for _, x in flat)
+def _param_count(m, convention):
+  """N from lm.params.count_params, which tests/test_params.py checks
+  against the real model's parameter tree."""
+  counts = params_lib.count_params(m)
   if convention == "total":
-    return total
-  embed = m.vocab_size * m.d_model * (1 if m.tie_embeddings else 2)
+    return counts.total
   assert convention == "non_embedding"
-  return total - embed
+  return counts.non_embedding
 
 
 def _hand_counted_flops(m, r):
   """Training FLOPs of the run by the convention's published formula."""
   D = r.steps * r.batch_size * r.seq_len
   if r.flop_convention == "6N":            # Kaplan et al. 2020, Sec. 2.1
-    return 6.0 * _instantiated_params(m, "total") * D
+    return 6.0 * _param_count(m, "total") * D
   if r.flop_convention == "attention_inclusive":   # PaLM App. B
     proj = 4 * m.d_model * m.n_heads * (m.d_model // m.n_heads)
     mlp = (3 if m.mlp == "swiglu" else 2) * m.d_model * m.d_ff
@@ -81,13 +75,13 @@ def test_counted_flops_within_tolerance_and_shapes_valid(name):
   for r in plan.runs:
     m = _model(r, cfg).validate()          # raises on an invalid shape
     assert m.d_model % m.n_heads == 0
-    # Recounted by hand from the instantiated parameter tree and the shape,
+    # Recounted by hand from the parameter count and the shape,
     # not through lm.flops (the code under test).
     C = _hand_counted_flops(m, r)
     assert abs(C / r.budget - 1) <= cfg.sweep.tolerance
     assert C == pytest.approx(r.flops, rel=1e-9)
     assert r.flops_error == pytest.approx(C / r.budget - 1, abs=1e-9)
-    assert _instantiated_params(m, r.param_convention) == r.N
+    assert _param_count(m, r.param_convention) == r.N
     assert r.D == r.steps * r.batch_size * r.seq_len
     assert 0 <= r.warmup_steps < r.steps
     assert r.steps % r.steps_per_call == 0
@@ -333,3 +327,29 @@ def test_seed_repeats_copy_the_central_run_with_new_seeds():
 def test_bad_repeat_and_epoch_settings(field, value):
   with pytest.raises(planner.PlanError, match=field):
     planner.make_plan(_cfg(**{field: value}))
+
+
+def test_epoch_guard_names_the_run_and_the_missing_text():
+  plan = planner.make_plan(_cfg())
+  D_max = max(r.D for r in plan.runs)
+  ok = planner.make_plan(_cfg(), unique_train_tokens=D_max)    # exactly 1 epoch
+  assert ok.epochs(max(ok.runs, key=lambda r: r.D)) == 1.0
+  assert "epochs = D / " in planner.format_plan(ok)
+  with pytest.raises(planner.PlanError) as e:
+    planner.make_plan(_cfg(), unique_train_tokens=D_max // 2)
+  msg = str(e.value)
+  biggest = max(plan.runs, key=lambda r: r.D)
+  assert biggest.run_id in msg and "\n" not in msg
+  assert f"{D_max - D_max // 2:,} more unique tokens" in msg
+  # max_epochs=2 admits the same data; 0 disables the guard.
+  planner.make_plan(_cfg(max_epochs=2.0), unique_train_tokens=D_max // 2)
+  planner.make_plan(_cfg(max_epochs=0), unique_train_tokens=1)
+  # The guard reaches the trainer too (tfds: counted only when a run starts).
+  assert plan.runs[0].lm_config(_cfg().lm).train.max_epochs == 1.0
+
+
+def test_quickstart_counts_its_corpus_and_repeats_no_data():
+  cfg = quickstart.get_config()
+  U = planner.count_unique_tokens(cfg)
+  plan = planner.make_plan(cfg, unique_train_tokens=U)
+  assert U > 0 and max(plan.epochs(r) for r in plan.runs) <= 1.0

@@ -30,7 +30,8 @@ def get_config():
       # The whole stdlib (~31 MB of byte tokens). 5 % of its bytes, as whole
       # documents (~110 files, ~1.6M tokens), are held out; the other ~29.5M
       # training tokens are 4.4x what the largest run trains on (6.7M), so no
-      # run repeats data (max_epochs=1 refuses one that would).
+      # run repeats data (sweep.max_epochs=1, the default, refuses a plan
+      # that would).
       data=dict(source="default", tokenizer="byte", seq_len=64,
                 max_corpus_bytes=0, val_fraction=0.05),
       train=dict(
@@ -39,7 +40,6 @@ def get_config():
           eval_every=0,         # eval once, at the end (the fitted loss)
           eval_tokens=262_144,  # 4096 rows of 64 spread over the validation split
           eval_batch_size=64,   # 64 eval batches (fastest on CPU), independent of B
-          max_epochs=1.0,
           ckpt_every=2000,      # a killed sweep resumes within 2000 steps
           progress=False, tensorboard=False,
           weight_decay=0.1, min_lr_ratio=0.1, seed=0),
