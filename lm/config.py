@@ -6,12 +6,59 @@ below. Modules below the boundary only ever see these dataclasses.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
-from typing import Any, Mapping, Sequence, Tuple
+import math
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 
 class ConfigError(ValueError):
   """A user-facing configuration error; its message is one actionable line."""
+
+
+# ----------------------------------------------------------------------------
+# Field checks: every numeric setting against its meaning, named in the error.
+
+def _is_int(v: Any) -> bool:
+  return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_int(name: str, v: Any, lo: Optional[int] = None,
+              hi: Optional[int] = None, meaning: str = "") -> None:
+  """``lo <= v <= hi`` for an integer ``v`` (bools and floats refused)."""
+  if _is_int(v) and (lo is None or v >= lo) and (hi is None or v <= hi):
+    return
+  rng = (f" >= {lo}" if hi is None else f" in [{lo}, {hi}]") if lo is not None \
+      else (f" <= {hi}" if hi is not None else "")
+  raise ConfigError(f"{name} must be an integer{rng}"
+                    f"{f' ({meaning})' if meaning else ''}, got {v!r}")
+
+
+def check_real(name: str, v: Any, lo: Optional[float] = None,
+               hi: Optional[float] = None, *, lo_open: bool = False,
+               hi_open: bool = False, meaning: str = "") -> None:
+  """A finite number in the interval [lo, hi] (ends open as asked)."""
+  ok = (isinstance(v, (int, float)) and not isinstance(v, bool)
+        and math.isfinite(v)
+        and (lo is None or (v > lo if lo_open else v >= lo))
+        and (hi is None or (v < hi if hi_open else v <= hi)))
+  if ok:
+    return
+  if lo is not None and hi is not None:
+    rng = f" in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+  elif lo is not None:
+    rng = f" {'>' if lo_open else '>='} {lo:g}"
+  elif hi is not None:
+    rng = f" {'<' if hi_open else '<='} {hi:g}"
+  else:
+    rng = ""
+  raise ConfigError(f"{name} must be a finite number{rng}"
+                    f"{f' ({meaning})' if meaning else ''}, got {v!r}")
+
+
+def check_type(name: str, v: Any, kind: type) -> None:
+  if not isinstance(v, kind) or (kind is not bool and isinstance(v, bool)):
+    raise ConfigError(f"{name} must be a {kind.__name__}, got {v!r}")
 
 
 # Logical axis name -> mesh axis (or tuple of mesh axes, or None = replicated).
@@ -91,6 +138,12 @@ class ModelConfig:
     if self.attention_impl not in ("auto", "xla", "cudnn"):
       raise ConfigError("model.attention_impl must be auto, xla or cudnn, got "
                         f"{self.attention_impl!r}")
+    check_real("model.rope_theta", self.rope_theta, 0, lo_open=True,
+               meaning="RoPE base wavelength")
+    check_real("model.norm_eps", self.norm_eps, 0, lo_open=True,
+               meaning="RMSNorm epsilon")
+    for name in ("tie_embeddings", "qk_norm", "remat"):
+      check_type(f"model.{name}", getattr(self, name), bool)
     return self
 
 
@@ -112,6 +165,16 @@ class DataConfig:
   cache_dir: str = ""            # empty: ~/.cache/scalinglm
 
   def validate(self) -> "DataConfig":
+    for name in ("source", "path", "tfds_name", "tfds_data_dir",
+                 "tfds_train_split", "tfds_val_split", "text_key", "tokenizer",
+                 "sp_model_path", "cache_dir"):
+      check_type(f"data.{name}", getattr(self, name), str)
+    check_int("data.seq_len", self.seq_len, 1, meaning="tokens per sequence")
+    check_int("data.sp_vocab_size", self.sp_vocab_size, 1)
+    check_int("data.max_corpus_bytes", self.max_corpus_bytes, 0,
+              meaning="0 = no cap")
+    check_real("data.val_fraction", self.val_fraction, 0, 0.5, lo_open=True,
+               hi_open=True, meaning="held-out share of the stream")
     if self.source not in ("default", "files", "tfds"):
       raise ConfigError(
           f"data.source must be default, files or tfds, got {self.source!r}")
@@ -162,16 +225,32 @@ class TrainConfig:
     for name in ("batch_size", "steps", "grad_accum", "steps_per_call",
                  "log_every", "eval_batches", "keep_checkpoints"):
       v = getattr(self, name)
-      if not isinstance(v, int) or v <= 0:
+      if not _is_int(v) or v <= 0:
         raise ConfigError(f"train.{name} must be a positive integer, got {v!r}")
     for name in ("warmup_steps", "eval_every", "ckpt_every"):
       v = getattr(self, name)
-      if not isinstance(v, int) or v < 0:
+      if not _is_int(v) or v < 0:
         raise ConfigError(f"train.{name} must be a non-negative integer, got {v!r}")
-    if not self.lr > 0:
-      raise ConfigError(f"train.lr must be positive, got {self.lr}")
-    if not 0.0 <= self.min_lr_ratio <= 1.0:
-      raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+    check_int("train.seed", self.seed, 0, 2**31 - 1)
+    check_real("train.lr", self.lr, 0, lo_open=True, meaning="peak learning rate")
+    check_real("train.min_lr_ratio", self.min_lr_ratio, 0, 1,
+               meaning="final lr / peak lr")
+    check_real("train.weight_decay", self.weight_decay, 0,
+               meaning="AdamW decoupled decay")
+    check_real("train.b1", self.b1, 0, 1, hi_open=True,
+               meaning="Adam first-moment decay")
+    check_real("train.b2", self.b2, 0, 1, hi_open=True,
+               meaning="Adam second-moment decay")
+    check_real("train.eps", self.eps, 0, lo_open=True, meaning="Adam epsilon")
+    check_real("train.grad_clip", self.grad_clip, 0,
+               meaning="global-norm clip; 0 disables clipping")
+    check_real("train.z_loss", self.z_loss, 0, meaning="z-loss coefficient")
+    check_type("train.flop_convention", self.flop_convention, str)
+    for name in ("progress", "tensorboard"):
+      check_type(f"train.{name}", getattr(self, name), bool)
+    if self.warmup_steps >= self.steps:
+      raise ConfigError(f"train.warmup_steps={self.warmup_steps} must be "
+                        f"smaller than train.steps={self.steps}")
     if self.batch_size % self.grad_accum:
       raise ConfigError(
           f"train.grad_accum={self.grad_accum} must divide train.batch_size="
@@ -187,6 +266,16 @@ class MeshConfig:
   distributed: bool = False                  # call jax.distributed.initialize()
 
   def validate(self) -> "MeshConfig":
+    if not isinstance(self.shape, tuple) or not all(_is_int(s)
+                                                    for s in self.shape):
+      raise ConfigError(f"mesh.shape must be a tuple of integers such as "
+                        f"(-1, 1, 1), got {self.shape!r}")
+    if (not isinstance(self.axes, tuple) or not all(isinstance(a, str)
+                                                    for a in self.axes)
+        or len(set(self.axes)) != len(self.axes)):
+      raise ConfigError(f"mesh.axes must be distinct axis names, got "
+                        f"{self.axes!r}")
+    check_type("mesh.distributed", self.distributed, bool)
     if len(self.shape) != len(self.axes):
       raise ConfigError(f"mesh.shape {self.shape} must have one entry per axis "
                         f"{self.axes}")
@@ -225,6 +314,26 @@ def _build(cls, section: str, values: Mapping[str, Any], **extra):
     raise ConfigError(f"bad {section} config: {e}") from None
 
 
+def mesh_shape(value: Any) -> Tuple[int, ...]:
+  """``mesh.shape`` as a tuple of ints: from a tuple/list or its text
+  ("(2, -1, 1)"); anything else (1.7, "abc") is a one-line ConfigError."""
+  raw = value
+  if isinstance(value, str):
+    try:
+      value = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+      value = None
+  if _is_int(value):
+    value = (value,)
+  if (not isinstance(value, (tuple, list))
+      or not all(_is_int(s) or (isinstance(s, float) and s.is_integer())
+                 for s in value)):
+    raise ConfigError(f"mesh.shape must be a tuple of integers, one per mesh "
+                      f"axis (data, fsdp, tensor), e.g. (-1, 1, 1) with -1 = "
+                      f"the remaining devices; got {raw!r}")
+  return tuple(int(s) for s in value)
+
+
 def _tupleize(rules: Sequence[Any]) -> Tuple[Tuple[str, Any], ...]:
   out = []
   for item in rules:
@@ -254,7 +363,7 @@ def from_config_dict(cfg: Any, vocab_size: int) -> Config:
   train = _build(TrainConfig, "train", plain.get("train", {}))
   mesh_vals = dict(plain.get("mesh", {}))
   if "shape" in mesh_vals:
-    mesh_vals["shape"] = tuple(int(s) for s in mesh_vals["shape"])
+    mesh_vals["shape"] = mesh_shape(mesh_vals["shape"])
   if "axes" in mesh_vals:
     mesh_vals["axes"] = tuple(mesh_vals["axes"])
   if "rules" in mesh_vals:
