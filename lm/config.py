@@ -8,57 +8,13 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import math
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import Any, Mapping, Sequence, Tuple
+
+from lm.validation import _is_int, check_int, check_real, check_type
 
 
 class ConfigError(ValueError):
   """A user-facing configuration error; its message is one actionable line."""
-
-
-# ----------------------------------------------------------------------------
-# Field checks: every numeric setting against its meaning, named in the error.
-
-def _is_int(v: Any) -> bool:
-  return isinstance(v, int) and not isinstance(v, bool)
-
-
-def check_int(name: str, v: Any, lo: Optional[int] = None,
-              hi: Optional[int] = None, meaning: str = "") -> None:
-  """``lo <= v <= hi`` for an integer ``v`` (bools and floats refused)."""
-  if _is_int(v) and (lo is None or v >= lo) and (hi is None or v <= hi):
-    return
-  rng = (f" >= {lo}" if hi is None else f" in [{lo}, {hi}]") if lo is not None \
-      else (f" <= {hi}" if hi is not None else "")
-  raise ConfigError(f"{name} must be an integer{rng}"
-                    f"{f' ({meaning})' if meaning else ''}, got {v!r}")
-
-
-def check_real(name: str, v: Any, lo: Optional[float] = None,
-               hi: Optional[float] = None, *, lo_open: bool = False,
-               hi_open: bool = False, meaning: str = "") -> None:
-  """A finite number in the interval [lo, hi] (ends open as asked)."""
-  ok = (isinstance(v, (int, float)) and not isinstance(v, bool)
-        and math.isfinite(v)
-        and (lo is None or (v > lo if lo_open else v >= lo))
-        and (hi is None or (v < hi if hi_open else v <= hi)))
-  if ok:
-    return
-  if lo is not None and hi is not None:
-    rng = f" in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-  elif lo is not None:
-    rng = f" {'>' if lo_open else '>='} {lo:g}"
-  elif hi is not None:
-    rng = f" {'<' if hi_open else '<='} {hi:g}"
-  else:
-    rng = ""
-  raise ConfigError(f"{name} must be a finite number{rng}"
-                    f"{f' ({meaning})' if meaning else ''}, got {v!r}")
-
-
-def check_type(name: str, v: Any, kind: type) -> None:
-  if not isinstance(v, kind) or (kind is not bool and isinstance(v, bool)):
-    raise ConfigError(f"{name} must be a {kind.__name__}, got {v!r}")
 
 
 # Logical axis name -> mesh axis (or tuple of mesh axes, or None = replicated).
@@ -276,6 +232,13 @@ class MeshConfig:
       raise ConfigError(f"mesh.axes must be distinct axis names, got "
                         f"{self.axes!r}")
     check_type("mesh.distributed", self.distributed, bool)
+    for name, axes in self.rules:
+      names = (axes,) if isinstance(axes, str) else (axes or ())
+      if (not isinstance(name, str) or not isinstance(names, tuple)
+          or any(a not in self.axes for a in names)):
+        raise ConfigError(f"mesh.rules entry ({name!r}, {axes!r}) must map a "
+                          f"logical axis name to None, one of {self.axes} or "
+                          "a tuple of them")
     if len(self.shape) != len(self.axes):
       raise ConfigError(f"mesh.shape {self.shape} must have one entry per axis "
                         f"{self.axes}")
@@ -337,6 +300,9 @@ def mesh_shape(value: Any) -> Tuple[int, ...]:
 def _tupleize(rules: Sequence[Any]) -> Tuple[Tuple[str, Any], ...]:
   out = []
   for item in rules:
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+      raise ConfigError(f"mesh.rules entries must be (logical axis, mesh axes) "
+                        f"pairs, got {item!r}")
     name, axes = item
     if isinstance(axes, list):
       axes = tuple(axes)

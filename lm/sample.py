@@ -90,7 +90,7 @@ def generate(model_cfg: ModelConfig, params, tokenizer, prompt: str, *,
              max_tokens: int = 200, temperature: float = 0.8,
              top_k: int = 40, seed: int = 0) -> str:
   """Autoregressive sampling; a sliding window of ``max_seq_len`` tokens."""
-  from lm.config import check_int, check_real
+  from lm.validation import check_int, check_real
   check_int("max_tokens", max_tokens, 1, MAX_TOKENS_LIMIT)
   check_real("temperature", temperature, 0, meaning="0 = greedy")
   check_int("top_k", top_k, 0, meaning="0 = all tokens")
