@@ -104,7 +104,7 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
   """Fits the ledger in ``workdir``; writes and returns the report dict."""
   from scaling.curves import load_workdir_curves
   from scaling.data import ScalingDataError, load_runs
-  from scaling.report import run_fit
+  from scaling.report import run_fit, write_outputs
 
   ledger_path = os.path.join(workdir, "results.jsonl")
   if not os.path.exists(ledger_path):
@@ -138,7 +138,9 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
   fit = run_fit(runs, approaches=approaches, out_dir=out_dir,
                 budgets=_report_budgets(meta, runs), bootstrap=bootstrap,
                 seed=seed, curves=curves, plots=plots, options=options)
-  fit["warnings"] = skipped + fit.get("warnings", [])
+  if skipped:  # fit.json must say which approaches are missing, and why
+    fit["warnings"] = skipped + fit.get("warnings", [])
+    write_outputs(fit, out_dir)
   if plots and curves is not None:
     p = _plot_loss_curves(curves, os.path.join(out_dir, "loss_curves.png"))
     if p:

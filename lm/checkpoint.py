@@ -62,14 +62,17 @@ class Restored:
   record: Dict[str, Any]   # the integrity item ({} for old checkpoints)
 
 
-def _preservation_options(keep: int) -> Dict[str, Any]:
-  """``preservation_policy=LatestN(keep)`` (orbax >= 0.11; ``max_to_keep`` is
-  deprecated in 0.12.x), or ``max_to_keep`` where the policy API is absent."""
+def _writer_options(keep: int) -> "ocp.CheckpointManagerOptions":
+  """Keeps the newest ``keep`` checkpoints with ``preservation_policy=
+  LatestN(keep)`` (``max_to_keep`` is deprecated in orbax 0.12.x); falls back
+  to ``max_to_keep`` where the policy API is absent."""
+  common = dict(create=True, enable_async_checkpointing=False)
   try:
     from orbax.checkpoint import checkpoint_managers
-    return {"preservation_policy": checkpoint_managers.LatestN(n=keep)}
-  except (ImportError, AttributeError):
-    return {"max_to_keep": keep}
+    return ocp.CheckpointManagerOptions(
+        preservation_policy=checkpoint_managers.LatestN(n=keep), **common)
+  except (ImportError, AttributeError, TypeError):
+    return ocp.CheckpointManagerOptions(max_to_keep=keep, **common)
 
 
 def _short(e: BaseException) -> str:
@@ -90,9 +93,7 @@ class Checkpointer:
       if read_only:
         options = ocp.CheckpointManagerOptions(read_only=True, create=False)
       else:
-        options = ocp.CheckpointManagerOptions(
-            create=True, enable_async_checkpointing=False,
-            **_preservation_options(keep))
+        options = _writer_options(keep)
       self.manager = ocp.CheckpointManager(self.directory, options=options)
 
   def all_steps(self):

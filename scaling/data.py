@@ -278,11 +278,12 @@ def _load_jsonl(path: str, flop_convention: Optional[str]) -> Runs:
   from scaling import input_checks, ledger_schema  # pylint: disable=g-import-not-at-top
   data = _read_bytes(path)
   provenance = {"source": path, "sha256": _sha256(data), "exclusions": []}
-  records = ledger_schema.parse(data, path)  # validates; no repeated run ids
+  # Validates every line; a repeated run id is an error.
+  records = ledger_schema.parse_lines(data, path)
   rows, bad_status, conventions, param_conventions = [], [], set(), set()
   fpt = []
-  for rec in records:
-    where = f"{path} (run {rec['run_id']})"
+  for lineno, rec in records:
+    where = f"{path}:{lineno}"
     status = str(rec["status"])
     if status.lower() != "ok":
       bad_status.append((rec["run_id"], status))

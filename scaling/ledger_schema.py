@@ -115,11 +115,16 @@ def validate(rec: Any, where: str) -> Dict[str, Any]:
 
 def parse(data: bytes, path: str) -> List[Dict[str, Any]]:
   """Every record of a ledger file's bytes, validated; no duplicate run ids."""
+  return [rec for _, rec in parse_lines(data, path)]
+
+
+def parse_lines(data: bytes, path: str) -> List[Tuple[int, Dict[str, Any]]]:
+  """(1-based line number, record) for every record of a ledger's bytes."""
   lines = data.split(b"\n")
   unterminated = bool(lines) and lines[-1] != b""
   if not unterminated:
     lines.pop()
-  out: List[Dict[str, Any]] = []
+  out: List[Tuple[int, Dict[str, Any]]] = []
   first_line: Dict[str, int] = {}
   for i, raw in enumerate(lines, start=1):
     if not raw.strip():
@@ -144,7 +149,7 @@ def parse(data: bytes, path: str) -> List[Dict[str, Any]]:
           f"{first_line[rid]}): two drivers wrote this ledger, or it was "
           "edited; keep the line you trust and delete the other")
     first_line[rid] = i
-    out.append(rec)
+    out.append((i, rec))
   return out
 
 

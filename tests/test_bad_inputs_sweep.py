@@ -365,3 +365,17 @@ def test_fit_verbose_env_adds_the_traceback(capfd, monkeypatch):
   rc, _, err = run_entry(capfd, "scaling.fit", "--input=/nonexistent.csv")
   assert rc == 2 and "Traceback" in err
   assert err.strip().splitlines()[-1].startswith("error: cannot read")
+
+
+def test_checkpointer_keeps_the_newest_and_a_reader_changes_nothing(tmp_path):
+  """preservation_policy=LatestN(keep) (not the deprecated max_to_keep), and
+  a read-only Checkpointer on a missing directory creates nothing."""
+  import jax.numpy as jnp
+  from lm.checkpoint import Checkpointer
+  ck = Checkpointer(str(tmp_path / "ck"), keep=2)
+  for step in (1, 2, 3):
+    ck.save(step, {"w": jnp.full(3, step, jnp.float32)}, {"pos": step})
+  assert ck.all_steps() == [2, 3]
+  ck.close()
+  assert Checkpointer(str(tmp_path / "none"), read_only=True).all_steps() == []
+  assert not os.path.exists(tmp_path / "none")
