@@ -15,14 +15,24 @@ from absl import flags
 
 from lm import cli  # noqa: F401  (defines --verbose once, for every run)
 
-_BASELINE = frozenset(flags.FLAGS)
+ENTRY_POINTS = ("lm.train", "lm.sample", "experiments.isoflop",
+                "experiments.analyze", "scaling.fit")
 
 
 def _drop_run_flags() -> None:
+  """Deletes the flags the entry points defined (absl files them under
+  sys.argv[0], here the module name, or '__main__') and ml_collections'
+  ``--<config flag>.*`` override flags. Flags of libraries imported meanwhile
+  (grain, tfds, ...) stay: their modules stay imported."""
   fv = flags.FLAGS
+  by_module = fv.flags_by_module_dict()
+  names = {"config"}
+  for key in ("__main__",) + ENTRY_POINTS:
+    names |= {f.name for f in by_module.get(key, [])}
   for name in list(fv):
-    if name not in _BASELINE and name in fv:
-      delattr(fv, name)
+    if name in names or name.split(".")[0] in names and "." in name:
+      if name in fv:
+        delattr(fv, name)
   fv.unparse_flags()
 
 
