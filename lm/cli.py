@@ -100,8 +100,15 @@ def _tensorstore_line(e: BaseException) -> Optional[str]:
     return None
   m = _TS_ERRNO.search(text)
   hint = _OS_HINTS.get(int(m.group(1))) if m else None
-  text = text.split(" [source locations")[0][:300]
-  return f"{text} ({hint or 'a storage error: check the path and the disk'})"
+  where = re.search(r'local file "([^"]+)"', text)
+  reason = text.split(" [")[0].rsplit(": ", 1)[-1]
+  if where:  # 'Error writing "x" in OCDBT database at local file "P": ...'
+    op = "reading" if "reading" in text.split(where.group(0))[0].lower() \
+        else "writing"
+    text = f"storage error {op} {where.group(1)}: {reason}"
+  else:
+    text = text.split(" [source locations")[0][:300]
+  return f"{text} ({hint or 'check the path and the disk'})"
 
 
 def _user_error_types() -> tuple:
@@ -116,23 +123,41 @@ def _user_error_types() -> tuple:
 def describe(e: BaseException) -> Optional[str]:
   """The one-line message for an input/environment error, None for a bug.
 
-  Follows ``__cause__``/``__context__``: orbax wraps TensorStore's errors.
+  Follows ``__cause__``/``__context__``: orbax wraps TensorStore's errors and
+  ml_collections wraps a missing ``--config`` file's; the most specific
+  OSError (one with an errno) in the chain wins.
   """
   user = _user_error_types()
-  seen = set()
+  seen, fallback = set(), None
   while e is not None and id(e) not in seen:
     seen.add(id(e))
     if user and isinstance(e, user):
       return _one_line(e)
     if isinstance(e, OSError):
-      return _os_line(e)
-    if isinstance(e, ImportError):  # a missing optional extra, named
-      return _one_line(e)
-    ts = _tensorstore_line(e)
-    if ts:
-      return ts
+      if e.errno is not None:
+        return _os_line(e)
+      fallback = fallback or _one_line(e)
+    elif isinstance(e, ImportError):  # a missing optional extra, named
+      return fallback or _one_line(e)
+    else:
+      ts = _tensorstore_line(e)
+      if ts:
+        return ts
     e = e.__cause__ or e.__context__
-  return None
+  return _config_file_line(fallback) if fallback else None
+
+
+# ml_collections: "... Failed loading config file <name> Attempted [<kind>]:
+# <path> [Errno 2] No such file or directory: '<path>'".
+_CONFIG_LOAD = re.compile(r"Failed loading config file .*?Attempted \[[^\]]*\]: "
+                          r"(\S+) \[Errno \d+\] ([^:]+)")
+
+
+def _config_file_line(text: str) -> str:
+  m = _CONFIG_LOAD.search(text)
+  if not m:
+    return text
+  return f"--config file {m.group(1)} cannot be loaded: {m.group(2)} (check the --config path)"
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -11,7 +11,6 @@ import csv
 import dataclasses
 import hashlib
 import io
-import json
 import math
 import os
 import warnings

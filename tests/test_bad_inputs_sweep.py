@@ -6,7 +6,6 @@ checkpoints, and every entry point runs in-process as ``python -m`` does
 (tests/helpers/entry.py), so each case costs milliseconds to a few seconds.
 """
 import errno
-import json
 import os
 import signal
 import socket
