@@ -1,9 +1,16 @@
-"""The results ledger: ``DIR/results.jsonl``, one JSON object per finished run.
+"""The results ledger: ``DIR/results.jsonl``, one JSON object per run outcome.
 
 Plain, versioned and append-only. Each record is appended with a single
 ``write`` on an ``O_APPEND`` descriptor and fsync'd, so a crash leaves either
 the whole line or none of it. Reading never rewrites the file: a corrupted
 line is reported with its line number and the file is left as it is.
+
+Lines are in the order runs finished (a parallel runner finishes them out of
+plan order); nothing may depend on that order. A run's outcome is its last
+line: ``ok`` and ``diverged`` are final (a finished run never runs again, and
+a second line after one is an error), ``failed`` is not (a later sweep
+invocation retries the run and appends its new outcome, which supersedes the
+failed line). ``read()`` returns one record per run, its outcome.
 
 Schema (``schema_version`` 1)::
 
@@ -15,7 +22,8 @@ Schema (``schema_version`` 1)::
   C               float  counted training FLOPs under ``flop_convention``
   eval_loss       float  final validation loss, nats/token (NaN if diverged)
   train_loss      float  mean train loss over the last report window
-  status          str    "ok" | "diverged"
+  status          str    "ok" | "diverged" | "failed" (FINAL: ok, diverged)
+  error           str    status "failed": the last attempt's error, one line
   wall_time_s     float  wall-clock seconds spent on the run (all attempts)
   flop_convention str    key of lm.flops.CONVENTIONS
   param_convention str   "total" | "non_embedding" | ...
@@ -33,6 +41,7 @@ from typing import Any, Dict, List
 SCHEMA_VERSION = 1
 REQUIRED = ("schema_version", "run_id", "budget", "N", "D", "C", "eval_loss",
             "status")
+FINAL = ("ok", "diverged")  # outcomes a later invocation keeps (not "failed")
 
 
 class LedgerError(ValueError):
@@ -54,6 +63,23 @@ class Ledger:
     self.path = path
 
   def read(self) -> List[Dict[str, Any]]:
+    """One record per run: its outcome (last line), in the order of those lines."""
+    return list(self.latest().values())
+
+  def latest(self) -> Dict[str, Dict[str, Any]]:
+    """run_id -> the run's outcome (its last line); validates every line."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for rec in self.lines():
+      out.pop(rec["run_id"], None)  # keeps dict order = order of last lines
+      out[rec["run_id"]] = rec
+    return out
+
+  def finished_ids(self) -> set:
+    """Runs with a final outcome (ok or diverged): never to be run again."""
+    return {k for k, r in self.latest().items() if r["status"] in FINAL}
+
+  def lines(self) -> List[Dict[str, Any]]:
+    """Every line, validated, in file order (superseded failed lines too)."""
     if not os.path.exists(self.path):
       return []
     out = []
@@ -79,14 +105,19 @@ class Ledger:
         raise LedgerError(f"{where}: schema_version {rec['schema_version']} is "
                           f"not supported (expected {SCHEMA_VERSION})")
       out.append(rec)
-    ids = [r["run_id"] for r in out]
-    dup = sorted({x for x in ids if ids.count(x) > 1})
-    if dup:
-      raise LedgerError(f"{self.path}: run {dup[0]} appears twice")
+    final: Dict[str, int] = {}
+    for i, rec in enumerate(out, start=1):
+      first = final.get(rec["run_id"])
+      if first is not None:
+        raise LedgerError(f"{self.path}:{i}: run {rec['run_id']} appears again "
+                          f"after its final outcome on line {first} (only "
+                          "'failed' lines may be superseded)")
+      if rec["status"] in FINAL:
+        final[rec["run_id"]] = i
     return out
 
   def run_ids(self) -> set:
-    return {r["run_id"] for r in self.read()}
+    return set(self.latest())
 
   def append(self, record: Dict[str, Any]) -> None:
     record = dict(record, schema_version=SCHEMA_VERSION)

@@ -94,7 +94,7 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
   cd = _to_config_dict(config)
   # Validate every section before touching data (vocab is a placeholder here).
   pre = config_lib.from_config_dict(cd, vocab_size=256)
-  sharding.maybe_initialize_distributed(pre.mesh.distributed)
+  sharding.maybe_initialize_distributed(pre.mesh)
   pi, pc = jax.process_index(), jax.process_count()
   is_main = pi == 0
   if pre.train.flop_convention not in flops_lib.CONVENTIONS:

@@ -274,6 +274,7 @@ def _load_jsonl(path: str, flop_convention: Optional[str]) -> Runs:
   provenance = {"source": path, "sha256": _sha256(data), "exclusions": []}
   rows, bad_status, conventions, param_conventions = [], [], set(), set()
   n_read = 0
+  parsed = []
   for lineno, line in enumerate(data.decode("utf-8").splitlines(), start=1):
     if not line.strip():
       continue
@@ -286,6 +287,13 @@ def _load_jsonl(path: str, flop_convention: Optional[str]) -> Runs:
           from None
     if not isinstance(rec, dict):
       raise ScalingDataError(f"{where}: expected a JSON object per line")
+    parsed.append((where, rec))
+  # A run's outcome is its last line (experiments.ledger: a retried 'failed'
+  # run appends its new outcome), so earlier lines of a run are superseded.
+  last = {rec.get("run_id"): i for i, (_, rec) in enumerate(parsed)}
+  for i, (where, rec) in enumerate(parsed):
+    if last.get(rec.get("run_id")) != i and rec.get("status") == "failed":
+      continue
     if rec.get("schema_version", 1) != 1:
       raise ScalingDataError(
           f"{where}: schema_version={rec.get('schema_version')!r}, only 1 is "
@@ -325,6 +333,10 @@ def _load_jsonl(path: str, flop_convention: Optional[str]) -> Runs:
   if param_conventions:
     provenance["param_convention"] = param_conventions.pop()
   _exclude_status(bad_status, provenance, path)
+  # Ledger lines come in completion order (parallel runners): fix the order
+  # (budget, N, D: plan order) so seeded bootstraps do not depend on it.
+  rows.sort(key=lambda r: (r["budget"] if math.isfinite(r["budget"])
+                           else r["C"], r["N"], r["D"], r["run_id"]))
   return _make_runs(rows, provenance)
 
 
