@@ -1,8 +1,9 @@
 """The ``ray`` runner: every run is a Ray task, scheduled by its resources.
 
 ``--executor=ray`` starts a private Ray instance on this machine (all its
-CPUs and GPUs; no dashboard); ``--ray_address=auto`` or ``HOST:PORT`` joins a
-running cluster (``ray start --head`` / ``ray start --address=...``). Each
+CPUs and GPUs; no dashboard); ``--ray_address=auto`` or ``HOST:PORT`` (or
+``$RAY_ADDRESS``) joins a running cluster (``ray start --head`` /
+``ray start --address=...``). Each
 run asks ``sweep.resources_per_run``, so an 8-GPU box trains 8 runs at once,
 one GPU each. Outcomes stream back in completion order; the driver (this
 process) appends each to the ledger as it arrives.
@@ -47,6 +48,7 @@ class RayRunner(Runner):
                log: Callable[[str], None] = print, **unused):
     del unused
     resources_lib.parse(resources)  # fail on a bad spec before starting Ray
+    address = address or os.environ.get("RAY_ADDRESS") or None  # Ray's convention
     self._spec, self._address, self._num_cpus = resources, address, num_cpus
     self._log = log
     self._refs: Dict[Any, RunTask] = {}
