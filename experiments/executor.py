@@ -140,6 +140,9 @@ def run_sweep(cfg, workdir: str, *, executor: str = "local",
     multi, is_main = False, True
   if not is_main:
     log = lambda msg: None  # noqa: E731  (one voice per multi-host job)
+  options = dict(executor_options or {}, log=log, catch_errors=not multi,
+                 resources=cfg.sweep.get("resources_per_run", "auto"))
+  runner = spec.make(**options)  # a missing extra fails before any write
   os.makedirs(workdir, exist_ok=True)
   check_workdir(workdir, cfg, plan, write=is_main)
   ledger = Ledger(os.path.join(workdir, "results.jsonl"))
@@ -151,8 +154,6 @@ def run_sweep(cfg, workdir: str, *, executor: str = "local",
     log(f"resuming {workdir}: {len(done)} runs in the ledger, "
         f"{len(todo)} to go" + (f" ({retried} failed before, retried now)"
                                 if retried else ""))
-  options = dict(executor_options or {}, log=log, catch_errors=not multi,
-                 resources=cfg.sweep.get("resources_per_run", "auto"))
   bar = _Progress(sum(r.flops for r in plan.runs), len(plan.runs),
                   sum(r.flops for r in plan.runs if r.run_id in done),
                   len(plan.runs) - len(todo), progress and is_main)
@@ -161,12 +162,12 @@ def run_sweep(cfg, workdir: str, *, executor: str = "local",
                    verbose=progress and executor == "local", trainer=trainer)
            for run in todo]
   try:
-    with spec.make(**options) as runner:
-      if todo:
+    if todo:  # nothing to do starts nothing (no Ray instance)
+      with runner:
         log(runner.describe())
-      _drain(runner, tasks, {r.run_id: r for r in todo},
-             int(cfg.sweep.get("max_retries", 0)),
-             ledger if is_main else None, bar, log)
+        _drain(runner, tasks, {r.run_id: r for r in todo},
+               int(cfg.sweep.get("max_retries", 0)),
+               ledger if is_main else None, bar, log)
   finally:
     bar.close()
   records = ledger.read()

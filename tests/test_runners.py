@@ -65,6 +65,23 @@ def test_resources_per_run_spec():
       "num_cpus": 1, "num_gpus": 1, "resources": {"TPU": 4}}
 
 
+def test_ray_runner_names_the_extra_and_refuses_runs_that_fit_no_node(
+    monkeypatch):
+  import types
+  from experiments.runners import ray_runner
+  monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+  with pytest.raises(ImportError, match=r"pip install -e '\.\[ray\]'"):
+    runners.get("ray").make(resources="auto")
+  monkeypatch.undo()
+  _needs_ray()
+  runner = ray_runner.RayRunner(resources="GPU=1")
+  runner._ray = types.SimpleNamespace(  # a 2-CPU cluster, as Ray reports it
+      cluster_resources=lambda: {"CPU": 2.0, "memory": 1e9},
+      nodes=lambda: [{"Alive": True, "Resources": {"CPU": 2.0}}])
+  with pytest.raises(ConfigError, match=r"\(CPU=1, GPU=1\) fits no node"):
+    runner._check_cluster()
+
+
 def test_runner_settings_do_not_change_the_config_hash():
   from experiments import planner
   base = planner.make_plan(_cfg()).config_hash

@@ -47,7 +47,8 @@ class RayRunner(Runner):
                address: Optional[str] = None, num_cpus: Optional[int] = None,
                log: Callable[[str], None] = print, **unused):
     del unused
-    resources_lib.parse(resources)  # fail on a bad spec before starting Ray
+    self._ray_module = import_ray()  # a missing extra fails before any write
+    resources_lib.parse(resources)  # so does a bad spec
     address = address or os.environ.get("RAY_ADDRESS") or None  # Ray's convention
     self._spec, self._address, self._num_cpus = resources, address, num_cpus
     self._log = log
@@ -56,7 +57,7 @@ class RayRunner(Runner):
     self.resources: Dict[str, float] = {}
 
   def __enter__(self) -> "RayRunner":
-    ray = self._ray = import_ray()
+    ray = self._ray = self._ray_module
     if self._address:
       env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
       try:
@@ -78,7 +79,11 @@ class RayRunner(Runner):
       ray.shutdown()
       raise
     from experiments.runners import ray_task
-    self._remote = ray.remote(max_calls=1, max_retries=0,
+    # A GPU/TPU run gets a fresh worker (Ray binds the device to the process
+    # when JAX starts; exiting frees its memory); CPU runs reuse workers,
+    # keeping their pinned core and in-process caches (corpus, compiled steps).
+    max_calls = 1 if resources_lib.uses_accelerator(self.resources) else 0
+    self._remote = ray.remote(max_calls=max_calls, max_retries=0,
                               retry_exceptions=False)(ray_task.run_task).options(
         **resources_lib.ray_options(self.resources))
     return self

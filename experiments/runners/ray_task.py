@@ -5,8 +5,9 @@ level: a task that asked for no accelerator sets ``JAX_PLATFORMS=cpu`` and
 pins itself to as many free cores as it asked CPUs *before* JAX starts, so
 XLA's intra-op thread pool matches the task's CPU share (two 1-CPU runs on a
 2-core machine get one core each instead of four threads fighting for two).
-Each task runs in a fresh worker process (``max_calls=1``), which releases
-its cores and (on GPUs) its device memory when it ends.
+A CPU worker keeps its cores for its life and trains the next runs Ray gives
+it on them; a GPU/TPU task runs in a fresh worker (``max_calls=1``, see
+ray_runner), which frees the device when it ends.
 """
 from __future__ import annotations
 
@@ -57,8 +58,8 @@ def pin_to_free_cores(n: int) -> List[int]:
 
 def run_task(task: RunTask, resources: Dict[str, float]) -> Outcome:
   """Entry point of the Ray task (see module docstring)."""
-  if not resources_lib.uses_accelerator(resources):
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+  if not resources_lib.uses_accelerator(resources) and not _HELD:
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")  # first task of this worker
     if hasattr(os, "sched_setaffinity"):
       pin_to_free_cores(max(1, math.ceil(resources.get("CPU", 1.0))))
   return execute(task)
