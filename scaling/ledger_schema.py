@@ -165,10 +165,10 @@ def parse_lines(data: bytes, path: str) -> List[Tuple[int, Dict[str, Any]]]:
     rid = rec["run_id"]
     if rid in final_line:
       raise LedgerError(
-          f"{where}: run {rid} appears twice (its final outcome is at line "
-          f"{final_line[rid]}; only 'failed' lines may be superseded): two "
-          "drivers wrote this ledger, or it was edited; keep the line you "
-          "trust and delete the other")
+          f"{where}: run {rid} appears twice: again after its final outcome "
+          f"on line {final_line[rid]} (only 'failed' lines may be "
+          "superseded); two drivers wrote this ledger, or it was edited: keep "
+          "the line you trust and delete the other")
     if rec["status"] in FINAL:
       final_line[rid] = i
     out.append((i, rec))

@@ -131,7 +131,7 @@ def test_ledger_failed_lines_are_superseded_and_order_does_not_matter(tmp_path):
   with open(path, "a") as f:  # a finished run must never appear again
     f.write(json.dumps(_line("a", "failed")) + "\n")
   with pytest.raises(LedgerError, match=r"results.jsonl:6: run a appears "
-                     "again after its final outcome on line 1"):
+                     "twice: again after its final outcome on line 1"):
     led.read()
 
 
