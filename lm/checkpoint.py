@@ -26,7 +26,7 @@ import logging
 import os
 import time
 import warnings
-from typing import Any, Callable, Dict, Optional, Set
+from typing import Any, Callable, Dict, Optional, Sequence, Set
 
 import orbax.checkpoint as ocp
 
@@ -62,17 +62,25 @@ class Restored:
   record: Dict[str, Any]   # the integrity item ({} for old checkpoints)
 
 
-def _writer_options(keep: int) -> "ocp.CheckpointManagerOptions":
+def _writer_options(keep: int, keep_steps: Sequence[int] = ()
+                    ) -> "ocp.CheckpointManagerOptions":
   """Keeps the newest ``keep`` checkpoints with ``preservation_policy=
-  LatestN(keep)`` (``max_to_keep`` is deprecated in orbax 0.12.x); falls back
-  to ``max_to_keep`` where the policy API is absent."""
+  LatestN(keep)`` (``max_to_keep`` is deprecated in orbax 0.12.x), and every
+  checkpoint at a step of ``keep_steps`` (``AnyPreservationPolicy`` of
+  ``LatestN`` and ``CustomSteps``). Where the policy API is absent it falls
+  back to ``max_to_keep=keep``, or to keeping everything when ``keep_steps``
+  must survive."""
   common = dict(create=True, enable_async_checkpointing=False)
   try:
-    from orbax.checkpoint import checkpoint_managers
-    return ocp.CheckpointManagerOptions(
-        preservation_policy=checkpoint_managers.LatestN(n=keep), **common)
+    from orbax.checkpoint import checkpoint_managers as cm
+    policy = cm.LatestN(n=keep)
+    if keep_steps:
+      policy = cm.AnyPreservationPolicy(
+          policies=[policy, cm.CustomSteps(steps=sorted(keep_steps))])
+    return ocp.CheckpointManagerOptions(preservation_policy=policy, **common)
   except (ImportError, AttributeError, TypeError):
-    return ocp.CheckpointManagerOptions(max_to_keep=keep, **common)
+    return ocp.CheckpointManagerOptions(
+        max_to_keep=None if keep_steps else keep, **common)
 
 
 def _short(e: BaseException) -> str:
@@ -85,7 +93,7 @@ def _short(e: BaseException) -> str:
 class Checkpointer:
 
   def __init__(self, directory: str, *, keep: int = 2,
-               read_only: bool = False):
+               keep_steps: Sequence[int] = (), read_only: bool = False):
     self.directory = os.path.abspath(directory)
     self.read_only = read_only
     self._skipped: Set[int] = set()
@@ -93,7 +101,7 @@ class Checkpointer:
       if read_only:
         options = ocp.CheckpointManagerOptions(read_only=True, create=False)
       else:
-        options = _writer_options(keep)
+        options = _writer_options(keep, keep_steps)
       self.manager = ocp.CheckpointManager(self.directory, options=options)
 
   def all_steps(self):
@@ -117,7 +125,7 @@ class Checkpointer:
           force=True)
       self.manager.wait_until_finished()
 
-  def _record(self, step: int) -> Dict[str, Any]:
+  def record(self, step: int) -> Dict[str, Any]:
     """The integrity item of ``step``; {} for checkpoints without one."""
     if not os.path.isdir(os.path.join(self.directory, str(step), "integrity")):
       return {}
@@ -126,8 +134,9 @@ class Checkpointer:
           step, args=ocp.args.Composite(integrity=ocp.args.JsonRestore()))
     return dict(out["integrity"])
 
-  def _restore(self, step: int, abstract_state: Any,
-               record: Dict[str, Any]) -> Restored:
+  def restore_step(self, step: int, abstract_state: Any,
+                   record: Dict[str, Any]) -> Restored:
+    """Reads checkpoint ``step`` (unverified: see ``verify``)."""
     with _quiet_orbax():
       out = self.manager.restore(
           step, args=ocp.args.Composite(
@@ -165,14 +174,14 @@ class Checkpointer:
     steps = self.all_steps()
     for step in reversed(steps):
       try:
-        record = self._record(step)
+        record = self.record(step)
       except Exception as e:  # pylint: disable=broad-except
         self.reject(step, f"its integrity record is unreadable ({_short(e)})")
         continue
       if check is not None:
         check(step, record)
       try:
-        restored = self._restore(step, abstract_state, record)
+        restored = self.restore_step(step, abstract_state, record)
       except Exception as e:  # pylint: disable=broad-except
         self.reject(step, f"it is unreadable ({_short(e)})")
         continue
@@ -237,7 +246,7 @@ def read_record(directory: str) -> Optional[Dict[str, Any]]:
   try:
     for step in reversed(ckpt.all_steps()):
       try:
-        record = ckpt._record(step)  # pylint: disable=protected-access
+        record = ckpt.record(step)
       except Exception:  # pylint: disable=broad-except
         continue
       if record:

@@ -44,6 +44,7 @@ RESUME_MUTABLE: Tuple[Tuple[str, str], ...] = (
     ("train", "eval_every"), ("train", "ckpt_every"),
     ("train", "keep_checkpoints"), ("train", "profile_steps"),
     ("train", "eval_batch_size"), ("train", "max_epochs"),
+    ("train", "keep_steps"),
     ("data", "cache_dir"), ("data", "tfds_data_dir"), ("data", "cache_workers"),
     # How the processes of a job find each other, not what they compute
     # (mesh.distributed stays hashed, as before these fields existed).
@@ -166,7 +167,10 @@ class TrainConfig:
   steps: int = 1000              # planned optimizer steps (schedule ends here)
   lr: float = 3e-3
   warmup_steps: int = 100
-  min_lr_ratio: float = 0.1      # cosine decays to 10% of peak (Hoffmann et al. 2022, Sec. 3)
+  min_lr_ratio: float = 0.1      # final lr / peak, every schedule (cosine: 10%, Hoffmann et al. 2022, Sec. 3)
+  schedule: str = "cosine"       # lm.schedules.SCHEDULES: cosine | linear | wsd
+  cooldown_fraction: float = 0.2  # wsd: share of the steps in the cooldown (Hägele et al. 2024)
+  cooldown_shape: str = "1-sqrt"  # wsd: lm.schedules.COOLDOWN_SHAPES: linear | 1-sqrt
   weight_decay: float = 0.1
   b1: float = 0.9
   b2: float = 0.95
@@ -183,10 +187,32 @@ class TrainConfig:
   max_epochs: float = 0.0        # refuse runs with D > max_epochs x unique train tokens; 0 = no limit
   ckpt_every: int = 0            # 0: only at the end
   keep_checkpoints: int = 2
+  keep_steps: Tuple[int, ...] = ()  # also save at these steps, never rotated out (trunk branch points)
   flop_convention: str = "attention_inclusive"
   progress: bool = True
   tensorboard: bool = True
   profile_steps: Tuple[int, ...] = ()  # (a, b): trace steps a+1..b (lm.profiling)
+
+  def _validate_schedule(self) -> None:
+    from lm import schedules  # pylint: disable=g-import-not-at-top
+    for name, valid in (("schedule", schedules.SCHEDULE_NAMES),
+                        ("cooldown_shape", schedules.COOLDOWN_SHAPE_NAMES)):
+      if getattr(self, name) not in valid:
+        raise ConfigError(f"train.{name} must be one of {', '.join(valid)}, "
+                          f"got {getattr(self, name)!r}")
+    check_real("train.cooldown_fraction", self.cooldown_fraction, 0, 1,
+               hi_open=True, meaning="wsd: share of the steps in the cooldown")
+    start = schedules.decay_start(self.steps, self.cooldown_fraction)
+    if self.schedule == "wsd" and start < self.warmup_steps:
+      raise ConfigError(
+          f"train.cooldown_fraction={self.cooldown_fraction:g} starts the wsd "
+          f"cooldown at step {start}, before the warmup ends at "
+          f"train.warmup_steps={self.warmup_steps}; lower one of them")
+    k = self.keep_steps
+    if not (isinstance(k, tuple) and all(_is_int(s) and 0 < s <= self.steps
+                                         for s in k)):
+      raise ConfigError("train.keep_steps must be a tuple of steps in [1, "
+                        f"train.steps={self.steps}], got {k!r}")
 
   def validate(self) -> "TrainConfig":
     for name in ("batch_size", "steps", "grad_accum", "steps_per_call",
@@ -226,6 +252,7 @@ class TrainConfig:
     if self.warmup_steps >= self.steps:
       raise ConfigError(f"train.warmup_steps={self.warmup_steps} must be "
                         f"smaller than train.steps={self.steps}")
+    self._validate_schedule()
     if self.batch_size % self.grad_accum:
       raise ConfigError(
           f"train.grad_accum={self.grad_accum} must divide train.batch_size="

@@ -1,50 +1,50 @@
 """Optimizer and learning-rate schedule.
 
-AdamW with global-norm clipping; linear warmup then cosine decay to
-``min_lr_ratio`` x peak, ending exactly at the planned step count (Hoffmann et
-al. 2022, Sec. 3: "the cosine cycle length should match the training
-horizon"; decay to 10x below peak, App. B).
+AdamW with global-norm clipping; the learning rate follows the schedule named
+by ``train.schedule`` (``lm.schedules``: cosine, linear, wsd), ending exactly
+at the planned step count (Hoffmann et al. 2022, Sec. 3: "the cosine cycle
+length should match the training horizon").
 
 Hyper-parameters that vary between runs of a sweep (peak lr, warmup, steps,
-...) enter as *traced* scalars (``Hparams``), so one compiled train step
-serves every run with the same shapes.
+the schedule and its settings, ...) enter as *traced* scalars (``Hparams``),
+so one compiled train step serves every run with the same shapes.
 """
 from __future__ import annotations
 
 from typing import Dict
 
 import jax
-import jax.numpy as jnp
 import optax
 
+from lm import schedules
 from lm.config import ConfigError, TrainConfig
 
 Hparams = Dict[str, jax.Array]
+
+# Every traced scalar of Hparams (lm.step builds placeholders from this list).
+HPARAM_KEYS = ("lr", "warmup_steps", "steps", "min_lr_ratio", "weight_decay",
+               "grad_clip", "schedule", "cooldown_shape", "decay_start")
 
 
 def hparams_from(cfg: TrainConfig) -> Dict[str, float]:
   if cfg.warmup_steps >= cfg.steps:
     raise ConfigError(f"train.warmup_steps={cfg.warmup_steps} must be smaller "
                       f"than train.steps={cfg.steps}")
-  return {"lr": float(cfg.lr), "warmup_steps": float(cfg.warmup_steps),
-          "steps": float(cfg.steps), "min_lr_ratio": float(cfg.min_lr_ratio),
-          "weight_decay": float(cfg.weight_decay),
-          # train.grad_clip = 0 disables clipping (an infinite threshold).
-          "grad_clip": float(cfg.grad_clip) if cfg.grad_clip > 0
-                       else float("inf")}
+  hp = {"lr": float(cfg.lr), "warmup_steps": float(cfg.warmup_steps),
+        "steps": float(cfg.steps), "min_lr_ratio": float(cfg.min_lr_ratio),
+        "weight_decay": float(cfg.weight_decay),
+        # train.grad_clip = 0 disables clipping (an infinite threshold).
+        "grad_clip": float(cfg.grad_clip) if cfg.grad_clip > 0
+                     else float("inf")}
+  hp.update(schedules.schedule_hparams(cfg.schedule, cfg.cooldown_shape,
+                                       cfg.steps, cfg.cooldown_fraction))
+  assert set(hp) == set(HPARAM_KEYS)
+  return hp
 
 
 def learning_rate(step, hp: Hparams):
-  """Linear warmup to lr, then cosine to min_lr_ratio*lr at step == steps."""
-  step = jnp.asarray(step, jnp.float32)
-  warm = hp["lr"] * step / jnp.maximum(hp["warmup_steps"], 1.0)
-  progress = jnp.clip((step - hp["warmup_steps"])
-                      / jnp.maximum(hp["steps"] - hp["warmup_steps"], 1.0),
-                      0.0, 1.0)
-  # Cosine decay (Loshchilov & Hutter 2017, SGDR Eq. 5) to a floor of min_lr_ratio.
-  cosine = hp["min_lr_ratio"] + (1.0 - hp["min_lr_ratio"]) * 0.5 * (
-      1.0 + jnp.cos(jnp.pi * progress))
-  return jnp.where(step < hp["warmup_steps"], warm, hp["lr"] * cosine)
+  """The lr at (1-based) update ``step`` under ``hp`` (lm.schedules)."""
+  return schedules.learning_rate(step, hp)
 
 
 def _decay_mask(params):

@@ -1,8 +1,11 @@
 """Sharded train state, the jitted train step and the eval step.
 
 One call of the train step runs ``K = steps_per_call`` optimizer steps with
-``lax.scan`` (each optionally accumulating gradients over micro-batches), so
-Python dispatch costs once per K steps: an IsoFLOP sweep runs tens of
+``lax.scan`` (each optionally accumulating gradients over micro-batches), or
+any n <= K of them with ``train_fn_upto`` (a ``fori_loop`` whose trip count is
+traced: one compilation serves every chunk length, so a run can stop at any
+step, e.g. a WSD trunk's branch points), so Python dispatch costs once per K
+steps: an IsoFLOP sweep runs tens of
 thousands of tiny steps. Compiled functions are cached by shape (model config,
 mesh, static options); per-run hyper-parameters are traced (``lm.optim``), so
 runs of a sweep that share a shape share one compilation.
@@ -57,9 +60,7 @@ def _unbox(tree):
 
 
 def _dummy_hparams():
-  return {k: jnp.zeros((), jnp.float32) for k in
-          ("lr", "warmup_steps", "steps", "min_lr_ratio", "weight_decay",
-           "grad_clip")}
+  return {k: jnp.zeros((), jnp.float32) for k in optim.HPARAM_KEYS}
 
 
 class Compiled:
@@ -87,7 +88,7 @@ class Compiled:
         _unbox(abstract), self.state_shardings)
     self.init = jax.jit(lambda rng: _unbox(init_boxed(rng)),
                         out_shardings=self.state_shardings)
-    self._train_fns: Dict[Tuple[int, int], Callable] = {}
+    self._train_fns: Dict[Tuple, Callable] = {}
     self._eval_fns: Dict[int, Callable] = {}
     self._tcfg = tcfg
 
@@ -141,6 +142,34 @@ class Compiled:
 
       self._train_fns[key] = (jax.jit(
           run, in_shardings=(self.state_shardings, batch_sh, None),
+          out_shardings=(self.state_shardings, None), donate_argnums=(0,)),
+                              batch_sh)
+    return self._train_fns[key]
+
+  def train_fn_upto(self, k: int, global_batch: int) -> Callable:
+    """state, batch_KxBxT1, n, hparams -> state, metrics (each [K]): the
+    first ``n`` (traced int32, 1 <= n <= K) optimizer steps of ``train_fn``
+    on batches [0, n); metrics past n are 0. The step body is the same as
+    ``train_fn``'s (bitwise-equal results on CPU, measured)."""
+    key = ("upto", k, global_batch)
+    if key not in self._train_fns:
+      batch_sh = sharding.batch_sharding(self.mesh, self.rules, ndim=3,
+                                         leading=1, batch_size=global_batch)
+
+      def run(state, batch_KxBxT1, n, hp):
+        zeros_K = jnp.zeros((k,), jnp.float32)
+        metrics_K = {"loss": zeros_K, "grad_norm": zeros_K, "lr": zeros_K}
+
+        def body(i, carry):
+          s, m = carry
+          s, mi = self._one_step(s, batch_KxBxT1[i], hp)
+          return s, {name: m[name].at[i].set(mi[name]) for name in m}
+
+        with sharding.activation_rules(self.mesh, self.rules):
+          return jax.lax.fori_loop(0, n, body, (state, metrics_K))
+
+      self._train_fns[key] = (jax.jit(
+          run, in_shardings=(self.state_shardings, batch_sh, None, None),
           out_shardings=(self.state_shardings, None), donate_argnums=(0,)),
                               batch_sh)
     return self._train_fns[key]
