@@ -5,12 +5,16 @@ Layout of a sweep directory::
   DIR/sweep.json         config, plan and its hash (a changed config is refused)
   DIR/results.jsonl      the ledger: one line per run outcome (experiments.ledger)
   DIR/runs/<run_id>/     lm.trainer workdir: checkpoints, metrics.jsonl, run.json
+  DIR/trunks/<trunk_id>/ sweep.scheme='wsd_trunk': the trunks (experiments.trunks)
   DIR/report/            written by experiments.analyze
 
 The executor plans, skips runs with a final outcome in the ledger, hands the
 rest to a runner (``local``: this process, in order; ``ray``: Ray tasks, in
 parallel) and appends each outcome to the ledger as it comes back: this
-process is the ledger's only writer. The same command after a crash, SIGKILL
+process is the ledger's only writer. What is submitted when is the
+scheduler's (``experiments.scheduler``): every run at once, or for a
+wsd_trunk sweep trunk segments and the branches their checkpoints unlock. The
+same command after a crash, SIGKILL
 or Ctrl-C skips finished runs and resumes unfinished ones from their
 checkpoints: nothing is lost and nothing runs twice. A run that fails (an
 exception, a crashed worker, a lost node) is retried up to
@@ -24,14 +28,15 @@ import dataclasses
 import json
 import os
 import sys
-import time
 from typing import Any, Callable, Dict, List, Optional
 
 import jax
 
 from experiments import planner as planner_lib
+from experiments import compute as compute_lib
 from experiments import provenance as provenance_lib
 from experiments import runners as runners_lib
+from experiments import scheduler as scheduler_lib
 from experiments.ledger import Ledger
 from experiments.runners.base import Outcome, RunTask
 from lm import logs
@@ -46,7 +51,9 @@ class SweepConfigChanged(ValueError):
 def _sweep_record(cfg, plan) -> Dict[str, Any]:
   return {"name": cfg.get("name", ""), "config_hash": plan.config_hash,
           "config": json.loads(cfg.to_json_best_effort()),
+          "scheme": plan.scheme,
           "runs": [r.to_dict() for r in plan.runs],
+          "trunks": [t.to_dict() for t in plan.trunks],
           "skipped": [vars(s) if hasattr(s, "__dict__") else str(s)
                       for s in plan.skipped]}
 
@@ -92,7 +99,14 @@ def ledger_record(run, meta: Dict[str, Any], status: str,
       "params": meta.get("params"), "steps": run.steps,
       "batch_size": run.batch_size, "seq_len": run.seq_len, "lr": run.lr,
       "seed": run.seed, "repeat_of": run.repeat_of,
+      "scheme": "wsd_trunk" if run.trunk_id else "independent",
+      "schedule": ((meta.get("schedule") or {}).get("name")
+                   or run.schedule or None),
+      # What this result trained itself (a branch: its cooldown).
+      "compute_spent": meta.get("compute_spent", run.planned_spend),
   }
+  if run.trunk_id:
+    rec.update(trunk_id=run.trunk_id, branch_step=run.branch_step)
   rec.update({k: meta[k] for k in _MEASUREMENT_KEYS if meta.get(k) is not None})
   if error is not None:
     rec["error"] = error  # status "failed": why, one line
@@ -115,7 +129,7 @@ def check_eval_set(rec: Dict[str, Any], records: List[Dict[str, Any]]) -> None:
 
 
 class _Progress:
-  """Overall bar over counted FLOPs (runs done, FLOPs done, ETA)."""
+  """Overall bar over the FLOPs the plan spends (runs done, ETA)."""
 
   def __init__(self, total_flops: float, n_runs: int, done_flops: float,
                n_done: int, enabled: bool):
@@ -138,6 +152,10 @@ class _Progress:
     self.n_done += 1
     if self.bar is not None:
       self.bar.set_description(f"sweep {self.n_done}/{self.n_runs} runs")
+    self.advance(flops)
+
+  def advance(self, flops: float) -> None:
+    if self.bar is not None:
       self.bar.update(flops)
 
   def close(self) -> None:
@@ -188,25 +206,22 @@ def run_sweep(cfg, workdir: str, *, executor: str = "local",
       log(f"resuming {workdir}: {len(done)} runs in the ledger, "
           f"{len(todo)} to go" + (f" ({retried} failed before, retried now)"
                                   if retried else ""))
-    bar = _Progress(sum(r.flops for r in plan.runs), len(plan.runs),
-                    sum(r.flops for r in plan.runs if r.run_id in done),
+    bar = _Progress(plan.spent_flops(), len(plan.runs),
+                    _done_flops(plan, done, workdir),
                     len(plan.runs) - len(todo), progress and is_main)
-    prov = provenance_lib.provenance(plan.config_hash)
-    tasks = [RunTask(run.run_id, run.lm_config(cfg.lm).to_dict(),
-                     os.path.abspath(os.path.join(workdir, "runs", run.run_id)),
-                     verbose=progress and executor == "local", trainer=trainer,
-                     provenance=prov)
-             for run in todo]
+    sched = _scheduler(cfg, plan, workdir, todo, progress and executor ==
+                       "local", trainer)
     try:
       if todo:  # nothing to do starts nothing (no Ray instance)
         with runner:
           log(runner.describe())
-          _drain(runner, tasks, {r.run_id: r for r in todo},
+          _drain(runner, sched, {r.run_id: r for r in todo},
                  int(cfg.sweep.get("max_retries", 0)),
                  ledger if is_main else None, bar, log)
     finally:
       bar.close()
     records = ledger.read()
+  log(compute_lib.summary_line(compute_lib.sweep_compute(workdir, records)))
   failed = [r["run_id"] for r in records if r["status"] == "failed"]
   if failed:
     log(f"warning: {len(failed)} run(s) failed and are recorded as 'failed' "
@@ -215,50 +230,120 @@ def run_sweep(cfg, workdir: str, *, executor: str = "local",
   return records
 
 
-def _drain(runner, tasks: List[RunTask], runs: Dict[str, Any],
-           max_retries: int, ledger: Optional[Ledger], bar: "_Progress",
+def _scheduler(cfg, plan, workdir: str, todo, verbose: bool, trainer: str):
+  """The sweep's scheduler, with the RunTasks it hands out."""
+  prov = provenance_lib.provenance(plan.config_hash)
+
+  def run_task(run, init_from=None) -> RunTask:
+    return RunTask(run.run_id, run.lm_config(cfg.lm).to_dict(),
+                   os.path.abspath(os.path.join(workdir, "runs", run.run_id)),
+                   verbose=verbose, trainer=trainer, provenance=prov,
+                   init_from=init_from)
+
+  if not plan.trunks:
+    return scheduler_lib.Independent([run_task(r) for r in todo])
+  sched = None
+
+  def trunk_task(trunk, stop_at: int) -> RunTask:
+    return RunTask(trunk.trunk_id, trunk.lm_config(cfg.lm).to_dict(),
+                   sched.trunk_dir(trunk.trunk_id), verbose=verbose,
+                   trainer=trainer, provenance=prov, kind="trunk",
+                   stop_at=stop_at)
+
+  sched = scheduler_lib.Trunks(plan, workdir, todo, run_task, trunk_task)
+  return sched
+
+
+def _done_flops(plan, done, workdir: str) -> float:
+  """Planned spend already behind the sweep: finished runs, trunk steps."""
+  flops = sum(r.planned_spend for r in plan.runs if r.run_id in done)
+  for t in plan.trunks:
+    at = scheduler_lib.checkpoint_steps(
+        os.path.join(workdir, scheduler_lib.TRUNKS_DIR, t.trunk_id))
+    flops += t.flops_per_step * min(max(at, default=0), max(t.branch_steps))
+  return flops
+
+
+def _drain(runner, sched, runs: Dict[str, Any], max_retries: int,
+           ledger: Optional[Ledger], bar: "_Progress",
            log: Callable[[str], None]) -> None:
-  """Submits ``tasks``, retries failures, records outcomes as they arrive."""
-  for task in tasks:
+  """Submits the scheduler's tasks, retries failures, records outcomes as
+  they arrive and submits what each finished trunk segment unlocks."""
+  for task in sched.initial():
     runner.submit(task)
   while runner.pending():
     out = runner.next_outcome()
-    run = runs[out.task.run_id]
+    name = ("trunk " if out.task.kind == "trunk" else "run ") + out.task.run_id
     if out.fatal is not None:  # bad input: retrying cannot help
-      bar.write(f"error in run {run.run_id}: {out.error}; sweep stopped", log)
+      bar.write(f"error in {name}: {out.error}; sweep stopped", log)
       raise out.fatal
     status = out.status
     if status == "error":
       tries = f"attempt {out.task.attempt} of {max_retries + 1}"
       if out.task.attempt <= max_retries:
-        bar.write(f"warning: run {run.run_id} failed ({tries}, {out.where}): "
+        bar.write(f"warning: {name} failed ({tries}, {out.where}): "
                   f"{out.error}; retrying from its checkpoint", log)
         runner.submit(dataclasses.replace(out.task,
                                           attempt=out.task.attempt + 1))
         continue
       status = "failed"
-    elif status == "diverged":
-      bar.write(f"warning: run {run.run_id} diverged ({out.meta.get('error')});"
-                " recorded as 'diverged' and excluded from fits", log)
-    _record(run, out, status, max_retries, ledger, bar, log)
+    if out.task.kind == "trunk":
+      _trunk_outcome(out, status, sched, runner, ledger, bar, log)
+      continue
+    if status == "diverged":
+      bar.write(f"warning: run {out.task.run_id} diverged "
+                f"({out.meta.get('error')}); recorded as 'diverged' and "
+                "excluded from fits", log)
+    meta = out.meta or logs.read_json(
+        os.path.join(out.task.run_dir, "run.json")) or {}
+    error = None
+    if status == "failed":
+      error = (f"{out.error} (after {out.task.attempt} attempt"
+               f"{'s' if out.task.attempt > 1 else ''}; last on "
+               f"{out.where or '?'})")
+    _record(runs[out.task.run_id], meta, status, error, out.wall_s, ledger,
+            bar, log)
 
 
-def _record(run, out: Outcome, status: str, max_retries: int,
-            ledger: Optional[Ledger], bar: "_Progress",
+def _trunk_outcome(out: Outcome, status: str, sched, runner,
+                   ledger: Optional[Ledger], bar: "_Progress",
+                   log: Callable[[str], None]) -> None:
+  """A trunk segment came back: submit what it unlocks, or record the
+  branches that now cannot run (a trunk that diverged at step t: an
+  uninterrupted run diverges there too; a failed one: retried next time)."""
+  tid, trunk = out.task.run_id, sched.trunks[out.task.run_id]
+  prev = out.meta.get("resumed_from_step") or 0
+  if status == "ok":
+    reached = out.meta.get("stopped_at_step", out.task.stop_at)
+    bar.advance(trunk.flops_per_step * max(0, reached - prev))
+    tasks = sched.trunk_finished(out.task)
+    bar.write(f"trunk {tid}: step {prev:,} -> {reached:,} ({out.wall_s:.1f}s);"
+              f" {sum(t.kind != 'trunk' for t in tasks)} branch(es) ready",
+              log)
+    for task in tasks:
+      runner.submit(task)
+    return
+  if status == "diverged":
+    why = f"its trunk {tid} diverged ({out.meta.get('error', '?')})"
+  else:
+    why = (f"its trunk {tid} failed: {out.error} (after {out.task.attempt} "
+           "attempts)")
+  bar.write(f"warning: trunk {tid} {status}; its waiting branches are "
+            f"recorded '{status}'", log)
+  for run in sched.drop(tid):
+    _record(run, {}, status, why, 0.0, ledger, bar, log)
+
+
+def _record(run, meta: Dict[str, Any], status: str, error: Optional[str],
+            wall_s: float, ledger: Optional[Ledger], bar: "_Progress",
             log: Callable[[str], None]) -> None:
-  meta = out.meta or logs.read_json(
-      os.path.join(out.task.run_dir, "run.json")) or {}
-  error = None
-  if status == "failed":
-    error = (f"{out.error} (after {out.task.attempt} attempt"
-             f"{'s' if out.task.attempt > 1 else ''}; last on {out.where or '?'})")
   rec = ledger_record(run, meta, status, error=error)
   if ledger is not None:
     check_eval_set(rec, ledger.read())
     ledger.append(rec)
-  bar.finished(run.flops)
+  bar.finished(run.planned_spend)
   el = rec["eval_loss"]
   bar.write(f"[{bar.n_done}/{bar.n_runs}] C={run.budget:.3g} N={run.N:,} "
             f"D={run.D:,} -> eval_loss "
             f"{el if el is None else format(el, '.4f')} ({status}, "
-            f"{out.wall_s:.1f}s)" + (f": {error}" if error else ""), log)
+            f"{wall_s:.1f}s)" + (f": {error}" if error else ""), log)

@@ -49,12 +49,17 @@ def estimate_seconds(run, flops_per_s: float,
 
 
 def _seconds(run, tokens_per_s, flops_per_s: float) -> float:
+  """Estimated wall time of what ``run`` trains itself: all of it, or for a
+  branch its cooldown (``planned_spend``); a PlannedTrunk counts as a run of
+  its ``D`` tokens (experiments.trunks)."""
+  share = getattr(run, "planned_spend", run.flops) / run.flops
   if tokens_per_s:
-    return estimate_seconds(run, tokens_per_s(run) * run.flops / run.D)
+    rate = tokens_per_s(run) * run.flops / run.D
+    return share * estimate_seconds(run, rate)
   if flops_per_s:
-    return estimate_seconds(run, flops_per_s)
-  return estimate_seconds(run, cpu_tokens_per_s(run.N) * run.flops / run.D,
-                          CPU_RUN_OVERHEAD_S)
+    return share * estimate_seconds(run, flops_per_s)
+  rate = cpu_tokens_per_s(run.N) * run.flops / run.D
+  return share * estimate_seconds(run, rate) + CPU_RUN_OVERHEAD_S
 
 
 def _hms(sec: float) -> str:
@@ -85,6 +90,15 @@ def format_plan(plan, *, tokens_per_s: Optional[Callable] = None) -> str:
         f"{'?' if ep is None else format(ep, '.3f'):>6} "
         f"{r.steps:7,d} {r.batch_size:5d} {r.lr:8.2e} "
         f"{100 * r.flops_error:+8.3f}% {_hms(sec):>9}")
+  trunk_lines = []
+  for t in getattr(plan, "trunks", ()):
+    sec = _seconds(t, tokens_per_s, plan.est_flops_per_s)
+    total += sec
+    trunk_lines.append(
+        f"trunk {t.trunk_id}: batch {t.batch_size}, lr {t.lr:.2e}, warmup "
+        f"{t.warmup_steps}, constant lr to step {max(t.branch_steps):,} "
+        f"(branch points {', '.join(f'{p:,}' for p in t.branch_steps)}), "
+        f"{t.flops:.3g} FLOPs, est. {_hms(sec)}")
   conv = plan.runs[0] if plan.runs else None
   model = ("given throughput" if tokens_per_s else
            f"at {plan.est_flops_per_s:.3g} FLOP/s" if plan.est_flops_per_s
@@ -96,6 +110,14 @@ def format_plan(plan, *, tokens_per_s: Optional[Callable] = None) -> str:
       + (f" ({conv.flop_convention}, N {conv.param_convention})"
          if conv else "")
       + f", est. {_hms(total)} ({model}); config {plan.config_hash[:12]}")
+  if trunk_lines:
+    lines.append(
+        f"scheme {plan.scheme}: {len(trunk_lines)} trunks + {len(plan.runs)} "
+        f"cooldown branches spend {plan.spent_flops():.3g} FLOPs = "
+        f"{plan.spent_flops() / plan.independent_flops():.0%} of the "
+        f"{plan.independent_flops():.3g} independent runs would "
+        "(time column: each branch's cooldown)")
+    lines += trunk_lines
   if plan.unique_train_tokens:
     lines.append(f"epochs = D / {plan.unique_train_tokens:,} unique training "
                  f"tokens (limit sweep.max_epochs={plan.max_epochs:g})")

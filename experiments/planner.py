@@ -32,6 +32,7 @@ from lm.config import ConfigError
 from experiments.sweep_config import (  # noqa: F401  (re-exported)
     HASH_EXCLUDED, SWEEP_FIELDS, SWEEP_HASH_EXCLUDED, PlanError, _budgets,
     _positive, config_hash, default_sweep, validate_sweep)
+from experiments import schemes as schemes_lib
 from experiments.plan_table import (  # noqa: F401  (re-exported)
     CPU_RUN_OVERHEAD_S, CPU_THROUGHPUT, cpu_tokens_per_s, estimate_seconds,
     format_plan)
@@ -61,6 +62,16 @@ class PlannedRun:
   seed: int = 0          # train.seed: initialisation and data order
   repeat_of: Optional[str] = None  # run_id of the base run of a seed repeat
   max_epochs: float = 0.0  # sweep.max_epochs -> train.max_epochs (0: none)
+  schedule: str = ""       # train.schedule ("": the base config's)
+  trunk_id: Optional[str] = None    # wsd_trunk: the trunk this branch cools from
+  branch_step: Optional[int] = None  # wsd_trunk: its cooldown start P
+
+  @property
+  def planned_spend(self) -> float:
+    """FLOPs this run trains itself: C, or its cooldown for a branch."""
+    if self.branch_step is None or self.trunk_id is None:
+      return self.flops
+    return self.flops * (self.steps - self.branch_step) / self.steps
 
   def lm_config(self, base):
     """A copy of ``base`` (the sweep's ``c.lm``) with this run's fields."""
@@ -78,6 +89,8 @@ class PlannedRun:
     c.train.steps_per_call = self.steps_per_call
     c.train.seed = self.seed
     c.train.max_epochs = float(self.max_epochs)
+    if self.schedule:
+      c.train.schedule = self.schedule
     return c
 
   def to_dict(self) -> Dict[str, Any]:
@@ -103,6 +116,17 @@ class Plan:
   unique_train_tokens: Optional[int] = None  # None: not counted (see
   #                                            count_unique_tokens)
   max_epochs: float = 0.0        # sweep.max_epochs
+  scheme: str = "independent"    # sweep.scheme (experiments.schemes)
+  trunks: Tuple[Any, ...] = ()   # wsd_trunk: experiments.trunks.PlannedTrunk
+
+  def spent_flops(self) -> float:
+    """Training FLOPs this plan spends: every trunk, every run's own part."""
+    return (sum(t.flops for t in self.trunks)
+            + sum(r.planned_spend for r in self.runs))
+
+  def independent_flops(self) -> float:
+    """What the same runs cost trained independently: the sum of their C."""
+    return sum(r.flops for r in self.runs)
 
   def epochs(self, run: PlannedRun) -> Optional[float]:
     """D / unique training tokens of ``run`` (None when not counted)."""
@@ -308,29 +332,12 @@ def check_epochs(plan: Plan) -> None:
         "data), lower sweep.budgets, or raise sweep.max_epochs")
 
 
-def make_plan(cfg, *, unique_train_tokens: Optional[int] = None) -> Plan:
-  """The runs of the sweep config ``cfg`` (``cfg.sweep`` and ``cfg.lm``).
-
-  With ``unique_train_tokens`` (``count_unique_tokens(cfg)``), a plan whose
-  runs exceed ``sweep.max_epochs`` is refused (``check_epochs``).
-  """
-  if "sweep" not in cfg or "lm" not in cfg:
-    raise PlanError("the sweep config needs both c.sweep and c.lm sections")
-  s = cfg.sweep
-  validate_sweep(s)
-  vocab = vocab_size_of(cfg.lm.data)
-  kwargs = _shape_kwargs(cfg.lm)
-  spc = int(cfg.lm.train.get("steps_per_call", 1))
-  seed = int(cfg.lm.train.get("seed", 0))
-  budgets = sorted(_budgets(s))
+def _plan_per_budget(s, budgets, centers, vocab, kwargs, spc, seed):
+  """(runs, skipped): each budget's n_sizes targets centred on its N*(C)."""
   runs: List[PlannedRun] = []
   skipped: List[SkippedCandidate] = []
-  centers: Dict[float, float] = {}
-  counts: Dict[float, int] = {}
   for C in budgets:
-    centers[C] = center_N(C, s)
     seen: Dict[Tuple[int, ...], float] = {}
-    first_reason = ""
     for N_t in size_targets(centers[C], int(s.n_sizes), float(s.size_range)):
       try:
         m = params_lib.shape_for_params(
@@ -350,15 +357,59 @@ def make_plan(cfg, *, unique_train_tokens: Optional[int] = None) -> Plan:
               C, m, s, params_lib.n_params(m, s.param_convention), spc, seed)
       if run is None:
         skipped.append(SkippedCandidate(C, float(N_t), reason))
-        first_reason = first_reason or reason
       else:
         runs.append(run)
-    counts[C] = sum(r.budget == C for r in runs)
     runs += seed_repeats([r for r in runs if r.budget == C], centers[C],
                          int(s.seed_repeats))
+  return runs, skipped
+
+
+def _check_trunk_settings(cfg, grid: str) -> None:
+  """wsd_trunk trains WSD runs on the shared grid: say so when not set."""
+  schedule = cfg.lm.train.get("schedule", "cosine")
+  if schedule != "wsd":
+    raise PlanError(f"sweep.scheme='{cfg.sweep.scheme}' trains warmup-stable-"
+                    f"decay runs, but lm.train.schedule={schedule!r}; set "
+                    "--config.lm.train.schedule=wsd (its cooldown_fraction "
+                    "and cooldown_shape apply)")
+  if grid != "shared":
+    raise PlanError(f"sweep.scheme='{cfg.sweep.scheme}' needs one grid of "
+                    "shapes across budgets: sweep.size_grid='shared' (or "
+                    f"'auto'), not {grid!r}")
+
+
+def make_plan(cfg, *, unique_train_tokens: Optional[int] = None) -> Plan:
+  """The runs of the sweep config ``cfg`` (``cfg.sweep`` and ``cfg.lm``).
+
+  With ``unique_train_tokens`` (``count_unique_tokens(cfg)``), a plan whose
+  runs exceed ``sweep.max_epochs`` is refused (``check_epochs``).
+  """
+  if "sweep" not in cfg or "lm" not in cfg:
+    raise PlanError("the sweep config needs both c.sweep and c.lm sections")
+  s = cfg.sweep
+  validate_sweep(s)
+  vocab = vocab_size_of(cfg.lm.data)
+  kwargs = _shape_kwargs(cfg.lm)
+  spc = int(cfg.lm.train.get("steps_per_call", 1))
+  seed = int(cfg.lm.train.get("seed", 0))
+  budgets = sorted(_budgets(s))
+  centers = {C: center_N(C, s) for C in budgets}
+  grid = schemes_lib.size_grid(s)
+  if schemes_lib.SCHEMES[s.scheme].trunks:
+    _check_trunk_settings(cfg, grid)
+  if grid == "shared":
+    from experiments import trunks as trunks_lib
+    runs, skipped = trunks_lib.plan_shared(s, centers, vocab, kwargs, spc,
+                                           seed, cfg.lm.train)
+  else:
+    runs, skipped = _plan_per_budget(s, budgets, centers, vocab, kwargs, spc,
+                                     seed)
+  counts: Dict[float, int] = {}
+  for C in budgets:
+    counts[C] = sum(r.budget == C and r.repeat_of is None for r in runs)
     if counts[C] == 0:
-      raise PlanError(f"budget C={C:.3g} too small for any model: "
-                      f"{first_reason}")
+      first = next((k.reason for k in skipped if k.budget == C), "no shape")
+      raise PlanError(f"budget C={C:.3g} too small for any model: {first}")
     if counts[C] < 3:
       warnings.warn(f"budget C={C:.3g} has only {counts[C]} usable sizes (< 3 "
                     "cannot fit a parabola); see the skipped candidates")
@@ -368,10 +419,15 @@ def make_plan(cfg, *, unique_train_tokens: Optional[int] = None) -> Plan:
   ids = [r.run_id for r in runs]
   if len(set(ids)) != len(ids):
     raise PlanError("duplicate run ids; make sweep.budgets more distinct")
+  trunks = ()
+  if schemes_lib.SCHEMES[s.scheme].trunks:
+    from experiments import trunks as trunks_lib
+    runs, trunks = trunks_lib.attach_trunks(runs, cfg.lm.train, seed)
   plan = Plan(runs=tuple(runs), skipped=tuple(skipped),
               config_hash=config_hash(cfg), centers=centers,
               est_flops_per_s=float(s.est_flops_per_s),
               unique_train_tokens=unique_train_tokens,
-              max_epochs=float(s.max_epochs))
+              max_epochs=float(s.max_epochs), scheme=s.scheme,
+              trunks=tuple(trunks))
   check_epochs(plan)
   return plan

@@ -12,6 +12,7 @@ import math
 import os
 from typing import Any, Dict, List, Tuple
 
+from experiments import schemes as schemes_lib
 from experiments.runners import resources as resources_lib
 from lm import flops as flops_lib
 from lm import params as params_lib
@@ -54,6 +55,15 @@ SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
     "ff_multiple": (64, "shape rule, lm.params.ffn_dim"),
     "est_flops_per_s": (0.0, "plan-table time estimate only (0: 2-core CPU "
                              "model); not hashed"),
+    "scheme": ("independent", "how runs train (experiments.schemes): "
+                              "'independent' (each from scratch) or "
+                              "'wsd_trunk' (a constant-lr trunk per shape, a "
+                              "cooldown branch per budget; needs "
+                              "lm.train.schedule='wsd')"),
+    "size_grid": ("auto", "'per_budget' (sizes centred on each budget), "
+                          "'shared' (one grid of shapes across budgets; batch, "
+                          "lr and warmup per shape) or 'auto' (the scheme's: "
+                          "shared for wsd_trunk)"),
     "seed_repeats": (0, "extra seeds of each budget's central size (same "
                         "shape, tokens and lr): run-to-run sigma for the "
                         "seed-noise bootstrap (Porian et al. 2024)"),
@@ -111,7 +121,9 @@ _INTS = ("n_sizes", "seq_len", "batch_size", "target_steps", "min_batch_size",
          "max_batch_size", "min_steps", "head_dim", "ff_multiple")
 _FLOATS = ("size_range", "prior_k", "prior_a", "prior_c0", "lr_constant",
            "lr_max", "tolerance")
-_CHOICES = {"flop_convention": tuple(flops_lib.CONVENTIONS),
+_CHOICES = {"scheme": tuple(schemes_lib.SCHEMES),
+            "size_grid": schemes_lib.SIZE_GRIDS,
+            "flop_convention": tuple(flops_lib.CONVENTIONS),
             "param_convention": tuple(params_lib.PARAM_CONVENTIONS),
             "batch_rule": ("fixed", "marin"), "lr_rule": ("fixed", "marin")}
 

@@ -58,12 +58,17 @@ def _differing_field(theirs: Dict[str, Any], ours: Dict[str, Any]
   return None
 
 
+# lr at a vector of updates, traced hp: one compilation per length bucket.
+_lrs = jax.jit(jax.vmap(optim.learning_rate, in_axes=(0, None)))
+
+
 def _learning_rates(train_cfg, n: int) -> np.ndarray:
+  """lr at updates 1..n under ``train_cfg`` (lm.schedules.learning_rate)."""
   hp = {k: jnp.asarray(v, jnp.float32)
         for k, v in optim.hparams_from(train_cfg).items()}
-  steps = jnp.arange(1, n + 1, dtype=jnp.float32)
-  return np.asarray(jax.jit(jax.vmap(lambda s: optim.learning_rate(s, hp)))(
-      steps))
+  bucket = 1 << max(0, int(n - 1).bit_length())  # the next power of two
+  steps = jnp.arange(1, bucket + 1, dtype=jnp.float32)
+  return np.asarray(_lrs(steps, hp))[:n]
 
 
 def check_schedules_agree(theirs_train: Dict[str, Any], ours, step: int,

@@ -56,7 +56,8 @@ FIELDS: Dict[str, Field] = {
     "status": Field("status", True, " | ".join(STATUSES)
                     + " (final: " + ", ".join(FINAL) + ")"),
     "error": Field("str", False, "status 'failed': the last attempt's error, "
-                                 "one line"),
+                                 "one line (also a branch whose trunk "
+                                 "diverged: why)"),
     "train_loss": Field("number", False, "mean train loss, last report window"),
     "wall_time_s": Field("number", False, "wall-clock seconds, all attempts"),
     "flop_convention": Field("str", False, "key of lm.flops.CONVENTIONS"),
@@ -78,6 +79,17 @@ FIELDS: Dict[str, Field] = {
     "seed": Field("int", False, "the run's training seed"),
     "repeat_of": Field("str", False, "run_id of the base run of a seed repeat, "
                                      "else null"),
+    "scheme": Field("str", False, "how the run was trained: 'independent' or "
+                                  "'wsd_trunk' (experiments.schemes)"),
+    "schedule": Field("str", False, "lr schedule (lm.schedules): cosine | "
+                                    "linear | wsd"),
+    "compute_spent": Field("number", False, "training FLOPs this result "
+                           "trained itself (C, or a branch's cooldown beyond "
+                           "its shared trunk)"),
+    "trunk_id": Field("str", False, "wsd_trunk: the trunk this branch cooled "
+                                    "down from (DIR/trunks/<trunk_id>)"),
+    "branch_step": Field("int", False, "wsd_trunk: the trunk step the branch "
+                                       "started from (its cooldown start)"),
 }
 REQUIRED: Tuple[str, ...] = tuple(k for k, f in FIELDS.items() if f.required)
 

@@ -16,7 +16,7 @@ import importlib
 import os
 import socket
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 ERROR_CHARS = 500  # an Outcome's error is one line, at most this long
 
@@ -33,6 +33,22 @@ class RunTask:
   # lm.trainer.train(provenance=...): stored in every checkpoint of the run
   # (e.g. the sweep's config hash), so foreign checkpoints are refused.
   provenance: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  # wsd_trunk (experiments.trunks): "trunk" tasks train a trunk to
+  # ``stop_at`` (its next branch point); branches start from their trunk's
+  # checkpoint ``init_from = (trunk_dir, step)``.
+  kind: str = "run"                       # "run" | "trunk"
+  init_from: Optional[Tuple[str, int]] = None
+  stop_at: Optional[int] = None
+
+  def train_kwargs(self) -> Dict[str, Any]:
+    """lm.trainer.train's keyword arguments for this task."""
+    kw: Dict[str, Any] = {"verbose": self.verbose,
+                          "provenance": dict(self.provenance)}
+    if self.init_from is not None:
+      kw["init_from"] = (self.init_from[0], int(self.init_from[1]))
+    if self.stop_at is not None:
+      kw["stop_at"] = int(self.stop_at)
+    return kw
 
 
 @dataclasses.dataclass
@@ -119,8 +135,7 @@ def execute(task: RunTask, *, catch_errors: bool = True) -> Outcome:
 
   try:
     train = _load(task.trainer)
-    meta = train(task.lm_config, task.run_dir, verbose=task.verbose,
-                 provenance=dict(task.provenance))
+    meta = train(task.lm_config, task.run_dir, **task.train_kwargs())
     return outcome("ok", meta)
   except TrainingDiverged:
     return outcome("diverged")

@@ -9,15 +9,15 @@ import signal
 FAIL_RUN_ENV = "SCALINGLM_TEST_FAIL_RUN"  # run_id that fail_one_run fails
 
 
-def fail_one_run(config, workdir, verbose=False, provenance=None):
+def fail_one_run(config, workdir, **kwargs):
   """Raises for the run named by $SCALINGLM_TEST_FAIL_RUN; trains the others."""
   if os.path.basename(os.path.normpath(workdir)) == os.environ.get(FAIL_RUN_ENV):
     raise RuntimeError("injected failure (tests.helpers.faulty_trainer)")
   from lm.trainer import train
-  return train(config, workdir, verbose=verbose, provenance=provenance)
+  return train(config, workdir, **kwargs)
 
 
-def crash_worker(config, workdir, verbose=False, provenance=None):
+def crash_worker(config, workdir, **kwargs):
   """SIGKILLs its own process, as a worker lost with its node would end."""
-  del config, workdir, verbose, provenance
+  del config, workdir, kwargs
   os.kill(os.getpid(), signal.SIGKILL)

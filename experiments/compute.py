@@ -1,0 +1,60 @@
+"""What a sweep spent on training, against what independent runs would cost.
+
+Spent = the FLOPs each result trained itself (ledger ``compute_spent``: all
+of C for an independent run, the cooldown for a wsd_trunk branch) + the
+FLOPs its trunks trained (their run.json ``compute_spent``, from
+``DIR/trunks/*/``). Independent = the sum of the results' C, what the same
+(shape, budget) points cost trained from scratch. Both under the ledger's
+``flop_convention``; evaluation FLOPs are in neither (``eval_flops``).
+Reading only: nothing is written.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from typing import Any, Dict, List
+
+from experiments.scheduler import TRUNKS_DIR
+
+
+def _trunk_flops(workdir: str) -> float:
+  total = 0.0
+  for path in glob.glob(os.path.join(workdir, TRUNKS_DIR, "*", "run.json")):
+    try:
+      with open(path) as f:
+        meta = json.load(f)
+    except (OSError, ValueError):
+      continue
+    total += float(meta.get("compute_spent") or 0.0)
+  return total
+
+
+def sweep_compute(workdir: str, records: List[Dict[str, Any]]
+                  ) -> Dict[str, Any]:
+  """{'spent', 'trunks', 'results', 'independent', 'ratio', 'n_results'}
+  over the ledger's results with a measured loss (status ok)."""
+  ok = [r for r in records if r.get("status") == "ok"]
+  results = sum(float(r.get("compute_spent", r["C"]) or 0.0) for r in ok)
+  trunks = _trunk_flops(workdir)
+  independent = sum(float(r["C"]) for r in ok)
+  spent = results + trunks
+  return {"spent": spent, "trunks": trunks, "results": results,
+          "independent": independent, "n_results": len(ok),
+          "ratio": spent / independent if independent else float("nan"),
+          "scheme": next((r.get("scheme") for r in ok if r.get("scheme")),
+                         "independent"),
+          "flop_convention": ok[0].get("flop_convention") if ok else None}
+
+
+def summary_line(c: Dict[str, Any]) -> str:
+  """One line: spent against the independent scheme."""
+  if c["trunks"]:
+    how = (f"trunks {c['trunks']:.3g} + branches' cooldowns "
+           f"{c['results']:.3g}")
+  else:
+    how = "every run from scratch"
+  return (f"compute: {c['spent']:.3g} FLOPs spent ({how}) for "
+          f"{c['n_results']} results = {c['ratio']:.0%} of the "
+          f"{c['independent']:.3g} FLOPs independent runs would spend "
+          f"(scheme {c['scheme']}, C counted as {c['flop_convention']})")
