@@ -64,10 +64,10 @@ def conditioning(N, D, loss, params: Dict[str, float],
       return f_nat(jnp.stack([jnp.exp(t[2]), jnp.exp(t[0]), jnp.exp(t[1]),
                               t[3], t[4]]))
 
-    H = np.asarray(jax.hessian(f_nat)(jnp.asarray(p)))
+    H = np.asarray(jax.jit(jax.hessian(f_nat))(jnp.asarray(p)))
     t = np.log(p[[1, 2, 0]]).tolist() + p[3:].tolist()
-    H_log = np.asarray(jax.hessian(f_log)(jnp.asarray(t)))
-    grad = np.asarray(jax.grad(f_nat)(jnp.asarray(p)))
+    H_log = np.asarray(jax.jit(jax.hessian(f_log))(jnp.asarray(t)))
+    grad = np.asarray(jax.jit(jax.grad(f_nat))(jnp.asarray(p)))
   S = H[3:, 3:] - H[3:, :3] @ np.linalg.solve(H[:3, :3], H[:3, 3:])
   return dict(objective=objective, kappa_5=_kappa(H),
               kappa_5_log=_kappa(H_log), kappa_2=_kappa(S),

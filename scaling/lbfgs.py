@@ -102,30 +102,36 @@ def _direction(g, S, Y, rho, pos, count, stop):
 
 
 def _line_search(fun, x, f, gd, d, done):
-  """Backtracking Armijo step along d.
+  """Backtracking Armijo step along d, starting from t = 1.
 
   Evaluates value and gradient at each trial point so that the accepted one
-  needs no second evaluation. Returns (t, f(x + t d), grad, ok).
+  needs no second evaluation; lanes already done evaluate nothing. The
+  objective is traced once (inside the loop), which keeps compilation of
+  costly objectives short. Returns (t, f(x + t d), grad, ok).
   """
   vg = jax.value_and_grad(fun)
 
+  def armijo(t, ft):
+    return ft <= f + _C1 * t * gd
+
   def cond(c):
     t, ft, _, k = c
-    return (~(ft <= f + _C1 * t * gd)) & (k < _MAX_BACKTRACK) & ~done
+    return ~done & ((k == 0) | (~armijo(t, ft) & (k <= _MAX_BACKTRACK)))
 
   def body(c):
     t, ft, _, k = c
     # Minimiser of the quadratic through f, gd and f(t), kept in [t/10, t/2].
     t_q = -gd * t * t / (2.0 * (ft - f - gd * t))
-    t_new = jnp.where(jnp.isfinite(ft) & jnp.isfinite(t_q),
-                      jnp.clip(t_q, 0.1 * t, 0.5 * t), 0.1 * t)
+    t_new = jnp.where(k == 0, jnp.ones_like(t),
+                      jnp.where(jnp.isfinite(ft) & jnp.isfinite(t_q),
+                                jnp.clip(t_q, 0.1 * t, 0.5 * t), 0.1 * t))
     f_new, g_new = vg(x + t_new * d)
     return t_new, f_new, g_new, k + 1
 
   t0 = jnp.asarray(1.0, x.dtype)
-  f0, g0 = vg(x + d)
-  t, ft, gt, _ = jax.lax.while_loop(cond, body, (t0, f0, g0, 0))
-  return t, ft, gt, ft <= f + _C1 * t * gd
+  init = (t0, jnp.asarray(jnp.inf, f.dtype), jnp.zeros_like(x), 0)
+  t, ft, gt, k = jax.lax.while_loop(cond, body, init)
+  return t, ft, gt, (k > 0) & armijo(t, ft)
 
 
 def _step(fun, stop, st):
@@ -213,6 +219,24 @@ def _blocks(lanes: np.ndarray, block: int):
     pad = np.concatenate([blk, np.full(_bucket(blk.size, block) - blk.size,
                                        blk[0])])
     yield blk, pad
+
+
+def evaluate(objective: Callable, x_BxP, weights_BxM, data,
+             block: int = BLOCK) -> np.ndarray:
+  """objective at every lane (no steps), in the blocks ``run`` compiles.
+
+  Uses the same jitted start-up as ``run``, so evaluating a grid of starts
+  and then refining them compiles the objective once.
+  """
+  x = np.asarray(x_BxP, np.float64)
+  w = np.asarray(weights_BxM, np.float64)
+  f = np.empty(x.shape[0])
+  with x64():
+    data = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), data)
+    for blk, pad in _blocks(np.arange(x.shape[0]), block):
+      f[blk] = np.asarray(_init(objective, jnp.asarray(x[pad]),
+                                jnp.asarray(w[pad]), data)[1])[:blk.size]
+  return np.where(np.isfinite(f), f, np.inf)
 
 
 def run(objective: Callable, x0_BxP, weights_BxM, data,

@@ -44,6 +44,7 @@ OFFSET_B_GRID = tuple(s * v for s in (-1.0, 1.0)
                                 1.5))
 OFFSET_C_FRACS = (0.01, 0.25, 0.5, 0.75, 0.9, 0.97, 0.995)
 OFFSET_STOP = lbfgs.StopRule(max_iter=2000, gtol=1e-12, ftol=1e-14)
+OFFSET_BLOCK = 64   # one lane shape for starts and refits: one compilation.
 
 
 class PowerLawError(ValueError):
@@ -225,7 +226,7 @@ def fit_offset_law(logx, logy, w, *, delta: Optional[float] = None,
   x0 = x0[np.all(np.isfinite(x0), axis=1)]
   wy = np.concatenate([w, logy])
   out = lbfgs.run(objective, x0, np.tile(wy, (x0.shape[0], 1)), data,
-                  OFFSET_STOP, chunk=50)
+                  OFFSET_STOP, chunk=50, block=OFFSET_BLOCK)
   i = int(np.argmin(out["f"]))
   if W_BxN is None and logy_BxN is None:
     out = {k: v[i:i + 1] for k, v in out.items()}
@@ -235,7 +236,7 @@ def fit_offset_law(logx, logy, w, *, delta: Optional[float] = None,
     ly = np.tile(logy, (B, 1)) if logy_BxN is None else np.asarray(logy_BxN)
     out = lbfgs.run(objective, np.tile(out["x"][i], (B, 1)),
                     np.concatenate([W * w[None], ly], axis=1), data,
-                    OFFSET_STOP, chunk=50)
+                    OFFSET_STOP, chunk=50, block=OFFSET_BLOCK)
   theta = np.array(out["x"], np.float64)
   theta[:, 0] -= theta[:, 2] * lx0      # a x~^b = (a x0^-b) x^b.
   return dict(theta=theta, f=out["f"], converged=out["converged"],

@@ -21,16 +21,19 @@ gives a weighted non-negative least-squares problem in theta,
                    (x_i . theta - u0_i (1 - r_i))^2,
 
 whose fixed point satisfies sum_i w_i psi_delta(r_i) x_i / u_i = 0 on the
-free coordinates (the KKT conditions of h; psi = Huber'). Each step is an
-exact 3-variable NNLS (all 7 supports solved, the best feasible kept) with
-a backtracking step on h. The first iterate is the 1/L^2-weighted linear
-least-squares solution (the first-order log-residual approximation). The
-outer gradient is exact by the envelope theorem (Danskin): theta is held
-fixed when h is differentiated in (alpha, beta).
+free coordinates (the KKT conditions of h; psi = Huber'). Each step solves
+that NNLS exactly (all 7 supports, the best feasible kept), tries several
+step lengths along it and semismooth Newton steps, and keeps the best if
+it lowers h (:func:`solve_linear`); h never increases. The first iterate
+is the 1/L^2-weighted linear least-squares solution (the first-order
+log-residual approximation). The outer gradient is exact by the envelope
+theorem (Danskin): theta is held fixed when h is differentiated in (alpha,
+beta). :func:`kkt_residual` measures how exactly an inner solve ended.
 
-**Search.** A coarse (alpha, beta) grid (VP_GRID), then L-BFGS
-(:mod:`scaling.lbfgs`) from the best VP_REFINE grid cells; the lowest
-objective wins. Bootstrap refits start from the point estimate.
+**Search.** A coarse (alpha, beta) grid (VP_GRID, 40 x 40), then L-BFGS
+(:mod:`scaling.lbfgs`) from its best VP_REFINE local minima; the lowest
+objective wins. Bootstrap refits start from the point estimate's (alpha,
+beta), all resamples in one vmapped batch.
 
 **Conditioning.** :func:`scaling.conditioning.conditioning` compares the
 Hessian of the 5-parameter problem with that of the profiled 2-parameter
@@ -58,10 +61,8 @@ VP_REFINE = 4        # grid cells refined by L-BFGS (best distinct minima).
 # relative, or after INNER_ITERS. Epoch's resamples stop within ~5 steps;
 # on 16-run sweeps about 1% of resamples need 40-1000 (measured: at 40
 # steps 1.1% of 1000 quickstart resamples were > 1e-10 above the minimum,
-# at 200 0.2%, at 1000 none). The coarse grid only ranks cells:
-# GRID_INNER_ITERS.
+# at 200 0.2%, at 1000 none).
 INNER_ITERS = 1000
-GRID_INNER_ITERS = 40
 INNER_FTOL = 1e-15
 # Steps tried along each IRLS-NNLS direction: IRLS alone converges slowly
 # (sublinearly) when few residuals sit in the Huber core, as on 16-run
@@ -166,7 +167,7 @@ def _newton_candidates(theta, X_nx3, r, w, delta):
                     _newton(theta, X_nx3, r, w, delta, abs_r <= kth)])
 
 
-def solve_linear(eta, w, data, max_iter: int = INNER_ITERS):
+def solve_linear(eta, w, data):
   """theta = (E, A, B) >= 0 minimising h at eta = (alpha, beta).
 
   data = (logN, logD, logL, delta, mean_flag) as parametric.make_data.
@@ -202,7 +203,7 @@ def solve_linear(eta, w, data, max_iter: int = INNER_ITERS):
     return (jnp.where(better, cand[j], theta), jnp.where(better, fc[j], f),
             k + 1, moving)
 
-  cond = lambda c: c[3] & (c[2] < max_iter)
+  cond = lambda c: c[3] & (c[2] < INNER_ITERS)
   theta, _, _, _ = jax.lax.while_loop(
       cond, body, (theta0, h(theta0), 0, True))
   return theta
@@ -223,22 +224,16 @@ def kkt_residual(theta, eta, w, data):
                            jnp.maximum(0.0, -g) * scale))
 
 
-def profile_objective(eta, w, data, max_iter: int = INNER_ITERS):
+def profile_objective(eta, w, data):
   """f(alpha, beta) = min_theta h; gradient by the envelope theorem.
 
   With mean_flag = 1 the sum is divided by sum(w) (as
   parametric.huber_objective).
   """
   logN, logD, logL, delta, mean_flag = data
-  theta = jax.lax.stop_gradient(solve_linear(eta, w, data, max_iter))
+  theta = jax.lax.stop_gradient(solve_linear(eta, w, data))
   total = _h(theta, _design(eta, logN, logD), w, logL, delta)
   return jnp.where(mean_flag > 0, total / jnp.sum(w), total)
-
-
-@jax.jit
-def _profile_batch(eta_Gx2, w, data):
-  return jax.vmap(lambda e: profile_objective(e, w, data, GRID_INNER_ITERS)
-                  )(eta_Gx2)
 
 
 @jax.jit
@@ -247,16 +242,26 @@ def _solve_batch(eta_Bx2, w_BxM, data):
 
 
 def solve_thetas(eta_Bx2, w_BxM, data) -> np.ndarray:
-  """(E, A, B) per lane at its (alpha, beta) and weights, float64."""
+  """(E, A, B) per lane at its (alpha, beta) and weights, float64.
+
+  Lanes go in blocks of VP_BLOCK (one compiled shape for every call).
+  """
+  eta = np.asarray(eta_Bx2, np.float64)
+  w = np.asarray(w_BxM, np.float64)
+  out = np.empty((eta.shape[0], 3))
   with lbfgs.x64():
     d = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), data)
-    return np.asarray(_solve_batch(jnp.asarray(eta_Bx2, jnp.float64),
-                                   jnp.asarray(w_BxM, jnp.float64), d))
+    for i in range(0, eta.shape[0], VP_BLOCK):
+      idx = np.arange(i, i + VP_BLOCK) % eta.shape[0]
+      th = np.asarray(_solve_batch(jnp.asarray(eta[idx]), jnp.asarray(w[idx]),
+                                   d))
+      k = min(VP_BLOCK, eta.shape[0] - i)
+      out[i:i + k] = th[:k]
+  return out
 
 
-def _grid_starts(f_G, eta_Gx2, k):
-  """The k best grid points that are local minima of the coarse grid."""
-  n = VP_GRID.size
+def _grid_starts(f_G, eta_Gx2, k, n):
+  """The k best local minima of the coarse n x n grid (8-neighbourhood)."""
   F = np.where(np.isfinite(f_G), f_G, np.inf).reshape(n, n)
   pad = np.pad(F, 1, constant_values=np.inf)
   nb = np.min([pad[1 + di:n + 1 + di, 1 + dj:n + 1 + dj]
@@ -291,15 +296,17 @@ def fit_vpnls(N, D, loss, *, delta: float = huber_lib.HUBER_DELTA,
   data = parametric.make_data(N, D, loss, delta, objective)
   n = data[0].shape[0]
   g = VP_GRID if grid is None else np.asarray(grid, np.float64).ravel()
+  if n_refine < 1:
+    raise parametric.ParametricFitError(f"n_refine must be >= 1, got "
+                                        f"{n_refine}")
   if g.size < 1 or np.any(~np.isfinite(g)) or np.any(g <= 0):
     raise parametric.ParametricFitError(
         f"vpnls grid must be positive exponents, got {g}")
   eta_G = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
-  with lbfgs.x64():
-    d = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), data)
-    f_G = np.asarray(_profile_batch(jnp.asarray(eta_G), jnp.ones(n), d))
-  starts = (_grid_starts(f_G, eta_G, n_refine) if grid is None or
-            g.size > 2 else eta_G)
+  # Same objective and lane blocks as the refinement: one compilation.
+  f_G = lbfgs.evaluate(profile_objective, eta_G, np.ones((eta_G.shape[0], n)),
+                       data, block=VP_BLOCK)
+  starts = _grid_starts(f_G, eta_G, n_refine, g.size)
   out = lbfgs.run(profile_objective, starts, np.ones((starts.shape[0], n)),
                   data, VP_STOP, chunk=VP_CHUNK, block=VP_BLOCK)
   i = int(np.argmin(out["f"]))
@@ -309,8 +316,10 @@ def fit_vpnls(N, D, loss, *, delta: float = huber_lib.HUBER_DELTA,
     theta = (np.log(A), np.log(B), np.log(E), eta[0], eta[1])
   settings = dict(
       delta=float(delta), objective=objective, objective_definition=(
-          OBJECTIVE_NAME), inner=(f"Gauss-Newton IRLS-NNLS, {INNER_ITERS} "
-                                  "steps from the 1/L^2-weighted NNLS"),
+          OBJECTIVE_NAME),
+      inner=(f"IRLS-NNLS (steps {IRLS_STEPS}) and semismooth Newton from "
+             f"the 1/L^2-weighted NNLS, until a step gains <= {INNER_FTOL:g} "
+             f"relative (at most {INNER_ITERS} steps)"),
       grid=(f"alpha, beta in linspace({g[0]:g}, {g[-1]:g}, {g.size}) "
             "squared"), n_refine=int(starts.shape[0]),
       stop=dataclasses.asdict(VP_STOP))
