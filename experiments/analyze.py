@@ -62,14 +62,49 @@ def _plot_loss_curves(curves, out_path: str) -> Optional[str]:
   return out_path
 
 
+def _fittable(runs, curves, approaches, options):
+  """(approaches that can be fitted, one warning per skipped one).
+
+  Approaches 1 and 2 refuse grids that miss the optimum (loss monotone in N
+  at every budget, as in a 2-budget x 3-size test sweep); a point fit without
+  bootstrap tells cheaply. The analysis then reports the others and says
+  why, instead of failing as a whole; if none can be fitted, the first
+  refusal is the error.
+  """
+  from scaling.data import ScalingDataError
+  from scaling.report import run_fit
+  keep, skipped, first = [], [], None
+  for a in approaches:
+    if a == 3 or (a == 1 and curves is None):
+      keep.append(a)
+      continue
+    try:
+      with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_fit(runs, approaches=(a,), bootstrap=0, curves=curves,
+                plots=False, options=options)
+      keep.append(a)
+    except ScalingDataError as e:
+      first = first or e
+      skipped.append(f"Approach {a} skipped: {' '.join(str(e).split())} "
+                     "(centre the sizes on the optimum with sweep.prior_k or "
+                     "sweep.center, or widen sweep.size_range)")
+  if not keep:
+    raise first
+  for msg in skipped:
+    warnings.warn(msg)
+  return tuple(keep), skipped
+
+
 def analyze(workdir: str, *, bootstrap: Optional[int] = None,
             approaches: Sequence[int] = (1, 2, 3), seed: int = 0,
             plots: bool = True,
-            isoflop_scheme: Optional[str] = None) -> Dict[str, Any]:
+            isoflop_scheme: Optional[str] = None,
+            isoflop_on_edge: Optional[str] = None) -> Dict[str, Any]:
   """Fits the ledger in ``workdir``; writes and returns the report dict."""
   from scaling.curves import load_workdir_curves
   from scaling.data import ScalingDataError, load_runs
-  from scaling.report import run_fit
+  from scaling.report import run_fit, write_outputs
 
   ledger_path = os.path.join(workdir, "results.jsonl")
   if not os.path.exists(ledger_path):
@@ -86,6 +121,8 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
   # 'seed_noise' perturbs losses by the estimated seed noise (Porian et al.
   # 2024), steadier when a budget has only ~5 sizes.
   scheme = isoflop_scheme or analysis_cfg.get("isoflop_scheme", "runs")
+  # 'drop' (default) or 'keep' budgets whose parabola vertex is off the grid.
+  on_edge = isoflop_on_edge or analysis_cfg.get("isoflop_on_edge", "drop")
   runs = load_runs(ledger_path)
   curves = None
   if 1 in approaches:
@@ -96,10 +133,14 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
       approaches = tuple(a for a in approaches if a != 1)
   out_dir = os.path.join(workdir, "report")
   os.makedirs(out_dir, exist_ok=True)
+  options = {2: {"scheme": scheme, "on_edge": on_edge}}
+  approaches, skipped = _fittable(runs, curves, approaches, options)
   fit = run_fit(runs, approaches=approaches, out_dir=out_dir,
                 budgets=_report_budgets(meta, runs), bootstrap=bootstrap,
-                seed=seed, curves=curves, plots=plots,
-                options={2: {"scheme": scheme}})
+                seed=seed, curves=curves, plots=plots, options=options)
+  if skipped:  # fit.json must say which approaches are missing, and why
+    fit["warnings"] = skipped + fit.get("warnings", [])
+    write_outputs(fit, out_dir)
   if plots and curves is not None:
     p = _plot_loss_curves(curves, os.path.join(out_dir, "loss_curves.png"))
     if p:
@@ -193,9 +234,16 @@ def main(argv):
   if len(argv) != 2:
     raise ConfigError("usage: python -m experiments.analyze DIR "
                      "[--bootstrap=N] [--approach=1,2,3]")
-  approaches = tuple(int(a) for a in FLAGS.approach.split(",") if a)
+  try:
+    approaches = tuple(int(a) for a in FLAGS.approach.split(",") if a.strip())
+  except ValueError:
+    approaches = ()
+  if not approaches or set(approaches) - {1, 2, 3}:
+    raise ConfigError(f"--approach must be a comma-separated subset of 1,2,3, "
+                      f"got {FLAGS.approach!r}")
   report = analyze(argv[1], bootstrap=FLAGS.bootstrap, approaches=approaches,
-                   isoflop_scheme=FLAGS.isoflop_scheme)
+                   isoflop_scheme=FLAGS.isoflop_scheme,
+                   isoflop_on_edge=FLAGS.isoflop_on_edge)
   print(summary_text(report))
   print(f"report: {os.path.join(argv[1], 'report', 'report.md')}")
 
@@ -203,9 +251,14 @@ def main(argv):
 if __name__ == "__main__":
   from absl import flags
   from lm import cli
-  flags.DEFINE_integer("bootstrap", None, "Bootstrap resamples.")
+  flags.DEFINE_integer("bootstrap", None, "Bootstrap resamples.",
+                       lower_bound=0)
   flags.DEFINE_string("approach", "1,2,3", "Approaches to fit.")
   flags.DEFINE_enum("isoflop_scheme", None, ["runs", "seed_noise"],
                     "Approach 2 bootstrap (default: the sweep config's "
                     "analysis.isoflop_scheme, else 'runs').")
+  flags.DEFINE_enum("isoflop_on_edge", None, ["drop", "keep"],
+                    "Approach 2: drop or keep budgets whose parabola vertex "
+                    "is outside the sampled sizes (default: the sweep "
+                    "config's analysis.isoflop_on_edge, else 'drop').")
   cli.run(main)

@@ -9,7 +9,9 @@ r"""Command line: fit compute-optimal scaling laws (Hoffmann et al. 2022).
 ``--input`` is a built-in data set (see ``scaling.data.BUILTIN_DATASETS``), a
 .csv / .jsonl file of final runs, ``misfitting_curves`` or an experiments
 working directory (``runs/*/metrics.jsonl``); the last two also give training
-curves for Approach 1. Errors are printed as one line on stderr (exit 1).
+curves for Approach 1. Errors are printed as one line on stderr (exit 2),
+through the entry points' one error path (``lm.cli``; ``--verbose`` adds the
+traceback).
 """
 from __future__ import annotations
 
@@ -17,7 +19,6 @@ import os
 import sys
 import warnings
 
-from absl import app
 from absl import flags
 
 from scaling import curves as curves_lib
@@ -33,8 +34,8 @@ _OUT = flags.DEFINE_string("out", None, "output directory (fit.json, fit.md, "
 _BUDGETS = flags.DEFINE_list("budgets", [f"{b:g}" for b in DEFAULT_BUDGETS],
                              "FLOP budgets for N*, D*, D/N.")
 _BOOTSTRAP = flags.DEFINE_integer("bootstrap", 4000, "bootstrap replicates "
-                                  "(0 = no intervals).")
-_SEED = flags.DEFINE_integer("seed", 0, "bootstrap seed.")
+                                  "(0 = no intervals).", lower_bound=0)
+_SEED = flags.DEFINE_integer("seed", 0, "bootstrap seed.", lower_bound=0)
 _SCHEME = flags.DEFINE_enum("isoflop_scheme", "runs", ["runs", "seed_noise"],
                             "Approach-2 bootstrap: resample runs within "
                             "budgets, or perturb losses by seed noise.")
@@ -97,34 +98,27 @@ def load_inputs(source: str, approaches):
 
 def main(argv):
   if len(argv) > 1:
-    print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
-    return 1
+    raise data_lib.ScalingDataError(f"unexpected arguments {argv[1:]}")
   if _APPROACH.value and "powerlaw" in _APPROACH.value:
     return _main_powerlaw()
   if _X.value or _Y.value or _PL_OFFSET.value:
-    print("error: --x, --y and --powerlaw_offset apply to --approach=powerlaw",
-          file=sys.stderr)
-    return 1
-  try:
-    with warnings.catch_warnings(record=True) as caught:
-      warnings.simplefilter("always")
-      approaches = (None if _APPROACH.value is None
-                    else tuple(_parse_list(_APPROACH.value, "approach", int)))
-      budgets = _parse_list(_BUDGETS.value, "budgets", float)
-      runs, curves, approaches = load_inputs(_INPUT.value, approaches)
-      result = run_fit(runs, approaches=approaches, out_dir=_OUT.value,
-                       budgets=budgets, bootstrap=_BOOTSTRAP.value,
-                       seed=_SEED.value, curves=curves, plots=_PLOTS.value,
-                       options={2: {"scheme": _SCHEME.value,
-                                    "weighted": _WEIGHTED.value,
-                                    "on_edge": _ON_EDGE.value},
-                                3: {"fit": {"method": _A3_METHOD.value}}},
-                       command_line=" ".join(
-                           ["python -m scaling.fit"] + sys.argv[1:]))
-  except (ValueError, OSError) as e:  # ScalingDataError is a ValueError
-    msg = " ".join(str(e).split())
-    print(f"error: {msg}", file=sys.stderr)
-    return 1
+    raise data_lib.ScalingDataError(
+        "--x, --y and --powerlaw_offset apply to --approach=powerlaw")
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    approaches = (None if _APPROACH.value is None
+                  else tuple(_parse_list(_APPROACH.value, "approach", int)))
+    budgets = _parse_list(_BUDGETS.value, "budgets", float)
+    runs, curves, approaches = load_inputs(_INPUT.value, approaches)
+    result = run_fit(runs, approaches=approaches, out_dir=_OUT.value,
+                     budgets=budgets, bootstrap=_BOOTSTRAP.value,
+                     seed=_SEED.value, curves=curves, plots=_PLOTS.value,
+                     options={2: {"scheme": _SCHEME.value,
+                                  "weighted": _WEIGHTED.value,
+                                  "on_edge": _ON_EDGE.value},
+                              3: {"fit": {"method": _A3_METHOD.value}}},
+                     command_line=" ".join(
+                         ["python -m scaling.fit"] + sys.argv[1:]))
   for m in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
     print(f"warning: {m}", file=sys.stderr)
   print(text_table(result), end="")
@@ -138,20 +132,15 @@ def _main_powerlaw():
   """--approach=powerlaw: y = a x^b (scaling.powerlaw) on any columns."""
   from scaling import powerlaw_report  # pylint: disable=g-import-not-at-top
   if len(_APPROACH.value) > 1:
-    print("error: --approach=powerlaw runs alone; drop the other approaches",
-          file=sys.stderr)
-    return 1
-  try:
-    with warnings.catch_warnings(record=True) as caught:
-      warnings.simplefilter("always")
-      result = powerlaw_report.run_powerlaw(
-          _INPUT.value, _X.value or [], _Y.value or "",
-          offset=_PL_OFFSET.value, bootstrap=_BOOTSTRAP.value,
-          seed=_SEED.value, out_dir=_OUT.value, plots=_PLOTS.value,
-          command_line=" ".join(["python -m scaling.fit"] + sys.argv[1:]))
-  except (ValueError, OSError) as e:
-    print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-    return 1
+    raise data_lib.ScalingDataError(
+        "--approach=powerlaw runs alone; drop the other approaches")
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    result = powerlaw_report.run_powerlaw(
+        _INPUT.value, _X.value or [], _Y.value or "",
+        offset=_PL_OFFSET.value, bootstrap=_BOOTSTRAP.value,
+        seed=_SEED.value, out_dir=_OUT.value, plots=_PLOTS.value,
+        command_line=" ".join(["python -m scaling.fit"] + sys.argv[1:]))
   for m in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
     print(f"warning: {m}", file=sys.stderr)
   print(powerlaw_report.text_table(result), end="")
@@ -162,5 +151,6 @@ def _main_powerlaw():
 
 
 if __name__ == "__main__":
+  from lm import cli  # absl-only module: scaling stays free of lm's deps
   flags.mark_flag_as_required("input")
-  app.run(main)
+  cli.run(main)

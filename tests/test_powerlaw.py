@@ -127,5 +127,5 @@ def test_cli_powerlaw_on_any_csv_column(tmp_path):
   bad = run_cli("scaling.fit", f"--input={path}", "--approach=powerlaw",
                 "--x=depth", "--y=loss", timeout=300)
   lines = [l for l in bad.stderr.splitlines() if l.strip()]
-  assert bad.returncode == 1 and len(lines) == 1, bad.stderr
+  assert bad.returncode == 2 and len(lines) == 1, bad.stderr
   assert lines[0].startswith("error: no numeric column 'depth'")

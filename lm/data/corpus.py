@@ -4,8 +4,8 @@ A ``Corpus`` is an ordered list of documents (one file = one document) plus a
 content hash. Document order is the *corpus order*: files sorted by
 ``sha256(key)`` (then ``key``), where ``key`` is the file's path relative to
 its root. This order is deterministic and machine independent, and it is
-pseudo-random, so the held-out tail of the token stream (see ``pipeline.py``)
-is a representative sample of files rather than the alphabetically last ones.
+pseudo-random. Which documents are held out for validation is decided from
+the keys alone (``lm.data.split``).
 ``max_corpus_bytes`` takes whole files in corpus order until the next file
 would exceed the cap.
 
@@ -86,11 +86,16 @@ class Corpus:
       derived from the corpus (tokenizers, token arrays).
     metadata: JSON-friendly description for run.json.
     loader: returns the documents (called at most once, lazily).
+    keys: each document's key (path relative to its root), in corpus order;
+      known without reading the documents (the validation split uses them).
+    sizes: each document's size in bytes on disk, in corpus order.
   """
   name: str
   sha256: str
   metadata: Dict[str, object]
   loader: Callable[[], List[str]]
+  keys: Tuple[str, ...] = ()
+  sizes: Tuple[int, ...] = ()
   _documents: Optional[List[str]] = dataclasses.field(default=None, repr=False)
 
   def documents(self) -> List[str]:
@@ -164,9 +169,22 @@ def _cap(files: List[Tuple[str, str, int, int]],
   return out
 
 
+# Warn when more than this share of a corpus is not UTF-8 (binary files).
+REPLACEMENT_WARN_FRACTION = 0.001
+
+
+def _warn_if_binary(n_replaced: int, n_bytes: int, worst: str) -> None:
+  if n_bytes and n_replaced > REPLACEMENT_WARN_FRACTION * n_bytes:
+    import warnings  # pylint: disable=g-import-not-at-top
+    warnings.warn(f"corpus: {n_replaced:,} of {n_bytes:,} bytes are not UTF-8 "
+                  f"text and were decoded as U+FFFD (most in {worst}); is "
+                  "data.path pointing at binary files?", stacklevel=3)
+
+
 def _read_docs(files: Sequence[Tuple[str, str, int, int]]) -> Tuple[List[str], str, int]:
   h = hashlib.sha256()
   docs, n_bytes = [], 0
+  n_replaced, worst = 0, (0, "")
   for key, path, _, _ in files:
     with open(path, "rb") as f:
       raw = f.read()
@@ -174,6 +192,10 @@ def _read_docs(files: Sequence[Tuple[str, str, int, int]]) -> Tuple[List[str], s
     h.update(raw)
     n_bytes += len(raw)
     docs.append(raw.decode("utf-8", errors="replace"))
+    bad = docs[-1].count("\ufffd")
+    n_replaced += bad
+    worst = max(worst, (bad, key))
+  _warn_if_binary(n_replaced, n_bytes, worst[1])
   return docs, h.hexdigest(), n_bytes
 
 
@@ -226,7 +248,8 @@ def corpus_from_files(name: str, files: List[Tuple[str, str]], *,
   }
   metadata.update(extra_metadata or {})
   corpus = Corpus(name=name, sha256=str(cached["sha256"]), metadata=metadata,
-                  loader=load)
+                  loader=load, keys=tuple(s[0] for s in stats),
+                  sizes=tuple(s[2] for s in stats))
   if "docs" in state:
     corpus._documents = state["docs"]  # pylint: disable=protected-access
   return corpus
