@@ -71,7 +71,7 @@ def open_athena_asymmetric():
   return N, D, parametric.predict_loss(p, N, D), p
 
 
-def _fit_row(name, N, D, L, method):
+def _fit_row(N, D, L, method):
   _, t_cold, c_cold = _timed(lambda: parametric.fit_parametric(
       N, D, L, method=method))
   f, t_warm, c_warm = _timed(lambda: parametric.fit_parametric(
@@ -98,11 +98,10 @@ def _boot_row(N, D, L, fit, n):
   return b
 
 
-def _conditioning_row(name, N, D, L, params=None):
+def _conditioning_row(name, N, D, L, params=None, objectives=("log_lsq",)):
   if params is None:  # the log-space least-squares optimum (delta >> |r|).
     params = vpnls.fit_vpnls(N, D, L, delta=10.0).params
-  for obj in ("linear_lsq", "log_lsq") if name.startswith("Open") else (
-      "log_lsq",):
+  for obj in objectives:
     c = conditioning.conditioning(N, D, L, params, obj)
     print(f"  {name:34s} {obj:10s} kappa_5 = {c['kappa_5']:.3g} "
           f"(log A, log B, log E params: {c['kappa_5_log']:.3g}), "
@@ -131,16 +130,17 @@ def main(argv=None) -> int:
     return 2
   print("1. Epoch (chinchilla_epoch, 240 runs); published grid fit: "
         "E=1.8172 alpha=0.3473 beta=0.3672 objective=1.0183e-3")
-  fits = {m: _fit_row("epoch", epoch.N, epoch.D, epoch.loss, m)
+  fits = {m: _fit_row(epoch.N, epoch.D, epoch.loss, m)
           for m in methods}
   print("\n2. Conditioning (Hessian condition numbers, 5 vs 2 parameters)")
   N, D, L, law = open_athena_asymmetric()
-  _conditioning_row("Open-Athena asymmetric, noise-free", N, D, L, law)
+  _conditioning_row("Open-Athena asymmetric, noise-free", N, D, L, law,
+                    ("linear_lsq", "log_lsq"))
   _conditioning_row("Epoch 240 runs", epoch.N, epoch.D, epoch.loss)
   _conditioning_row(f"{qs_name} ({qs_data[0].size} runs)", *qs_data)
   print(f"\n3. {qs_name} ({qs_data[0].size} runs): 95% bootstrap intervals")
   for m in methods:
-    f = _fit_row("qs", *qs_data, m)
+    f = _fit_row(*qs_data, m)
     _boot_row(*qs_data, f, args.n_resamples)
   print(f"\n4. Epoch bootstrap ({args.n_resamples} resamples)")
   for m in methods:
