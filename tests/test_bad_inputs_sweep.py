@@ -259,7 +259,7 @@ def test_analyze_duplicate_run_id_is_an_error(capfd, tmp_path):
   before = snapshot(workdir)
   rc, _, err = run_entry(capfd, "experiments.analyze", str(workdir))
   assert rc == 2
-  assert f"run {recs[3]['run_id']} appears twice (first at line 4)" in one_line(err)
+  assert f"run {recs[3]['run_id']} appears twice: again after its final outcome on line 4" in one_line(err)
   assert snapshot(workdir) == before
 
 
