@@ -60,14 +60,15 @@ def conditioning(N, D, loss, params: Dict[str, float],
       Lhat = q[0] + q[1] * jnp.exp(-q[3] * lN) + q[2] * jnp.exp(-q[4] * lD)
       return jnp.sum(ell(Lhat, L))
 
-    def f_log(t):  # (log A, log B, log E, alpha, beta)
-      return f_nat(jnp.stack([jnp.exp(t[2]), jnp.exp(t[0]), jnp.exp(t[1]),
-                              t[3], t[4]]))
-
-    H = np.asarray(jax.jit(jax.hessian(f_nat))(jnp.asarray(p)))
-    t = np.log(p[[1, 2, 0]]).tolist() + p[3:].tolist()
-    H_log = np.asarray(jax.jit(jax.hessian(f_log))(jnp.asarray(t)))
-    grad = np.asarray(jax.jit(jax.grad(f_nat))(jnp.asarray(p)))
+    grad_hess = jax.jit(lambda q: (jax.grad(f_nat)(q), jax.hessian(f_nat)(q)))
+    grad, H = (np.asarray(v) for v in grad_hess(jnp.asarray(p)))
+  # In (log E, log A, log B, alpha, beta) (chain rule, s_j = dq_j/dt_j):
+  # d2f/dt_i dt_j = s_i s_j H_ij + [i == j, log coordinate] s_i grad_i;
+  # grid_lbfgs orders them (log A, log B, log E, ...): a permutation, same
+  # eigenvalues.
+  scale = np.concatenate([p[:3], np.ones(2)])
+  H_log = scale[:, None] * H * scale[None, :] + np.diag(
+      np.concatenate([p[:3] * grad[:3], np.zeros(2)]))
   S = H[3:, 3:] - H[3:, :3] @ np.linalg.solve(H[:3, :3], H[:3, 3:])
   return dict(objective=objective, kappa_5=_kappa(H),
               kappa_5_log=_kappa(H_log), kappa_2=_kappa(S),
