@@ -77,8 +77,9 @@ VP_STOP = lbfgs.StopRule(max_iter=400, gtol=1e-11, ftol=1e-14, pred_tol=1e-14,
 VP_CHUNK = 5
 # Lanes per jitted L-BFGS call: each inner solve is costly and a vmapped
 # line search costs a block its slowest lane (1024 bootstrap refits of
-# Epoch's data, process CPU seconds: 17 in blocks of 1024, 9.7 of 64, 4.4
-# of 8, 3.5 of 4; more blocks cost more host round trips).
+# Epoch's data, process CPU seconds on the loaded shared machine: 37 in
+# blocks of 64, 17 of 16, 10.5 of 8; smaller blocks cost more host round
+# trips).
 VP_BLOCK = 8
 OBJECTIVE_NAME = ("sum_i Huber_delta(log L_hat_i - log L_i), delta=1e-3 "
                   "(Hoffmann 2022 Eq. 10; the grid_lbfgs objective), "
