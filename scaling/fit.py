@@ -1,7 +1,10 @@
 r"""Command line: fit compute-optimal scaling laws (Hoffmann et al. 2022).
 
   python -m scaling.fit --input=chinchilla_epoch --approach=2,3 --out=/tmp/fit \
-      [--budgets=1e21,5.76e23] [--bootstrap=4000] [--seed=0]
+      [--budgets=1e21,5.76e23] [--bootstrap=4000] [--seed=0] \
+      [--approach3_method=grid_lbfgs|mle|vpnls]
+  python -m scaling.fit --input=runs.csv --approach=powerlaw --x=N --y=loss \
+      [--powerlaw_offset] [--out=/tmp/pl]
 
 ``--input`` is a built-in data set (see ``scaling.data.BUILTIN_DATASETS``), a
 .csv / .jsonl file of final runs, ``misfitting_curves`` or an experiments
@@ -41,6 +44,17 @@ _WEIGHTED = flags.DEFINE_boolean("isoflop_weighted", False, "Approach 2: "
 _ON_EDGE = flags.DEFINE_enum("isoflop_on_edge", "drop", ["drop", "keep"],
                              "Approach 2: drop or keep budgets whose "
                              "parabola vertex is outside the sampled sizes.")
+_A3_METHOD = flags.DEFINE_enum(
+    "approach3_method", "grid_lbfgs", ["grid_lbfgs", "mle", "vpnls",
+                                       "huber_grid"],
+    "Approach-3 estimator: grid_lbfgs (Hoffmann 2022; alias huber_grid), "
+    "mle (Besiroglu et al. 2024) or vpnls (variable projection); see "
+    "docs/approach3.md.")
+_X = flags.DEFINE_list("x", None, "--approach=powerlaw: x column(s); several "
+                       "give y = a * prod x_k^b_k.")
+_Y = flags.DEFINE_string("y", None, "--approach=powerlaw: the y column.")
+_PL_OFFSET = flags.DEFINE_boolean("powerlaw_offset", False, "--approach="
+                                  "powerlaw: fit y = c + a x^b (one x).")
 _PLOTS = flags.DEFINE_boolean("plots", True, "write PNG plots (needs "
                               "matplotlib).")
 
@@ -85,6 +99,11 @@ def load_inputs(source: str, approaches):
 def main(argv):
   if len(argv) > 1:
     raise data_lib.ScalingDataError(f"unexpected arguments {argv[1:]}")
+  if _APPROACH.value and "powerlaw" in _APPROACH.value:
+    return _main_powerlaw()
+  if _X.value or _Y.value or _PL_OFFSET.value:
+    raise data_lib.ScalingDataError(
+        "--x, --y and --powerlaw_offset apply to --approach=powerlaw")
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     approaches = (None if _APPROACH.value is None
@@ -96,7 +115,8 @@ def main(argv):
                      seed=_SEED.value, curves=curves, plots=_PLOTS.value,
                      options={2: {"scheme": _SCHEME.value,
                                   "weighted": _WEIGHTED.value,
-                                  "on_edge": _ON_EDGE.value}},
+                                  "on_edge": _ON_EDGE.value},
+                              3: {"fit": {"method": _A3_METHOD.value}}},
                      command_line=" ".join(
                          ["python -m scaling.fit"] + sys.argv[1:]))
   for m in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
@@ -104,6 +124,28 @@ def main(argv):
   print(text_table(result), end="")
   if _OUT.value:
     print(f"wrote {os.path.join(_OUT.value, 'fit.json')}, fit.md, fit.tex"
+          + (", " + ", ".join(result["plots"]) if result.get("plots") else ""))
+  return 0
+
+
+def _main_powerlaw():
+  """--approach=powerlaw: y = a x^b (scaling.powerlaw) on any columns."""
+  from scaling import powerlaw_report  # pylint: disable=g-import-not-at-top
+  if len(_APPROACH.value) > 1:
+    raise data_lib.ScalingDataError(
+        "--approach=powerlaw runs alone; drop the other approaches")
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    result = powerlaw_report.run_powerlaw(
+        _INPUT.value, _X.value or [], _Y.value or "",
+        offset=_PL_OFFSET.value, bootstrap=_BOOTSTRAP.value,
+        seed=_SEED.value, out_dir=_OUT.value, plots=_PLOTS.value,
+        command_line=" ".join(["python -m scaling.fit"] + sys.argv[1:]))
+  for m in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
+    print(f"warning: {m}", file=sys.stderr)
+  print(powerlaw_report.text_table(result), end="")
+  if _OUT.value:
+    print(f"wrote {os.path.join(_OUT.value, 'fit.json')}, fit.md"
           + (", " + ", ".join(result["plots"]) if result.get("plots") else ""))
   return 0
 
