@@ -1,7 +1,8 @@
 r"""Command line: fit compute-optimal scaling laws (Hoffmann et al. 2022).
 
   python -m scaling.fit --input=chinchilla_epoch --approach=2,3 --out=/tmp/fit \
-      [--budgets=1e21,5.76e23] [--bootstrap=4000] [--seed=0]
+      [--budgets=1e21,5.76e23] [--bootstrap=4000] [--seed=0] \
+      [--isoflop_estimator=local_parabola|parabola|akima|huber_parabola|all]
 
 ``--input`` is a built-in data set (see ``scaling.data.BUILTIN_DATASETS``), a
 .csv / .jsonl file of final runs, ``misfitting_curves`` or an experiments
@@ -19,6 +20,7 @@ from absl import flags
 
 from scaling import curves as curves_lib
 from scaling import data as data_lib
+from scaling import isoflop_estimators
 from scaling.report import DEFAULT_BUDGETS, run_fit, text_table  # noqa: F401
 
 _INPUT = flags.DEFINE_string("input", None, "built-in data set, .csv/.jsonl "
@@ -35,8 +37,20 @@ _SEED = flags.DEFINE_integer("seed", 0, "bootstrap seed.")
 _SCHEME = flags.DEFINE_enum("isoflop_scheme", "runs", ["runs", "seed_noise"],
                             "Approach-2 bootstrap: resample runs within "
                             "budgets, or perturb losses by seed noise.")
-_WEIGHTED = flags.DEFINE_boolean("isoflop_weighted", False, "Approach 2: "
-                                 "inverse-variance weighted power-law fit.")
+_WEIGHTED = flags.DEFINE_boolean("isoflop_weighted", None, "Approach 2: "
+                                 "weighted power-law fit, weights 1/sigma_b^2 "
+                                 "(default: on for seed_noise, off for runs).")
+_ESTIMATOR = flags.DEFINE_enum(
+    "isoflop_estimator", isoflop_estimators.DEFAULT_ESTIMATOR,
+    list(isoflop_estimators.ESTIMATORS) + ["all"],
+    "Approach 2 per-budget estimator; 'all' fits every one (the default is "
+    "primary) and prints them side by side.")
+_LOCAL_K = flags.DEFINE_integer("isoflop_k", isoflop_estimators.LOCAL_K,
+                                "local_parabola: sizes nearest the observed "
+                                "minimum.")
+_NOISE = flags.DEFINE_float("seed_noise_std", None, "Approach 2 seed_noise: "
+                            "stated run-to-run loss std (default: measured "
+                            "from seed repeats, else residual-based).")
 _ON_EDGE = flags.DEFINE_enum("isoflop_on_edge", "drop", ["drop", "keep"],
                              "Approach 2: drop or keep budgets whose "
                              "parabola vertex is outside the sampled sizes.")
@@ -97,7 +111,11 @@ def main(argv):
                        seed=_SEED.value, curves=curves, plots=_PLOTS.value,
                        options={2: {"scheme": _SCHEME.value,
                                     "weighted": _WEIGHTED.value,
-                                    "on_edge": _ON_EDGE.value}},
+                                    "on_edge": _ON_EDGE.value,
+                                    "seed_noise_std": _NOISE.value,
+                                    "estimator_options": {"local_parabola": {
+                                        "k": _LOCAL_K.value}}}},
+                       choices={"approach2": _ESTIMATOR.value},
                        command_line=" ".join(
                            ["python -m scaling.fit"] + sys.argv[1:]))
   except (ValueError, OSError) as e:  # ScalingDataError is a ValueError

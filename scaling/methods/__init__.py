@@ -1,0 +1,124 @@
+"""The fit-method registry: every fit ``scaling.report`` runs is one entry.
+
+A method is a small frozen object (``FitMethod``): a registry ``key``
+(``approach2.akima``), the ``family`` it belongs to (the fit.json slot:
+approach1/2/3, loss_vs_compute, powerlaw), a ``label`` and a ``citation``,
+what it ``needs`` (final-loss runs or training curves) and a ``fit``
+function. ``fit(inputs, options)`` returns a *result* with
+
+  predict(C)   -> {'N_opt', 'D_opt', 'tokens_per_param'[, 'loss']} at budgets C
+                  (families that predict something else say so in ``predicts``)
+  interval(C)  -> the same keys as (lo, hi) bands, or None
+  interval_procedure  str naming how its intervals were made, or None
+  quantities() -> [(name, value, (lo, hi) or None)] for the tables
+  to_dict()    -> the method-specific part of its fit.json entry
+  plot(ctx)    -> PNG file names it wrote (optional)
+
+``scaling.report`` iterates over the selected methods and never calls into
+an approach directly; adding an estimator or an approach is one
+``register`` call. Modules registering the built-ins are imported at the
+bottom of this file.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from scaling.data import ScalingDataError
+
+
+@dataclasses.dataclass(frozen=True)
+class FitInputs:
+  """Everything a method may use; built once by scaling.report."""
+  runs: Any                      # scaling.data.Runs or None
+  curves: Any                    # scaling.curves.Curves or None
+  budgets: Tuple[float, ...]
+  bootstrap: int
+  seed: int
+  flops_per_token: Any           # scaling.token_flops.TokenFlops or None
+
+
+@dataclasses.dataclass(frozen=True)
+class FitMethod:
+  key: str
+  family: str
+  label: str
+  citation: str
+  needs: str                     # 'runs' | 'curves' | 'runs+curves'
+  fit: Callable[[FitInputs, Dict[str, Any]], Any]
+  default: bool = False          # the family's default method
+  predicts: str = "compute_optimal"
+  order: int = 0                 # display order within its family
+
+
+METHODS: Dict[str, FitMethod] = {}
+
+
+def register(method: FitMethod) -> FitMethod:
+  """Adds a method; a key may be registered once."""
+  if method.key in METHODS:
+    raise ValueError(f"fit method {method.key!r} registered twice")
+  METHODS[method.key] = method
+  return method
+
+
+def get(key: str) -> FitMethod:
+  if key not in METHODS:
+    raise ScalingDataError(f"unknown fit method {key!r} (valid: "
+                           f"{', '.join(METHODS)})")
+  return METHODS[key]
+
+
+def family_methods(family: str) -> List[FitMethod]:
+  return sorted((m for m in METHODS.values() if m.family == family),
+                key=lambda m: (not m.default, m.order, m.key))
+
+
+def default_method(family: str) -> FitMethod:
+  ms = [m for m in family_methods(family) if m.default]
+  if len(ms) != 1:
+    raise ValueError(f"family {family!r} needs exactly one default method")
+  return ms[0]
+
+
+def resolve(family: str, choice: Optional[str]) -> Tuple[List[FitMethod], FitMethod]:
+  """Methods to fit for a family and its primary one.
+
+  ``choice`` is None (the default), a method name within the family (the
+  part after the dot, e.g. 'akima') or 'all' (every method; the default is
+  primary).
+  """
+  if choice in (None, ""):
+    m = default_method(family)
+    return [m], m
+  if choice == "all":
+    return family_methods(family), default_method(family)
+  key = f"{family}.{choice}" if "." not in choice else choice
+  if key not in METHODS or METHODS[key].family != family:
+    names = [m.key.split(".", 1)[-1] for m in family_methods(family)]
+    raise ScalingDataError(f"unknown {family} method {choice!r} (valid: "
+                           f"{', '.join(names)}, all)")
+  return [METHODS[key]], METHODS[key]
+
+
+def optimal_rows(pred: Dict[str, np.ndarray], budgets: Sequence[float],
+                 band: Optional[Dict[str, Tuple]] = None) -> Dict[str, Any]:
+  """compute_optimal rows of a fit.json entry, keyed by budget '%.3g'."""
+  rows = {}
+  for i, C in enumerate(budgets):
+    row = {"C": float(C)}
+    for k in ("N_opt", "D_opt", "tokens_per_param", "loss"):
+      if k in pred:
+        row[k] = float(np.asarray(pred[k])[i])
+      if band and k in band:
+        row[f"{k}_ci"] = [float(band[k][0][i]), float(band[k][1][i])]
+    rows[f"{C:.3g}"] = row
+  return rows
+
+
+# Built-in methods (imported for their register() calls).
+from scaling.methods import approach1  # noqa: E402,F401
+from scaling.methods import approach2  # noqa: E402,F401
+from scaling.methods import approach3  # noqa: E402,F401
