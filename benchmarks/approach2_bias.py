@@ -224,7 +224,7 @@ def summary(cells: Sequence[Cell], estimators: Sequence[str]) -> str:
   return "\n".join(lines) + "\n"
 
 
-QUICK = dict(laws=("epoch",), designs=("off_x3", "wide"), sweeps=((8, 6),),
+QUICK = dict(laws=("epoch", "asymmetric"), designs=("off_x3", "wide"), sweeps=((8, 6),),
              sigmas=(0.005,), replicates=200, bootstrap=100)
 
 

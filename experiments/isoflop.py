@@ -54,6 +54,8 @@ def main(argv):
   if _CONFIG.value is None:
     raise ConfigError("--config=<sweep config .py> is required")
   cfg = _CONFIG.value
+  from experiments.analysis_settings import AnalysisSettings
+  AnalysisSettings.from_config(cfg.get("analysis"))  # bad fit settings: fail now
   plan = planner.make_plan(cfg)
   if _PLAN_ONLY.value:  # planning is local: no jax.distributed needed
     print(planner.format_plan(plan, tokens_per_s=_device_rate(cfg)))

@@ -95,6 +95,14 @@ def _entry(method, res, budgets) -> Dict[str, Any]:
   return d
 
 
+def _options_for(options: Dict[Any, Dict[str, Any]], family: str) -> Dict[str, Any]:
+  """A family's options, keyed by its name or (approaches) by 1, 2, 3."""
+  if family in options:
+    return dict(options[family])
+  number = {v: int(k) for k, v in APPROACH_FAMILIES.items()}.get(family)
+  return dict(options.get(number, {}))
+
+
 @dataclasses.dataclass(frozen=True)
 class PlotContext:
   runs: Any
@@ -150,13 +158,14 @@ def run_fit(runs=None, *, approaches: Sequence = (1, 2, 3),
     warnings.simplefilter("always")
     for fam in families:
       chosen, primary = methods_lib.resolve(fam, choices.get(fam))
-      inv = {v: k for k, v in APPROACH_FAMILIES.items()}
-      opts = options.get(fam, options.get(int(inv[fam]) if fam in inv else fam, {}))
+      opts = _options_for(options, fam)
       for method in chosen:
         res = method.fit(inputs, dict(opts))
         fit_schema.add_entry(result, _entry(method, res, budgets),
                              primary=method is primary)
         fitted.append((method, res, method is primary))
+        if method is primary:
+          inputs.previous[fam] = res
   result["warnings"] = list(dict.fromkeys(str(w.message) for w in caught))
   result["provenance"] = _provenance(runs, curves, seed, bootstrap,
                                      command_line)

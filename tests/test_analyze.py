@@ -74,3 +74,20 @@ def test_ledger_rejects_bad_lines(tmp_path):
 def test_analyze_without_ledger_is_a_clear_error(tmp_path):
   with pytest.raises(FileNotFoundError, match="run the sweep first"):
     analyze(str(tmp_path))
+
+
+def test_analysis_settings_are_validated_once_with_one_line_errors():
+  from experiments.analysis_settings import AnalysisSettings
+  from lm.config import ConfigError
+  s = AnalysisSettings.from_config({"bootstrap": 200, "isoflop_estimator": "all"})
+  assert s.bootstrap == 200 and s.isoflop_estimator == "all"
+  assert s.with_overrides(bootstrap=None, isoflop_scheme="seed_noise") == \
+      AnalysisSettings(bootstrap=200, isoflop_estimator="all",
+                       isoflop_scheme="seed_noise")
+  for bad, match in (({"isoflop_estimator": "spline"}, "valid: parabola"),
+                     ({"bootstrapp": 3}, "unknown analysis field 'bootstrapp'"),
+                     ({"bootstrap": 1}, "analysis.bootstrap=1"),
+                     ({"isoflop_k": 2}, "analysis.isoflop_k=2")):
+    with pytest.raises(ConfigError, match=match) as e:
+      AnalysisSettings.from_config(bad)
+    assert "\n" not in str(e.value)

@@ -38,6 +38,10 @@ class FitInputs:
   bootstrap: int
   seed: int
   flops_per_token: Any           # scaling.token_flops.TokenFlops or None
+  # Primary results of the families fitted before this one (fit.json order:
+  # approach1, approach2, approach3, loss_vs_compute, powerlaw), e.g. a
+  # loss-vs-compute method reads previous['approach2'].fit.minima.
+  previous: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +107,30 @@ def resolve(family: str, choice: Optional[str]) -> Tuple[List[FitMethod], FitMet
   return [METHODS[key]], METHODS[key]
 
 
+class PowerLawResult:
+  """predict / interval / quantities of fits with N* = k_N C^a, D* ~ k_D C^b.
+
+  Mixed into the results of Approaches 1 and 2, whose ``fit`` has
+  ``predict``, ``predict_ci``, ``ci`` and bootstrap ``samples``.
+  """
+
+  def predict(self, C):
+    return self.fit.predict(C)
+
+  def interval(self, C):
+    return self.fit.predict_ci(C) if self.fit.samples["a"].size else None
+
+  def quantities(self):
+    ci = self.fit.ci
+    return [(n, getattr(self.fit, n), ci.get(n)) for n in ("a", "b", "k_N", "k_D")]
+
+  def counts(self, requested: int) -> Dict[str, int]:
+    """Bootstrap replicates asked for, used and discarded."""
+    ok = int(self.fit.samples["a"].size)
+    return dict(n_bootstrap_requested=int(requested), n_bootstrap_ok=ok,
+                n_bootstrap_failed=int(requested) - ok)
+
+
 def optimal_rows(pred: Dict[str, np.ndarray], budgets: Sequence[float],
                  band: Optional[Dict[str, Tuple]] = None) -> Dict[str, Any]:
   """compute_optimal rows of a fit.json entry, keyed by budget '%.3g'."""
@@ -118,7 +146,13 @@ def optimal_rows(pred: Dict[str, np.ndarray], budgets: Sequence[float],
   return rows
 
 
-# Built-in methods (imported for their register() calls).
+# Built-in methods (imported for their register() calls). One module per
+# family; a new method is one register() call in its family's module:
+#   approach3.vpnls            add "vpnls" to approach3.PARAMETRIC_METHODS
+#                              and register it like grid_lbfgs;
+#   loss_vs_compute.saturation L*(C) = E + A C^-gamma on
+#                              previous['approach2'] minima (predicts 'loss');
+#   powerlaw.powerlaw          y = a x^b on any columns (predicts 'y').
 from scaling.methods import approach1  # noqa: E402,F401
 from scaling.methods import approach2  # noqa: E402,F401
 from scaling.methods import approach3  # noqa: E402,F401

@@ -32,7 +32,7 @@ def horizons(curves) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class Approach1Result:
+class Approach1Result(methods.PowerLawResult):
   method: methods.FitMethod
   fit: envelope_lib.EnvelopeFit
   horizons: str
@@ -54,23 +54,10 @@ class Approach1Result:
     return (f"distinct-run subsample (runs resampled with replacement), "
             f"n={n}, percentile {50 * (1 - lv):g}-{50 * (1 + lv):g}%")
 
-  def predict(self, C):
-    return self.fit.predict(C)
-
-  def interval(self, C):
-    return self.fit.predict_ci(C) if self.fit.samples["a"].size else None
-
-  def quantities(self):
-    ci = self.fit.ci
-    return [(n, getattr(self.fit, n), ci.get(n)) for n in ("a", "b", "k_N", "k_D")]
-
   def to_dict(self) -> Dict[str, Any]:
     d = self.fit.to_dict()
-    n_ok = int(self.fit.samples["a"].size)
-    d.update(bootstrap_cap=BOOTSTRAP_CAP, n_bootstrap_requested=self.n_requested,
-             n_bootstrap_ok=n_ok, n_bootstrap_failed=self.n_requested - n_ok,
-             horizons=self.horizons, curve_loss=self.loss,
-             label_detail=self.label)
+    d.update(self.counts(self.n_requested), bootstrap_cap=BOOTSTRAP_CAP,
+             horizons=self.horizons, curve_loss=self.loss)
     return d
 
   def plot(self, ctx) -> list:

@@ -5,7 +5,6 @@ import dataclasses
 import os
 from typing import Any, Dict
 
-import numpy as np
 
 from scaling import isoflop as isoflop_lib
 from scaling import isoflop_estimators as est_lib
@@ -13,7 +12,7 @@ from scaling import methods
 
 
 @dataclasses.dataclass(frozen=True)
-class Approach2Result:
+class Approach2Result(methods.PowerLawResult):
   method: methods.FitMethod
   fit: isoflop_lib.IsoflopFit
 
@@ -21,22 +20,9 @@ class Approach2Result:
   def interval_procedure(self):
     return self.fit.interval_procedure if self.fit.samples["a"].size else None
 
-  def predict(self, C):
-    return self.fit.predict(C)
-
-  def interval(self, C):
-    return self.fit.predict_ci(C) if self.fit.samples["a"].size else None
-
-  def quantities(self):
-    ci = self.fit.ci
-    return [(n, getattr(self.fit, n), ci.get(n)) for n in ("a", "b", "k_N", "k_D")]
-
   def to_dict(self) -> Dict[str, Any]:
     d = self.fit.to_dict()
-    n_ok = int(self.fit.samples["a"].size)
-    req = self.fit.n_bootstrap_requested
-    d.update(n_bootstrap_requested=req, n_bootstrap_ok=n_ok,
-             n_bootstrap_failed=req - n_ok)
+    d.update(self.counts(self.fit.n_bootstrap_requested))
     d["max_abs_compute_residual"] = float(max(
         abs(r["compute_residual"]) for r in self.fit.minima))
     return d
