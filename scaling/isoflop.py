@@ -43,11 +43,9 @@ from scaling import token_flops as flops_lib
 from scaling.budgets import GAP_DECADES, group_budgets  # noqa: F401 (re-export)
 from scaling.data import ScalingDataError, complete_6nd
 from scaling.loglinear import (  # noqa: F401 (re-exported for callers)
-    percentile_bands, percentile_ci, power_law_bands, power_law_predict,
-    wls_line)
+    percentile_bands, power_law_bands, power_law_predict, wls_line)
 
 _MIN_BOOTSTRAP_FOR_WEIGHTS = 20
-_WARN_FRACTION = 0.05   # warn when more replicates than this fail / lie off-grid.
 SCHEMES = ("runs", "seed_noise")
 
 
@@ -72,6 +70,7 @@ class IsoflopFit:
   estimator_options: Dict[str, Any] = dataclasses.field(default_factory=dict)
   flops_per_token: flops_lib.TokenFlops = flops_lib.TokenFlops.six_n()
   n_bootstrap_requested: int = 0
+  n_eff: float = float("nan")      # effective number of budgets of the weights
   filled_6nd: Dict[str, int] = dataclasses.field(default_factory=dict)
   profiles: Dict[str, Tuple[np.ndarray, np.ndarray]] = dataclasses.field(
       default_factory=dict)          # budget label -> (log10 N, fitted loss)
@@ -124,7 +123,8 @@ class IsoflopFit:
         "estimator_citation": est_lib.get(self.estimator).citation,
         "ci": {k: [float(v[0]), float(v[1])] for k, v in self.ci.items()},
         "ci_level": self.ci_level, "scheme": self.scheme,
-        "weighted": self.weighted, "n_bootstrap": int(self.samples["a"].size),
+        "weighted": self.weighted, "weights_n_eff": self.n_eff,
+        "n_bootstrap": int(self.samples["a"].size),
         "n_failed_replicates": self.n_failed_replicates,
         "interval_procedure": self.interval_procedure,
         "seed_noise_std": self.seed_noise_std,
@@ -282,9 +282,10 @@ def fit_isoflop(data, *, estimator: str = est_lib.DEFAULT_ESTIMATOR,
       locate, [dict(x=xN[i], loss=loss[i]) for i in keep_idx], scheme,
       int(bootstrap), np.random.default_rng(seed),
       None if noise is None else noise.sigma)
-  rows, rep = _drop_unusable(rows, dropped, rep)
-  _record_replicates(rows, rep, scheme)
-  fit = _power_laws(rows, rep, F, weighted, ci_level, int(bootstrap))
+  rows, rep = boot_lib.drop_unusable(rows, dropped, rep)
+  _check_budget_count(rows, dropped)
+  boot_lib.record(rows, rep, scheme)
+  fit = boot_lib.power_laws(rows, rep, F, weighted, ci_level, int(bootstrap))
   return IsoflopFit(
       minima=rows, dropped=dropped, scheme=scheme, weighted=weighted,
       ci_level=float(ci_level), budget_rule=rule, noise=noise,
@@ -306,81 +307,3 @@ def _check_budget_count(rows, dropped):
   if len(rows) < 3:
     warnings.warn("IsoFLOP: fewer than 3 usable budgets; the exponents are "
                   "exactly determined and their intervals are not meaningful.")
-
-
-def _drop_unusable(rows, dropped, rep):
-  """Drops budgets the seed-noise bootstrap could not locate (< R/2 valid)."""
-  if not rep.unusable:
-    return rows, rep
-  for k in rep.unusable:
-    label = f"{rows[k]['C']:.3g}"
-    dropped[label] = ("seed-noise bootstrap: fewer than half the replicates "
-                      "have a minimum inside the sampled sizes")
-    warnings.warn(f"IsoFLOP: dropping budget C={label}: {dropped[label]}.")
-  keep = [k for k in range(len(rows)) if k not in rep.unusable]
-  rows = [rows[k] for k in keep]
-  _check_budget_count(rows, dropped)
-  rep = dataclasses.replace(
-      rep, ln_N=rep.ln_N[:, keep], spread=rep.spread[keep],
-      floor=rep.floor[keep], inflation=rep.inflation[keep],
-      edge_fraction=rep.edge_fraction[keep],
-      fail_fraction=rep.fail_fraction[keep], unusable=[])
-  return rows, rep
-
-
-def _record_replicates(rows, rep, scheme):
-  if rep.n_requested == 0:
-    return
-  what = ("outside the sampled sizes (kept)" if scheme == "runs"
-          else "at the edge of the sampled sizes (replicate discarded)")
-  for k, row in enumerate(rows):
-    row["bootstrap_edge_fraction"] = float(rep.edge_fraction[k])
-    row["bootstrap_fail_fraction"] = float(rep.fail_fraction[k])
-    row["ln_N_opt_spread"] = float(rep.spread[k])
-    if rep.edge_fraction[k] > _WARN_FRACTION:
-      warnings.warn(
-          f"IsoFLOP bootstrap: budget C={row['C']:.3g}: the minimum lies "
-          f"{what} in {100 * rep.edge_fraction[k]:.0f}% of replicates.")
-  if rep.n_failed > _WARN_FRACTION * rep.n_requested:
-    warnings.warn(f"IsoFLOP bootstrap: {rep.n_failed}/{rep.n_requested} "
-                  "replicates had a budget without a usable minimum and were "
-                  "discarded.")
-
-
-def _power_laws(rows, rep, F, weighted, ci_level, R) -> Dict[str, Any]:
-  """a, b, k_N, k_D, their bootstrap draws and intervals."""
-  logC = np.log(np.array([r["C"] for r in rows]))
-  logN = np.log(np.array([r["N_opt"] for r in rows]))
-  logD = np.log(np.array([r["D_opt"] for r in rows]))
-  rep_N = rep.ln_N
-  rep_D = logC - np.log(F(np.exp(rep_N))) if rep_N.size else rep_N
-  K = len(rows)
-  wN = wD = np.ones(K)
-  if weighted:
-    spread_D = np.array([boot_lib.spread(rep_D[:, k], rep.floor[k],
-                                         rep.inflation[k]) for k in range(K)])
-    if not (np.all(np.isfinite(rep.spread) & (rep.spread > 0)) and
-            np.all(np.isfinite(spread_D) & (spread_D > 0))):
-      raise ScalingDataError(
-          "weighted=True: a budget's replicate spread could not be estimated "
-          "(too few valid bootstrap replicates); use weighted=False.")
-    wN, wD = 1.0 / rep.spread**2, 1.0 / spread_D**2   # Porian et al. 2024.
-    for r, w in zip(rows, wN):
-      r["weight"] = float(w / wN.sum())
-  a, log_k_N = wls_line(logC, logN, wN)   # Hoffmann 2022 Sec. 3.2: N_opt ∝ C^a
-  b, log_k_D = wls_line(logC, logD, wD)   # Hoffmann 2022 Sec. 3.2: D_opt ∝ C^b
-  samples = {k: np.empty(0) for k in ("a", "b", "log_k_N", "log_k_D")}
-  ci: Dict[str, Tuple[float, float]] = {}
-  if rep_N.shape[0]:
-    sa, si_N = wls_line(logC, rep_N, np.broadcast_to(wN, rep_N.shape))
-    sb, si_D = wls_line(logC, rep_D, np.broadcast_to(wD, rep_D.shape))
-    ok = np.isfinite(sa) & np.isfinite(sb)
-    samples = {"a": sa[ok], "b": sb[ok], "log_k_N": si_N[ok],
-               "log_k_D": si_D[ok]}
-    for name, s in (("a", sa), ("b", sb), ("k_N", np.exp(si_N)),
-                    ("k_D", np.exp(si_D))):
-      ci[name] = percentile_ci(s[ok], ci_level)
-  n_failed = R - int(samples["a"].size) if R else 0
-  return dict(a=float(a), b=float(b), k_N=float(np.exp(log_k_N)),
-              k_D=float(np.exp(log_k_D)), samples=samples, ci=ci,
-              n_failed_replicates=n_failed)
