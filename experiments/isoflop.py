@@ -9,7 +9,7 @@ unfinished one continues from its checkpoint.
 import time
 
 from absl import flags
-from ml_collections import config_flags
+from lm import config_flags
 
 from lm import cli
 from lm.config import ConfigError
@@ -56,7 +56,8 @@ def main(argv):
   cfg = _CONFIG.value
   from experiments.analysis_settings import AnalysisSettings
   AnalysisSettings.from_config(cfg.get("analysis"))  # bad fit settings: fail now
-  plan = planner.make_plan(cfg)
+  plan = planner.make_plan(cfg,
+                           unique_train_tokens=planner.count_unique_tokens(cfg))
   if _PLAN_ONLY.value:  # planning is local: no jax.distributed needed
     print(planner.format_plan(plan, tokens_per_s=_device_rate(cfg)))
     return

@@ -70,17 +70,19 @@ def format_plan(plan, *, tokens_per_s: Optional[Callable] = None) -> str:
   ``cpu_tokens_per_s`` + ``CPU_RUN_OVERHEAD_S`` per run.
   """
   head = (f"{'budget':>8} {'N':>11} {'d':>5} {'L':>3} {'H':>3} {'d_ff':>5} "
-          f"{'D':>13} {'D/N':>7} {'steps':>7} {'batch':>5} {'lr':>8} "
-          f"{'FLOPs err':>9} {'est. time':>9}")
+          f"{'D':>13} {'D/N':>7} {'epochs':>6} {'steps':>7} {'batch':>5} "
+          f"{'lr':>8} {'FLOPs err':>9} {'est. time':>9}")
   lines = [head, "-" * len(head)]
   total = 0.0
   for r in plan.runs:
     sec = _seconds(r, tokens_per_s, plan.est_flops_per_s)
     total += sec
     sh = r.shape
+    ep = plan.epochs(r)
     lines.append(
         f"{r.budget:8.3g} {r.N:11,d} {sh['d_model']:5d} {sh['n_layers']:3d} "
         f"{sh['n_heads']:3d} {sh['d_ff']:5d} {r.D:13,d} {r.D / r.N:7.1f} "
+        f"{'?' if ep is None else format(ep, '.3f'):>6} "
         f"{r.steps:7,d} {r.batch_size:5d} {r.lr:8.2e} "
         f"{100 * r.flops_error:+8.3f}% {_hms(sec):>9}")
   conv = plan.runs[0] if plan.runs else None
@@ -94,6 +96,17 @@ def format_plan(plan, *, tokens_per_s: Optional[Callable] = None) -> str:
       + (f" ({conv.flop_convention}, N {conv.param_convention})"
          if conv else "")
       + f", est. {_hms(total)} ({model}); config {plan.config_hash[:12]}")
+  if plan.unique_train_tokens:
+    lines.append(f"epochs = D / {plan.unique_train_tokens:,} unique training "
+                 f"tokens (limit sweep.max_epochs={plan.max_epochs:g})")
+  else:
+    lines.append("epochs: unique training tokens not counted before "
+                 "tokenization (tfds / SentencePiece without a token cache); "
+                 "each run checks train.max_epochs when it starts")
+  for r in plan.runs:
+    if r.repeat_of:
+      lines.append(f"seed repeat {r.run_id}: {r.repeat_of} with train.seed="
+                   f"{r.seed}")
   for sk in plan.skipped:
     lines.append(f"skipped C={sk.budget:.3g} N_target={sk.N_target:,.0f}: "
                  f"{sk.reason}")

@@ -23,7 +23,7 @@ import dataclasses
 import math
 import os
 import warnings
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from lm import flops as flops_lib
 from lm import params as params_lib
@@ -57,11 +57,14 @@ class PlannedRun:
   flop_convention: str
   param_convention: str
   steps_per_call: int    # a divisor of steps (see aligned_steps)
+  seed: int = 0          # train.seed: initialisation and data order
+  repeat_of: Optional[str] = None  # run_id of the base run of a seed repeat
+  max_epochs: float = 0.0  # sweep.max_epochs -> train.max_epochs (0: none)
 
   def lm_config(self, base):
     """A copy of ``base`` (the sweep's ``c.lm``) with this run's fields."""
-    import ml_collections
-    c = ml_collections.ConfigDict(base.to_dict())
+    from lm.config_dict import ConfigDict
+    c = ConfigDict(base.to_dict())
     for k, v in self.shape.items():
       c.model[k] = int(v)
     c.model.max_seq_len = self.seq_len
@@ -72,6 +75,8 @@ class PlannedRun:
     c.train.warmup_steps = self.warmup_steps
     c.train.flop_convention = self.flop_convention
     c.train.steps_per_call = self.steps_per_call
+    c.train.seed = self.seed
+    c.train.max_epochs = float(self.max_epochs)
     return c
 
   def to_dict(self) -> Dict[str, Any]:
@@ -94,6 +99,15 @@ class Plan:
   config_hash: str       # sha256 of canonical sweep + lm config (+ fit.json)
   centers: Dict[float, float] = dataclasses.field(default_factory=dict)
   est_flops_per_s: float = 0.0   # sweep.est_flops_per_s (0: CPU model)
+  unique_train_tokens: Optional[int] = None  # None: not counted (see
+  #                                            count_unique_tokens)
+  max_epochs: float = 0.0        # sweep.max_epochs
+
+  def epochs(self, run: PlannedRun) -> Optional[float]:
+    """D / unique training tokens of ``run`` (None when not counted)."""
+    if not self.unique_train_tokens:
+      return None
+    return run.D / self.unique_train_tokens
 
   def budgets(self) -> List[float]:
     return sorted({r.budget for r in self.runs})
@@ -247,7 +261,20 @@ def aligned_steps(exact: float, steps_per_call: int, window: float
   return base, steps_per_call
 
 
-def _plan_candidate(budget, cfg_model, s, n_params, steps_per_call):
+def seed_repeats(runs: List[PlannedRun], center: float, k: int
+                 ) -> List[PlannedRun]:
+  """k extra seeds of the run nearest (in log N) to ``center``: same shape,
+  tokens and lr, seeds base+1..base+k; they measure run-to-run noise
+  (Porian et al. 2024, Sec. 3: seed noise of the final loss)."""
+  if not k or not runs:
+    return []
+  base = min(runs, key=lambda r: (abs(math.log(r.N / center)), r.N))
+  return [dataclasses.replace(base, run_id=f"{base.run_id}_s{base.seed + j}",
+                              seed=base.seed + j, repeat_of=base.run_id)
+          for j in range(1, k + 1)]
+
+
+def _plan_candidate(budget, cfg_model, s, n_params, steps_per_call, seed):
   """(PlannedRun, None) or (None, reason)."""
   T, conv = int(s.seq_len), s.flop_convention
   fpt = flops_lib.flops_per_token(cfg_model, T, conv)
@@ -279,11 +306,47 @@ def _plan_candidate(budget, cfg_model, s, n_params, steps_per_call):
       seq_len=T, lr=marin_lr(B, cfg_model.d_model, s),
       warmup_steps=min(warmup, steps - 1), flops=float(flops),
       flops_error=float(err), flop_convention=conv,
-      param_convention=s.param_convention, steps_per_call=spc), None
+      param_convention=s.param_convention, steps_per_call=spc, seed=seed,
+      max_epochs=float(s.max_epochs)), None
 
 
-def make_plan(cfg) -> Plan:
-  """The runs of the sweep config ``cfg`` (``cfg.sweep`` and ``cfg.lm``)."""
+def count_unique_tokens(cfg) -> Optional[int]:
+  """Unique training tokens of the sweep's data at ``sweep.seq_len``, or None
+  when they cannot be counted without tokenizing (tfds or SentencePiece
+  without a token cache; the trainer then checks ``train.max_epochs`` itself).
+  Touches data (builds a byte-level token cache), unlike ``make_plan``."""
+  from lm.data import count_train_tokens  # pylint: disable=g-import-not-at-top
+  data = dict(cfg.lm.data.to_dict() if hasattr(cfg.lm.data, "to_dict")
+              else cfg.lm.data)
+  data["seq_len"] = int(cfg.sweep.seq_len)
+  return count_train_tokens(data)
+
+
+def check_epochs(plan: Plan) -> None:
+  """PlanError naming the first run that would repeat data beyond
+  ``max_epochs`` (Muennighoff et al. 2023: repeated tokens are worth less, so
+  loss falls differently with D), and how much more text it needs."""
+  if not plan.max_epochs or not plan.unique_train_tokens:
+    return
+  U = plan.unique_train_tokens
+  over = [r for r in plan.runs if r.D > plan.max_epochs * U]
+  if over:
+    r = max(over, key=lambda x: x.D)
+    more = math.ceil(r.D / plan.max_epochs) - U
+    raise PlanError(
+        f"run {r.run_id} would train D={r.D:,} tokens = {r.D / U:.3g} epochs "
+        f"of the {U:,} unique training tokens (sweep.max_epochs="
+        f"{plan.max_epochs:g}; {len(over)} run(s) over); it needs {more:,} "
+        "more unique tokens: raise lm.data.max_corpus_bytes (or use more "
+        "data), lower sweep.budgets, or raise sweep.max_epochs")
+
+
+def make_plan(cfg, *, unique_train_tokens: Optional[int] = None) -> Plan:
+  """The runs of the sweep config ``cfg`` (``cfg.sweep`` and ``cfg.lm``).
+
+  With ``unique_train_tokens`` (``count_unique_tokens(cfg)``), a plan whose
+  runs exceed ``sweep.max_epochs`` is refused (``check_epochs``).
+  """
   if "sweep" not in cfg or "lm" not in cfg:
     raise PlanError("the sweep config needs both c.sweep and c.lm sections")
   s = cfg.sweep
@@ -291,6 +354,7 @@ def make_plan(cfg) -> Plan:
   vocab = vocab_size_of(cfg.lm.data)
   kwargs = _shape_kwargs(cfg.lm)
   spc = int(cfg.lm.train.get("steps_per_call", 1))
+  seed = int(cfg.lm.train.get("seed", 0))
   budgets = sorted(_budgets(s))
   runs: List[PlannedRun] = []
   skipped: List[SkippedCandidate] = []
@@ -321,13 +385,15 @@ def make_plan(cfg) -> Plan:
         else:
           seen[key] = N_t
           run, reason = _plan_candidate(
-              C, m, s, params_lib.n_params(m, s.param_convention), spc)
+              C, m, s, params_lib.n_params(m, s.param_convention), spc, seed)
       if run is None:
         skipped.append(SkippedCandidate(C, float(N_t), reason))
         first_reason = first_reason or reason
       else:
         runs.append(run)
     counts[C] = sum(r.budget == C for r in runs)
+    runs += seed_repeats([r for r in runs if r.budget == C], centers[C],
+                         int(s.seed_repeats))
     if counts[C] == 0:
       raise PlanError(f"budget C={C:.3g} too small for any model: "
                       f"{first_reason}")
@@ -340,6 +406,10 @@ def make_plan(cfg) -> Plan:
   ids = [r.run_id for r in runs]
   if len(set(ids)) != len(ids):
     raise PlanError("duplicate run ids; make sweep.budgets more distinct")
-  return Plan(runs=tuple(runs), skipped=tuple(skipped),
+  plan = Plan(runs=tuple(runs), skipped=tuple(skipped),
               config_hash=config_hash(cfg), centers=centers,
-              est_flops_per_s=float(s.est_flops_per_s))
+              est_flops_per_s=float(s.est_flops_per_s),
+              unique_train_tokens=unique_train_tokens,
+              max_epochs=float(s.max_epochs))
+  check_epochs(plan)
+  return plan

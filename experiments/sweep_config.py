@@ -53,6 +53,12 @@ SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
     "ff_multiple": (64, "shape rule, lm.params.ffn_dim"),
     "est_flops_per_s": (0.0, "plan-table time estimate only (0: 2-core CPU "
                              "model); not hashed"),
+    "seed_repeats": (0, "extra seeds of each budget's central size (same "
+                        "shape, tokens and lr): run-to-run sigma for the "
+                        "seed-noise bootstrap (Porian et al. 2024)"),
+    "max_epochs": (1.0, "refuse a plan whose runs would see their unique "
+                        "training tokens more than this many times "
+                        "(Muennighoff et al. 2023); 0 = no limit; not hashed"),
 }
 
 # lm config keys that do not change a run's result; left out of config_hash
@@ -60,7 +66,7 @@ SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
 # lm.trainer lets change on resume, plus data locations). Not steps_per_call:
 # the planner aligns steps to it (aligned_steps).
 HASH_EXCLUDED = RESUME_MUTABLE
-SWEEP_HASH_EXCLUDED = ("est_flops_per_s",)
+SWEEP_HASH_EXCLUDED = ("est_flops_per_s", "max_epochs")
 
 class PlanError(ValueError):
   """A sweep config that cannot be planned; the message is one line."""
@@ -68,14 +74,14 @@ class PlanError(ValueError):
 
 def default_sweep(**overrides: Any):
   """``c.sweep`` with every field of ``SWEEP_FIELDS``, overrides applied."""
-  import ml_collections
+  from lm.config_dict import ConfigDict
   unknown = sorted(set(overrides) - set(SWEEP_FIELDS))
   if unknown:
     raise PlanError(f"unknown sweep field {unknown[0]!r} "
                     f"(valid: {', '.join(SWEEP_FIELDS)})")
   values = {k: v for k, (v, _) in SWEEP_FIELDS.items()}
   values.update(overrides)
-  return ml_collections.ConfigDict(values)
+  return ConfigDict(values)
 
 
 # ----------------------------------------------------------------------------
@@ -143,6 +149,13 @@ def validate_sweep(s) -> None:
          f"bound), got {lo}, {hi}")
   _check(s.est_flops_per_s >= 0, "sweep.est_flops_per_s must be >= 0, got "
                                  f"{s.est_flops_per_s}")
+  _check(isinstance(s.seed_repeats, int) and not isinstance(s.seed_repeats, bool)
+         and s.seed_repeats >= 0, "sweep.seed_repeats must be a "
+         f"non-negative integer, got {s.seed_repeats!r}")
+  _check(not isinstance(s.max_epochs, bool)
+         and isinstance(s.max_epochs, (int, float))
+         and math.isfinite(s.max_epochs) and s.max_epochs >= 0,
+         f"sweep.max_epochs must be >= 0 (0 = no limit), got {s.max_epochs!r}")
   _check(isinstance(s.center, str) and bool(s.center),
          "sweep.center must be 'prior' or a fit.json path")
 

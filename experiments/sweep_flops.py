@@ -28,12 +28,12 @@ def planner_flops_per_token(config: Dict[str, Any], max_N: float):
   produce, continuous in between, and F/N is held beyond the ends. Returns
   a ``scaling.token_flops.TokenFlops``.
   """
-  import ml_collections
   from experiments import planner
   from lm import flops as flops_lib
   from lm import params as params_lib
   from scaling.token_flops import TokenFlops
-  cfg = ml_collections.ConfigDict(config)
+  from lm.config_dict import ConfigDict
+  cfg = ConfigDict(config)
   s = cfg.sweep
   T, conv, pconv = int(s.seq_len), s.flop_convention, s.param_convention
   shapes = params_lib.enumerate_shapes(

@@ -22,20 +22,12 @@ def _one_line(e: BaseException) -> str:
 
 
 def _parse_flags(argv: Sequence[str]):
+  from lm import config_flags
   try:
-    return flags.FLAGS(argv)
-  except KeyError as e:  # ml_collections: --config.<unknown key>=...
-    print(f"error: unknown config key {e.args[0] if e.args else e} (check the --config.<section>.<key> "
-          "override against the config file)", file=sys.stderr)
-    sys.exit(EXIT_USAGE)
+    return config_flags.parse(argv)  # absl flags + --config.<key>=value
   except (flags.Error, ValueError, AttributeError, TypeError,
           FileNotFoundError, OSError) as e:
-    cause = e.__cause__ or e.__context__
-    if isinstance(cause, KeyError):
-      print(f"error: unknown config key {cause.args[0] if cause.args else cause} in a --config.<section>.<key> "
-            "override (see the config file for valid keys)", file=sys.stderr)
-    else:
-      print(f"error: {_one_line(e)}", file=sys.stderr)
+    print(f"error: {_one_line(e)}", file=sys.stderr)
     sys.exit(EXIT_USAGE)
 
 

@@ -1,6 +1,6 @@
 """Typed configuration for the decoder LM.
 
-Config flows one way: an ``ml_collections.ConfigDict`` (absl ``--config.x=y``
+Config flows one way: an ``lm.config_dict.ConfigDict`` (absl ``--config.x=y``
 overrides) is converted once, at the boundary, into the frozen dataclasses
 below. Modules below the boundary only ever see these dataclasses.
 """
@@ -39,8 +39,9 @@ MESH_AXES: Tuple[str, ...] = ("data", "fsdp", "tensor")
 RESUME_MUTABLE: Tuple[Tuple[str, str], ...] = (
     ("train", "progress"), ("train", "tensorboard"), ("train", "log_every"),
     ("train", "eval_every"), ("train", "ckpt_every"),
-    ("train", "keep_checkpoints"), ("data", "cache_dir"),
-    ("data", "tfds_data_dir"))
+    ("train", "keep_checkpoints"), ("train", "profile_steps"),
+    ("train", "eval_batch_size"), ("train", "max_epochs"),
+    ("data", "cache_dir"), ("data", "tfds_data_dir"), ("data", "cache_workers"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,15 +102,18 @@ class DataConfig:
   tfds_name: str = ""            # e.g. "lm1b" or "c4/en:3.1.0"
   tfds_data_dir: str = ""
   tfds_train_split: str = "train"
-  tfds_val_split: str = ""       # empty: carve validation from the train stream
+  tfds_val_split: str = ""       # empty: "validation" if the dataset has it, else hold out train records
+  tfds_max_records: int = 0      # 0 = every record; else records [0, n) of each split
   text_key: str = "text"
   tokenizer: str = "byte"        # "byte" | "sentencepiece"
   sp_vocab_size: int = 8192
   sp_model_path: str = ""        # existing .model file; empty: train one and cache it
   seq_len: int = 128
-  val_fraction: float = 0.01
+  val_fraction: float = 0.01     # held-out share of documents' bytes (tfds: of records)
   max_corpus_bytes: int = 0      # 0 = no cap (embedded corpus / local files)
-  cache_dir: str = ""            # empty: ~/.cache/scalinglm
+  cache_dir: str = ""            # empty: $SCALINGLM_CACHE, else ~/.cache/scalinglm
+  token_cache: bool = True       # tokenize once into memory-mapped files (lm.data.token_cache)
+  cache_workers: int = 0         # tokenizer processes building a cache; 0 = all CPUs
 
   def validate(self) -> "DataConfig":
     if self.source not in ("default", "files", "tfds"):
@@ -130,6 +134,10 @@ class DataConfig:
     if self.tokenizer == "sentencepiece" and self.sp_vocab_size < 64:
       raise ConfigError(
           f"data.sp_vocab_size must be >= 64, got {self.sp_vocab_size}")
+    for name in ("tfds_max_records", "cache_workers"):
+      v = getattr(self, name)
+      if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise ConfigError(f"data.{name} must be a non-negative integer, got {v!r}")
     return self
 
 
@@ -151,16 +159,20 @@ class TrainConfig:
   steps_per_call: int = 1        # optimizer steps fused into one jitted call (lax.scan)
   log_every: int = 50
   eval_every: int = 0            # 0: eval only at the end
-  eval_batches: int = 8
+  eval_tokens: int = 262_144     # target tokens of the fixed eval set (lm.data.eval_set)
+  eval_batch_size: int = 64      # global rows per eval batch (independent of batch_size)
+  max_epochs: float = 0.0        # refuse runs with D > max_epochs x unique train tokens; 0 = no limit
   ckpt_every: int = 0            # 0: only at the end
   keep_checkpoints: int = 2
   flop_convention: str = "attention_inclusive"
   progress: bool = True
   tensorboard: bool = True
+  profile_steps: Tuple[int, ...] = ()  # (a, b): trace steps a+1..b (lm.profiling)
 
   def validate(self) -> "TrainConfig":
     for name in ("batch_size", "steps", "grad_accum", "steps_per_call",
-                 "log_every", "eval_batches", "keep_checkpoints"):
+                 "log_every", "eval_tokens", "eval_batch_size",
+                 "keep_checkpoints"):
       v = getattr(self, name)
       if not isinstance(v, int) or v <= 0:
         raise ConfigError(f"train.{name} must be a positive integer, got {v!r}")
@@ -170,8 +182,18 @@ class TrainConfig:
         raise ConfigError(f"train.{name} must be a non-negative integer, got {v!r}")
     if not self.lr > 0:
       raise ConfigError(f"train.lr must be positive, got {self.lr}")
+    if (isinstance(self.max_epochs, bool)
+        or not isinstance(self.max_epochs, (int, float))
+        or not 0.0 <= self.max_epochs < float("inf")):
+      raise ConfigError("train.max_epochs must be a finite number >= 0 (0 = no "
+                        f"limit), got {self.max_epochs!r}")
     if not 0.0 <= self.min_lr_ratio <= 1.0:
       raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+    p = self.profile_steps
+    if p and not (len(p) == 2 and all(type(s) is int for s in p)
+                  and 0 <= p[0] < p[1] <= self.steps):
+      raise ConfigError("train.profile_steps must be () or (a, b) with 0 <= a "
+                        f"< b <= train.steps={self.steps}, got {tuple(p)!r}")
     if self.batch_size % self.grad_accum:
       raise ConfigError(
           f"train.grad_accum={self.grad_accum} must divide train.batch_size="
@@ -285,7 +307,7 @@ def default_config_dict(**overrides: Mapping[str, Any]):
   Config files start from this so that any ``--config.<section>.<key>=``
   override is valid. ``model`` has no defaults for its sizes: pass them.
   """
-  import ml_collections
+  from lm.config_dict import ConfigDict
   sections = {
       "data": config_dict_of(DataConfig()),
       "train": config_dict_of(TrainConfig()),
@@ -301,7 +323,7 @@ def default_config_dict(**overrides: Mapping[str, Any]):
     if unknown:
       raise ConfigError(f"unknown config key {name}.{sorted(unknown)[0]}")
     sections[name].update(values)
-  return ml_collections.ConfigDict(sections)
+  return ConfigDict(sections)
 
 
 def config_dict_of(dc: Any) -> dict:

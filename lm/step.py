@@ -17,7 +17,7 @@ import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lm import optim, sharding
 from lm.config import ModelConfig, TrainConfig
@@ -146,19 +146,31 @@ class Compiled:
     return self._train_fns[key]
 
   # -- eval --------------------------------------------------------------
+  def _row_nll(self, params, batch_BxT1) -> jax.Array:
+    """[B] summed next-token NLL (nats) of each row, in float32."""
+    inputs_BxT, targets_BxT = batch_BxT1[:, :-1], batch_BxT1[:, 1:]
+    logits_BxTxV = self.model.apply({"params": params}, inputs_BxT).astype(
+        jnp.float32)
+    lse_BxT = jax.nn.logsumexp(logits_BxTxV, axis=-1)
+    target_BxT = jnp.take_along_axis(logits_BxTxV, targets_BxT[..., None],
+                                     axis=-1)[..., 0]
+    return jnp.sum(lse_BxT - target_BxT, axis=-1)
+
   def eval_fn(self, global_batch: int) -> Tuple[Callable, NamedSharding]:
-    """params, batches_NxBxT1 -> mean next-token NLL (nats) over all batches."""
+    """params, batches_NxBxT1 -> per-row summed NLL [N, B], replicated on
+    every device so that each process can read every row (lm.evaluate)."""
     if global_batch not in self._eval_fns:
       batch_sh = sharding.batch_sharding(self.mesh, self.rules, ndim=3,
                                          leading=1, batch_size=global_batch)
 
-      def run(params, batches):
+      def run(params, batches_NxBxT1):
         with sharding.activation_rules(self.mesh, self.rules):
-          nll = jax.lax.map(lambda b: self._loss(params, b)[1], batches)
-        return jnp.mean(nll)
+          return jax.lax.map(lambda b: self._row_nll(params, b),
+                             batches_NxBxT1)
 
       self._eval_fns[global_batch] = (jax.jit(
-          run, in_shardings=(self.state_shardings.params, batch_sh)), batch_sh)
+          run, in_shardings=(self.state_shardings.params, batch_sh),
+          out_shardings=NamedSharding(self.mesh, PartitionSpec())), batch_sh)
     return self._eval_fns[global_batch]
 
 

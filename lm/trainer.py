@@ -18,9 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from lm import config as config_lib
+from lm import evaluate as evaluate_lib
 from lm import flops as flops_lib
 from lm import hardware, logs, optim, sharding, step as step_lib
 from lm import params as params_lib
+from lm import profiling
 from lm.checkpoint import Checkpointer
 from lm.config import ConfigError
 
@@ -76,10 +78,10 @@ def _peak_dtype(dtype: str) -> str:
 
 
 def _to_config_dict(config: Any):
-  import ml_collections
-  if isinstance(config, ml_collections.ConfigDict):
+  from lm.config_dict import ConfigDict
+  if isinstance(config, ConfigDict):
     return config
-  return ml_collections.ConfigDict(config)
+  return ConfigDict(config)
 
 
 def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
@@ -112,6 +114,8 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
   cfg = config_lib.from_config_dict(cd, vocab_size=dataset.vocab_size)
   tc, mc = cfg.train, cfg.model
   T, B, K = cfg.data.seq_len, tc.batch_size, tc.steps_per_call
+  # Refuse before training: too little data, or an eval set that cannot be made.
+  eval_set = evaluate_lib.check_data(dataset, tc, T, pc)
   cfg_json = config_lib.to_jsonable(cfg)
   _check_resumable(old, cfg_json, workdir)
 
@@ -158,6 +162,7 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
       "versions": _versions(), "planned_steps": tc.steps,
       "tokens_per_step": B * T, "resumed_from_step": start_step or None,
       "wall_time_s": prior_wall,
+      **evaluate_lib.data_fields(dataset, eval_set, tc.steps * B * T),
   }
 
   def write_meta(**updates) -> None:
@@ -169,29 +174,41 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
   if is_main:
     save_tokenizer(dataset.tokenizer, workdir)
 
-  eval_np = np.stack(dataset.eval_batches(tc.eval_batches))
-  eval_fn, eval_sh = compiled.eval_fn(B)
-  eval_arr = step_lib.device_put_batch(
-      eval_np, eval_sh, (eval_np.shape[0], B, eval_np.shape[2]))
+  evaluator = evaluate_lib.Evaluator(
+      compiled, eval_set, tc.eval_batch_size, flops_per_token=fpt,
+      process_index=pi, process_count=pc)
+  prior = (old or {}) if restored else {}
+  meta.update(eval=evaluator.metadata(),
+              eval_flops=float(prior.get("eval_flops") or 0.0),
+              eval_time_s=float(prior.get("eval_time_s") or 0.0))
 
-  def evaluate(st) -> float:
-    return float(eval_fn(st.params, eval_arr))
+  def evaluate(st) -> Dict[str, float]:
+    t0 = time.time()
+    res = evaluator(st.params)  # cumulative cost over this run's evals:
+    meta.update(eval_flops=meta["eval_flops"] + res.flops,
+                eval_time_s=meta["eval_time_s"] + time.time() - t0)
+    meta["eval"]["se_per_sequence"] = res.se_per_sequence  # for comparison
+    return {"eval_loss": res.loss, "eval_loss_se": res.se}
 
   logger = logs.MetricsLogger(workdir, total_steps=tc.steps,
                               start_step=start_step, enabled=is_main,
                               tensorboard=tc.tensorboard,
                               progress=tc.progress and verbose,
                               desc=os.path.basename(os.path.normpath(workdir)))
+  prof = profiling.StepTrace(tc.profile_steps, os.path.join(workdir, "profile"),
+                             enabled=is_main)
   step = start_step
   window_loss, window_n, window_t0 = 0.0, 0, time.time()
   last: Dict[str, Any] = {}
   try:
     while step < tc.steps:
       k = min(K, tc.steps - step)
+      prof.before(step)
       fn, batch_sh = compiled.train_fn(k, B)
       local = it.take(k)
       batch = step_lib.device_put_batch(local, batch_sh, (k, B, T + 1))
       state, m = fn(state, batch, hp)
+      prof.after(step + k, m)
       losses = np.asarray(m["loss"])
       if not np.all(np.isfinite(losses)):
         bad = step + int(np.argmin(np.isfinite(losses))) + 1
@@ -214,7 +231,7 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
                "grad_norm": float(m["grad_norm"][-1]),
                "tokens_per_s": tok_s, "mfu": mfu}
         if do_eval:
-          rec["eval_loss"] = evaluate(state)
+          rec.update(evaluate(state))
         logger.write(rec)
         last = rec
         window_loss, window_n, window_t0 = 0.0, 0, time.time()
@@ -223,14 +240,15 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
         if not done:
           write_meta()  # keeps wall_time_s current across crashes
   finally:
+    prof.stop()
     logger.close()
     ckpt.close()
 
-  if "eval_loss" not in last:  # crashed after the final save: recover it
+  if "eval_loss_se" not in last:  # crashed after the final save: recover it
     last = logs.last_record(os.path.join(workdir, "metrics.jsonl")) or {}
-    if last.get("step") != step or "eval_loss" not in last:
-      last = {"eval_loss": evaluate(state), "loss": float("nan")}
+    if last.get("step") != step or "eval_loss_se" not in last:
+      last = {**evaluate(state), "loss": float("nan")}
   write_meta(status="completed", final_step=step, eval_loss=last["eval_loss"],
-             train_loss=last["loss"], tokens=step * B * T,
-             flops=fpt * step * B * T)
+             eval_loss_se=last["eval_loss_se"], train_loss=last["loss"],
+             tokens=step * B * T, flops=fpt * step * B * T)
   return meta

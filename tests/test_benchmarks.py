@@ -1,11 +1,90 @@
-"""The benchmarks run on CPU and print what they promise (smoke, tiny shapes)."""
-from tests.conftest import run_cli
+"""benchmarks/accelerator_check.sh (and the scripts it runs) on CPU: smoke, tiny shapes."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+STEPS = ("env", "throughput", "sharded", "quickstart")
 
 
-def test_train_throughput_runs_on_cpu():
-  out = run_cli("benchmarks.train_throughput", "--L=1", "--d=32", "--heads=2",
-                "--T=32", "--B=4", "--vocab=257", "--calls=2", "--warmup=1",
-                "--steps_per_call=2", timeout=300)
+def _check(tmp_path, **env):
+  e = dict(os.environ, OUT=str(tmp_path / "out"), SCALINGLM_CHECK_SMOKE="1",
+           SCALINGLM_CHECK_PYTHON=sys.executable,
+           SCALINGLM_CACHE=str(tmp_path / "cache"))
+  e.pop("XLA_FLAGS", None)
+  e.update(env)
+  return subprocess.run(["bash", os.path.join(ROOT, "benchmarks",
+                                              "accelerator_check.sh")],
+                        cwd=str(tmp_path), env=e, capture_output=True,
+                        text=True, timeout=3600)
+
+
+def test_accelerator_check_smoke(tmp_path):
+  out = _check(tmp_path)
+  assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+  s = json.load(open(tmp_path / "out" / "summary.json"))
+  assert s["smoke"] is True
+  for step in STEPS:
+    assert s["steps"][step]["status"] == "ok", s["steps"][step]
+    assert s["steps"][step]["wall_s"] > 0
+  assert s["env"]["backend"] == "cpu" and s["env"]["n_devices"] == 1
+
+  results = {r["name"]: r for r in s["throughput"]["results"]}
+  assert set(results) == {"30m", "gpt2_124m", "354m"}
+  for name, r in results.items():
+    assert "error" not in r and r["tiny"], r
+    assert r["tokens_per_s"] > 0 and 0 < r["mfu"] < 1 and math.isfinite(r["mfu"])
+    assert r["tokens_per_s"] == pytest.approx(
+        r["timed_calls"] * r["steps_per_call"] * r["B"] * r["T"] / r["timed_s"])
+    # cuDNN is absent on CPU: the recorded failure, then the xla fallback.
+    assert r["attention_fallback_from"] == "cudnn" and r["attention_impl"] == "xla"
+  assert results["30m"]["ref_tokens_per_s"] == 1.43e6
+  assert s["throughput"]["goal_factor"] == 1.25
+  assert "goal: >= 1,787,500 tokens/s/device" in out.stdout
+
+  sh = s["sharded"]                      # 2 simulated CPU devices
+  assert sh["passed"] and sh["n_devices"] == 2 and sh["learns"]
+  assert list(sh["max_rel_diff"]) == ["2x1x1"]
+  assert sh["max_rel_diff"]["2x1x1"] <= sh["rtol"]
+  with open(tmp_path / "out" / "logs" / "quickstart.log") as f:
+    assert "runs over 2 budgets" in f.read()   # tiny_sweep's plan (smoke)
+
+
+def test_accelerator_check_records_failures_and_goes_on(tmp_path):
+  out = _check(tmp_path, SCALINGLM_CHECK_PYTHON="false")
+  assert out.returncode == 1
+  for step in STEPS:
+    rec = json.load(open(tmp_path / "out" / "steps" / f"{step}.json"))
+    assert rec["status"] == "failed" and rec["rc"] != 0, rec
+    assert os.path.exists(tmp_path / "out" / rec["log"])
+
+
+def test_sharded_check_layouts_cover_every_axis():
+  from benchmarks.sharded_check import layouts
+  assert layouts(1) == []
+  for n in (2, 4, 8):
+    got = layouts(n)
+    assert all(a * b * c == n for a, b, c in got), got
+    for axis in range(3):                # data, fsdp and tensor each sharded
+      assert any(shape[axis] > 1 for shape in got), (n, got)
+
+
+def test_data_throughput_runs_on_cpu(tmp_path):
+  out = run_cli("benchmarks.data_throughput", "--mb=0.3", "--tokenizer=byte",
+                "--T=32", "--B=8", "--processes=2", "--calls=3",
+                "--workers=1,2",
+                f"--json={tmp_path}/dt.json", timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
-  for needle in ("tokens/s:", "TFLOP/s", "MFU:", "N="):
+  for needle in ("1 worker(s):", "2 worker(s):", "MB/s",
+                 "from the cache -> device_put boundary:",
+                 "uncached stream packer", "tokens/s per host", "20M"):
     assert needle in out.stdout, out.stdout
+  import json
+  figures = json.load(open(tmp_path / "dt.json"))
+  assert figures["cache_tokens_per_s_per_host"] > 0
+  assert set(figures["tokenize_mb_per_s"]) == {"1", "2"}

@@ -1,8 +1,8 @@
-"""Data pipeline properties: corpora, packing, splits, resumable iterators."""
+"""Data pipeline properties: corpora, the document split, packing, iterators."""
+import dataclasses
 import json
 import os
 import sysconfig
-import time
 
 import numpy as np
 import pytest
@@ -10,19 +10,29 @@ import pytest
 from lm.config import ConfigError, DataConfig
 from lm.data import corpus as corpus_lib
 from lm.data import pipeline
+from lm.data import sources as sources_lib
+from lm.data import split as split_lib
 from lm.data import tokenizers as tok_lib
 from lm.data.corpus import DataError
+from lm.data.token_cache import TokenStream
 
 
 def _stream(n, seed=0, vocab=257):
   return np.random.default_rng(seed).integers(0, vocab, n).astype(np.uint16)
 
 
-def _dataset(n_tokens=20_000, seq_len=15, batch_size=8, seed=0, p=0, P=1,
-             val_fraction=0.05):
-  return pipeline.ArrayDataset(_stream(n_tokens), tok_lib.ByteTokenizer(),
-                               seq_len, val_fraction, batch_size=batch_size,
-                               seed=seed, process_index=p, process_count=P)
+def _dataset(n_tokens=20_000, seq_len=15, batch_size=8, seed=0, p=0, P=1):
+  return pipeline.ArrayDataset(
+      TokenStream.from_array(_stream(n_tokens)),
+      TokenStream.from_array(_stream(2_000, seed=99)), tok_lib.ByteTokenizer(),
+      seq_len, batch_size=batch_size, seed=seed, process_index=p,
+      process_count=P)
+
+
+def _decode_docs(stream, tok):
+  off = stream.doc_offsets
+  return [tok.decode(stream.tokens[off[d]:off[d + 1] - 1])
+          for d in range(stream.n_documents)]
 
 
 # ------------------------------------------------------------------ corpora
@@ -71,45 +81,97 @@ def test_default_corpus_cap_takes_whole_files(cache_dirs):
   assert sum(sizes[:k + 1]) > cap
 
 
-def test_dataset_memo_makes_second_build_fast(cache_dirs):
-  cfg = DataConfig(seq_len=64, cache_dir=cache_dirs[1])
-  pipeline.build_dataset(cfg, batch_size=8, seed=0)
-  t0 = time.perf_counter()
-  ds = pipeline.build_dataset(cfg, batch_size=8, seed=1)
-  assert time.perf_counter() - t0 < 0.1
-  md = ds.metadata
-  assert md["corpus"]["sha256"] and md["tokenizer"]["type"] == "byte"
-  assert md["n_train_tokens"] + md["n_val_tokens"] <= md["n_tokens"]
-  assert md["n_train_tokens"] > 1_000_000
-  json.dumps(md)
-  # A fresh process would hit the disk cache: it exists and holds the stream.
-  files = os.listdir(cache_dirs[1])
-  tok_files = [f for f in files if f.startswith("tokens-")]
-  assert len(tok_files) == 1
-  on_disk = np.load(os.path.join(cache_dirs[1], tok_files[0]))
-  np.testing.assert_array_equal(on_disk[:len(ds.rows.ravel())], ds.rows.ravel())
+
+
+# ------------------------------------------------------------ document split
+
+
+def test_document_split_is_disjoint_deterministic_and_sized():
+  rng = np.random.default_rng(0)
+  keys = [f"pkg{i % 7}/mod_{i}.py" for i in range(500)]
+  sizes = [int(s) for s in rng.lognormal(8, 1.5, 500)]
+  a = split_lib.document_split(keys, sizes, 0.05)
+  b = split_lib.document_split(list(reversed(keys)), list(reversed(sizes)),
+                               0.05)
+  assert not set(a.train) & set(a.val)
+  assert sorted(a.train.tolist() + a.val.tolist()) == list(range(500))
+  # The same documents whatever the list order: the rule depends on keys only.
+  assert ({keys[i] for i in a.val}
+          == {list(reversed(keys))[i] for i in b.val})
+  held = sum(sizes[i] for i in a.val)
+  assert held >= 0.05 * sum(sizes)
+  assert held - max(sizes[i] for i in a.val) < 0.05 * sum(sizes)  # minimal
+  # Held-out documents are spread over the list, not a contiguous tail.
+  assert a.val.min() < 100 and a.val.max() > 400
+  # Growing the corpus moves at most the one boundary document (salted rank).
+  bigger = split_lib.document_split(keys + ["new/x.py"], sizes + [10], 0.05)
+  assert len(set(a.val.tolist()) ^ (set(bigger.val.tolist()) - {500})) <= 1
+
+
+def test_dataset_split_shares_no_document_and_tokenizer_sees_train_only(
+    tmp_path):
+  cfg = DataConfig(seq_len=64, max_corpus_bytes=1_000_000, val_fraction=0.05,
+                   cache_dir=str(tmp_path))
+  ds = pipeline.build_dataset(cfg, batch_size=8, seed=0)
+  corpus = sources_lib.load_corpus(cfg)
+  tok = ds.tokenizer
+  train_docs = _decode_docs(pipeline.build_dataset(  # via the memo
+      cfg, batch_size=4, seed=1).train_stream, tok)
+  val_docs = _decode_docs(ds.val, tok)
+  docs = corpus.documents()
+  split = split_lib.document_split(corpus.keys, corpus.sizes, 0.05)
+  assert val_docs == [docs[i] for i in split.val]      # streams hold exactly
+  assert train_docs == [docs[i] for i in split.train]  # their side's documents
+  val_keys = {corpus.keys[i] for i in split.val}
+  assert not val_keys & {corpus.keys[i] for i in split.train}
+  assert len(split.val) + len(split.train) == len(docs)
+  md = ds.metadata["split"]
+  assert md["n_val_documents"] == len(val_docs) >= 2
+  assert sum(map(len, val_docs)) >= 0.05 * sum(map(len, docs)) * 0.99
+  assert md["rule"] == split_lib.DOC_RULE and len(md["split_sha256"]) == 64
+  # SentencePiece trains on exactly the training documents.
+  src = sources_lib.sources_for(cfg)
+  assert sorted(src.sp_corpus.documents()) == sorted(train_docs)
+  assert src.sp_corpus.sha256 != corpus.sha256
+  json.dumps(ds.metadata)
+
+
+def test_count_train_tokens_is_exact_without_training(tmp_path):
+  cfg = DataConfig(seq_len=32, max_corpus_bytes=300_000,
+                   cache_dir=str(tmp_path))
+  pipeline.clear_memo()
+  n = pipeline.count_train_tokens(cfg)          # builds the byte cache
+  ds = pipeline.build_dataset(cfg, batch_size=4, seed=0)
+  assert n == ds.unique_train_tokens == len(ds.train_rows) * 32
+  assert n == ds.metadata["train"]["n_tokens"] // 33 * 32
+  assert pipeline.count_train_tokens(dataclasses.asdict(cfg)) == n
+  sp = DataConfig(seq_len=32, max_corpus_bytes=300_000, cache_dir=str(tmp_path),
+                  tokenizer="sentencepiece", sp_vocab_size=128)
+  assert pipeline.count_train_tokens(sp) is None  # would need training
+  assert pipeline.epochs_of(2 * n, n) == 2.0
+  pipeline.check_max_epochs(n, n, 1.0)
+  with pytest.raises(DataError, match=f"needs {n:,} more unique tokens"):
+    pipeline.check_max_epochs(2 * n, n, 1.0)
 
 
 def test_files_source_walks_dirs_and_round_trips(tmp_path):
   root = tmp_path / "txt"
   (root / "sub").mkdir(parents=True)
-  texts = {"a.txt": "hello wörld\n" * 50, "sub/b.md": "# title\n" * 80,
-           "sub/c.py": "x = 1\n" * 70}
+  texts = {f"d{i}.txt": f"document {i} wörld\n" * (50 + i) for i in range(30)}
+  texts.update({"sub/b.md": "# title\n" * 80, "sub/c.py": "x = 1\n" * 70})
   for rel, text in texts.items():
     (root / rel).write_text(text, encoding="utf-8")
   (root / ".hidden.txt").write_text("secret")
   (root / "blob.bin").write_bytes(b"\0\1\2" * 100)
   extra = tmp_path / "extra.txt"
   extra.write_text("extra file " * 30)
-  corpus = corpus_lib.files_corpus(f"{root},{extra}", cache_dir=str(tmp_path))
-  docs = corpus.documents()
-  assert sorted(docs) == sorted(list(texts.values()) + [extra.read_text()])
-  tok = tok_lib.ByteTokenizer()
-  stream = pipeline.corpus_tokens(corpus, tok, str(tmp_path))
-  cuts = np.flatnonzero(stream == tok.eos_id)
-  assert len(cuts) == len(docs)
-  pieces = np.split(stream, cuts + 1)[:-1]
-  assert [tok.decode(p[:-1]) for p in pieces] == docs
+  cfg = DataConfig(source="files", path=f"{root},{extra}", seq_len=16,
+                   val_fraction=0.1, cache_dir=str(tmp_path / "c"))
+  ds = pipeline.build_dataset(cfg, batch_size=2, seed=0)
+  tok = ds.tokenizer
+  got = _decode_docs(ds.train_stream, tok) + _decode_docs(ds.val, tok)
+  assert sorted(got) == sorted(list(texts.values()) + [extra.read_text()])
+  assert ds.metadata["split"]["n_val_documents"] >= 2
 
 
 def test_files_source_errors_are_one_line(tmp_path):
@@ -136,34 +198,23 @@ def test_too_small_corpus_and_bad_process_count_are_errors(tmp_path):
     _dataset(p=2, P=2)
 
 
+
+
 # ------------------------------------------------------------------ packing
 
 
-def test_rows_are_the_stream_in_order_and_splits_are_disjoint():
-  stream = _stream(10_007)
-  ds = pipeline.ArrayDataset(stream, tok_lib.ByteTokenizer(), 15, 0.1,
-                             batch_size=4, seed=0)
-  assert ds.rows.shape[1] == 16
-  np.testing.assert_array_equal(ds.rows.ravel(), stream[:ds.rows.size])
-  assert len(stream) - ds.rows.size < 16            # only the tail is dropped
-  n_train = len(ds.train_rows)
-  assert len(ds.val_rows) == int(np.ceil(0.1 * len(ds.rows)))
-  # Token ranges: train = [0, n_train*16), val = [n_train*16, rows.size).
+def test_rows_are_the_train_stream_in_order_and_batches_are_train_rows():
+  ds = _dataset(n_tokens=10_007, seq_len=15, batch_size=4)
+  stream = ds.train_stream.tokens
+  assert ds.train_rows.shape[1] == 16
   np.testing.assert_array_equal(ds.train_rows.ravel(),
-                                stream[:n_train * 16])
-  np.testing.assert_array_equal(ds.val_rows.ravel(),
-                                stream[n_train * 16:ds.rows.size])
-  # Every training batch only contains training rows; eval only val rows.
+                                stream[:ds.train_rows.size])
+  assert len(stream) - ds.train_rows.size < 16          # only the tail dropped
   train_ids = {r.tobytes() for r in ds.train_rows}
-  val_ids = {r.tobytes() for r in ds.val_rows}
-  it = ds.train_iterator()
-  seen = {r.astype(np.uint16).tobytes() for b in it.take(200) for r in b}
-  assert seen <= train_ids and not seen & val_ids
-  ev = ds.eval_batches(3)
-  assert len(ev) == 3 and all(b.shape == (4, 16) and b.dtype == np.int32
-                              for b in ev)
-  np.testing.assert_array_equal(np.concatenate(ev), ds.val_rows[:12])
-  assert len(ds.eval_batches(10**6)) == len(ds.val_rows) // 4
+  seen = {r.astype(np.uint16).tobytes()
+          for b in ds.train_iterator().take(200) for r in b}
+  assert seen <= train_ids
+  assert ds.unique_train_tokens == len(ds.train_rows) * 15
 
 
 def test_each_epoch_visits_every_training_row_once():
@@ -202,14 +253,17 @@ def test_different_seeds_give_different_orders():
   np.testing.assert_array_equal(a, _dataset(seed=0).train_iterator().take(5))
 
 
-def test_process_slices_concatenate_to_the_global_batch():
+def test_processes_read_disjoint_rows_that_make_the_global_batch():
   P = 4
-  glob = _dataset(batch_size=8).train_iterator().take(40)
-  parts = [_dataset(batch_size=8, p=p, P=P).train_iterator().take(40)
-           for p in range(P)]
-  assert parts[0].shape == (40, 2, 16)
-  np.testing.assert_array_equal(np.concatenate(parts, axis=1), glob)
-  ev = np.stack(_dataset(batch_size=8).eval_batches(2))
-  ev_parts = [np.stack(_dataset(batch_size=8, p=p, P=P).eval_batches(2))
-              for p in range(P)]
-  np.testing.assert_array_equal(np.concatenate(ev_parts, axis=1), ev)
+  glob = _dataset(batch_size=8).train_iterator()
+  parts = [_dataset(batch_size=8, p=p, P=P).train_iterator() for p in range(P)]
+  steps = np.arange(40)
+  idx = [it.row_indices(steps) for it in parts]
+  assert idx[0].shape == (40, 2)
+  for s in range(40):  # each process reads only its own rows
+    rows = [set(i[s].tolist()) for i in idx]
+    assert all(not rows[a] & rows[b] for a in range(P) for b in range(a))
+  np.testing.assert_array_equal(np.concatenate(idx, axis=1),
+                                glob.row_indices(steps))
+  np.testing.assert_array_equal(
+      np.concatenate([it.take(40) for it in parts], axis=1), glob.take(40))

@@ -40,6 +40,7 @@ def test_sweep_ledger_and_run_dirs(full_sweep):
   plan = planner.make_plan(load("experiments/configs/tiny_sweep.py"))
   recs = _ledger(full_sweep)
   assert [r["run_id"] for r in recs] == [r.run_id for r in plan.runs]
+  metas = []
   for r, p in zip(recs, plan.runs):
     assert r["schema_version"] == 1 and r["status"] == "ok"
     assert abs(r["C"] / r["budget"] - 1) <= 0.01
@@ -48,6 +49,11 @@ def test_sweep_ledger_and_run_dirs(full_sweep):
     meta = json.load(open(os.path.join(run_dir, "run.json")))
     assert meta["eval_loss"] == r["eval_loss"]
     assert os.path.getsize(os.path.join(run_dir, "metrics.jsonl")) > 0
+    metas.append(meta)
+  # Every run of the sweep scored the same held-out token ids.
+  assert len({m["eval_sha256"] for m in metas}) == 1
+  assert {m["eval_tokens"] for m in metas} == {4096}
+  assert all(0 < m["epochs"] <= 1 and m["eval_loss_se"] > 0 for m in metas)
 
 
 def test_sigkill_mid_sweep_then_resume_matches(tmp_path, full_sweep):

@@ -139,11 +139,3 @@ def test_missing_sp_model_is_a_one_line_error(tmp_path):
         tokenizer="sentencepiece", sp_model_path=str(tmp_path / "x.model")),
                             None)
   assert "\n" not in str(e.value)
-
-
-def test_sentencepiece_holdout_leaves_out_trailing_documents():
-  docs = ["a" * 10, "b" * 10, "c" * 10, "d" * 70]
-  assert tok_lib.leading_documents(docs, 0.3) == docs[:3]
-  assert tok_lib.leading_documents(docs, 0.25) == docs[:2]
-  assert tok_lib.leading_documents(docs, 1.0) == docs
-  assert tok_lib.leading_documents(docs, 0.01) == docs[:1]

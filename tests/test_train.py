@@ -37,14 +37,40 @@ def test_outputs_and_metadata(trained):
   run = json.load(open(os.path.join(workdir, "run.json")))
   assert run["status"] == "completed"
   assert run["eval_loss"] == recs[-1]["eval_loss"]
-  assert run["flop_convention"] in run["flop_convention_citation"] or run[
-      "flop_convention_citation"]
+  from lm.flops import CONVENTIONS
+  assert run["flop_convention"] == "attention_inclusive"  # TrainConfig default
+  assert run["flop_convention_citation"] == CONVENTIONS["attention_inclusive"]
+  # The eval set: 4096 target tokens = 128 rows of 32, scored twice (steps 30
+  # and 60) in 2 batches of 64; forward FLOPs = F / 3 per token, not in C.
+  assert run["eval_tokens"] == 4096 and len(run["eval_sha256"]) == 64
+  assert run["eval_loss_se"] == recs[-1]["eval_loss_se"]
+  assert 0 < run["eval_loss_se"] < 0.2 * run["eval_loss"]
+  assert run["eval_flops"] == pytest.approx(
+      2 * run["flops_per_token"] / 3 * 128 * 32)
+  assert run["flops"] == pytest.approx(run["flops_per_token"] * 60 * 8 * 32)
+  assert run["epochs"] == pytest.approx(60 * 8 * 32
+                                        / run["unique_train_tokens"])
+  assert run["unique_train_tokens"] == run["data"]["n_train_rows"] * 32
   assert len(run["data"]["corpus"]["sha256"]) == 64
   assert run["params"]["total"] == (run["params"]["embedding"]
                                     + run["params"]["non_embedding"])
   assert run["versions"]["jax"]
   assert os.path.isdir(os.path.join(workdir, "tb"))
   assert os.path.isfile(os.path.join(workdir, "tokenizer.json"))
+
+
+def test_runs_with_other_batch_size_and_seed_score_the_same_tokens(
+    trained, tmp_path):
+  from lm.trainer import train
+  workdir, meta = trained
+  other = train(micro_config(steps=10, batch_size=4, seed=3, eval_every=0,
+                             eval_batch_size=48), str(tmp_path), verbose=False)
+  assert other["eval_sha256"] == meta["eval_sha256"]
+  assert other["eval_tokens"] == meta["eval_tokens"] == 4096
+  assert other["eval"]["n_rows"] == meta["eval"]["n_rows"] == 128
+  assert other["eval"]["batch_size"] == 48 != meta["eval"]["batch_size"]
+  assert other["data"]["split"] == meta["data"]["split"]
+  assert other["eval_loss"] > meta["eval_loss"]   # 10 steps vs 60: worse
 
 
 def test_validation_loss_falls(trained):
@@ -143,6 +169,21 @@ def test_cli_diverged_exit_code(tmp_path):
                 "--config.train.lr=1e30", "--config.train.grad_clip=1e30",
                 "--config.train.steps=20", "--config.train.warmup_steps=1",
                 "--config.data.max_corpus_bytes=500000",
-                "--config.data.seq_len=32", "--config.train.progress=False")
+                "--config.data.seq_len=32", "--config.train.eval_tokens=2048",
+                "--config.train.progress=False")
   assert out.returncode == 3, out.stderr[-2000:]
   assert "diverged" in out.stderr.strip().splitlines()[-1]
+
+
+def test_max_epochs_refuses_before_training(tmp_path):
+  from lm.trainer import train
+  workdir = tmp_path / "w"
+  # 60 x 8 x 32 = 15,360 tokens of ~1M unique: ~0.016 epochs.
+  with pytest.raises(ConfigError) as e:
+    train(micro_config(max_epochs=0.01), str(workdir), verbose=False)
+  msg = str(e.value)
+  assert "\n" not in msg and "train.max_epochs=0.01" in msg
+  assert "more unique tokens" in msg
+  assert not workdir.exists()                # refused before writing anything
+  with pytest.raises(ConfigError, match="max_epochs"):
+    train(micro_config(max_epochs=-1.0), str(workdir), verbose=False)

@@ -4,8 +4,8 @@ A ``Corpus`` is an ordered list of documents (one file = one document) plus a
 content hash. Document order is the *corpus order*: files sorted by
 ``sha256(key)`` (then ``key``), where ``key`` is the file's path relative to
 its root. This order is deterministic and machine independent, and it is
-pseudo-random, so the held-out tail of the token stream (see ``pipeline.py``)
-is a representative sample of files rather than the alphabetically last ones.
+pseudo-random. Which documents are held out for validation is decided from
+the keys alone (``lm.data.split``).
 ``max_corpus_bytes`` takes whole files in corpus order until the next file
 would exceed the cap.
 
@@ -86,11 +86,16 @@ class Corpus:
       derived from the corpus (tokenizers, token arrays).
     metadata: JSON-friendly description for run.json.
     loader: returns the documents (called at most once, lazily).
+    keys: each document's key (path relative to its root), in corpus order;
+      known without reading the documents (the validation split uses them).
+    sizes: each document's size in bytes on disk, in corpus order.
   """
   name: str
   sha256: str
   metadata: Dict[str, object]
   loader: Callable[[], List[str]]
+  keys: Tuple[str, ...] = ()
+  sizes: Tuple[int, ...] = ()
   _documents: Optional[List[str]] = dataclasses.field(default=None, repr=False)
 
   def documents(self) -> List[str]:
@@ -226,7 +231,8 @@ def corpus_from_files(name: str, files: List[Tuple[str, str]], *,
   }
   metadata.update(extra_metadata or {})
   corpus = Corpus(name=name, sha256=str(cached["sha256"]), metadata=metadata,
-                  loader=load)
+                  loader=load, keys=tuple(s[0] for s in stats),
+                  sizes=tuple(s[2] for s in stats))
   if "docs" in state:
     corpus._documents = state["docs"]  # pylint: disable=protected-access
   return corpus

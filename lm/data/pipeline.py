@@ -1,45 +1,42 @@
-"""Packing, train/val split and resumable batch iterators.
+"""Packing, resumable batch iterators, and the ``Dataset`` the trainer reads.
 
-In-memory corpora (``default`` and ``files`` sources):
+Every source (embedded corpus, local files, tfds) takes one path:
 
-* Token stream: documents in corpus order, each followed by EOS.
-* Packing: the stream is cut into non-overlapping rows of ``seq_len + 1``
-  tokens (inputs = row[:-1], targets = row[1:]); the tail shorter than a row
-  is dropped. Rows are a zero-copy view of the stream, so concatenating them
-  gives the stream back in order.
-* Split: the LAST ``ceil(val_fraction * n_rows)`` rows are validation, the rest
-  training; train and val token ranges are therefore disjoint (only the one
-  document straddling the cut has text on both sides). Corpus order is
-  pseudo-random over files (see ``corpus.py``), so the tail is a
-  representative sample of files.
-* Validation batches: val rows in order, ``batch_size`` per batch; a fixed list.
+* Split: whole documents are held out for validation (``lm.data.split``);
+  tfds uses its own validation split when it has one.
+* Tokens: each side is tokenized once into the token cache
+  (``lm.data.token_cache``): documents in order, each followed by EOS.
+* Packing: a side's stream is cut into non-overlapping rows of ``seq_len + 1``
+  tokens (inputs = row[:-1], targets = row[1:]); the tail shorter than a row is
+  dropped. Rows are a zero-copy view of the (memory-mapped) stream.
 * Training: epoch e visits the training rows in the order
   ``np.random.default_rng([seed, e]).permutation(n_train)``, ``batch_size``
   rows per step, the remainder of each epoch dropped. The batch at step s is a
   pure function of (seed, s): the iterator state is just ``{"step": s}``.
-* Processes: process p of P gets rows [p*B/P, (p+1)*B/P) of every global batch.
+* Processes: process p of P reads rows [p*B/P, (p+1)*B/P) of every global
+  batch, and only those rows.
+* Evaluation: ``Dataset.eval_set(n_tokens)`` (``lm.data.eval_set``).
+* Unique training tokens: n_train_rows * seq_len target tokens; ``epochs`` of
+  a run = D / that (``count_train_tokens`` computes it without training).
 
-Token arrays are cached on disk as
-``<cache_dir>/tokens-<corpus sha256[:16]>-<tokenizer fingerprint>.npy`` and
-memoised in-process, so rebuilding a dataset in the same process is ~free.
+``data.token_cache=False`` tokenizes in memory instead (same rows); for tfds
+it trains from the uncached stream packer of ``tfds_source``.
 """
 from __future__ import annotations
 
-import logging
 import math
-import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional
 
 import numpy as np
 
 from lm.config import DataConfig
 from lm.data import corpus as corpus_lib
+from lm.data import eval_set as eval_lib
+from lm.data import sources as sources_lib
+from lm.data import token_cache
 from lm.data import tokenizers as tok_lib
-from lm.data.corpus import Corpus, DataError
-
-_LOG = logging.getLogger(__name__)
-
-_TOKENS_MEMO: Dict[Tuple[str, str, str], np.ndarray] = {}
+from lm.data.corpus import DataError
+from lm.data.token_cache import TokenStream
 
 
 def local_rows(batch_size: int, process_index: int, process_count: int) -> slice:
@@ -56,54 +53,11 @@ def local_rows(batch_size: int, process_index: int, process_count: int) -> slice
   return slice(process_index * b_local, (process_index + 1) * b_local)
 
 
-def corpus_tokens(corpus: Corpus, tokenizer: tok_lib.Tokenizer,
-                  cache_dir: str = "") -> np.ndarray:
-  """The corpus token stream (docs + EOS), from memo, disk cache, or encoding."""
-  cache_root = corpus_lib.resolve_cache_dir(cache_dir)
-  key = (corpus.sha256, tokenizer.fingerprint(), cache_root)
-  if key in _TOKENS_MEMO:
-    return _TOKENS_MEMO[key]
-  path = os.path.join(cache_root, f"tokens-{corpus.sha256[:16]}-"
-                      f"{tokenizer.fingerprint()}.npy")
-  tokens = None
-  if os.path.isfile(path):
-    try:
-      tokens = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-      _LOG.warning("ignoring unreadable token cache %s: %s", path, e)
-  if tokens is None:
-    tokens = tokenizer.encode_documents(corpus.documents())
-    try:
-      os.makedirs(cache_root, exist_ok=True)
-      tmp = f"{path}.{os.getpid()}.tmp.npy"
-      np.save(tmp, tokens, allow_pickle=False)
-      os.replace(tmp, path)
-    except OSError as e:
-      _LOG.warning("could not write token cache %s: %s", path, e)
-  tokens.setflags(write=False)
-  _TOKENS_MEMO[key] = tokens
-  return tokens
-
-
 def pack(tokens: np.ndarray, seq_len: int) -> np.ndarray:
   """[n_rows, seq_len + 1] non-overlapping view of ``tokens`` (tail dropped)."""
   row = seq_len + 1
   n_rows = len(tokens) // row
   return tokens[:n_rows * row].reshape(n_rows, row)
-
-
-def split_rows(rows: np.ndarray, val_fraction: float,
-               batch_size: int) -> Tuple[np.ndarray, np.ndarray]:
-  """(train, val): the last ceil(val_fraction * n) rows are validation."""
-  n = len(rows)
-  n_val = math.ceil(val_fraction * n)
-  n_train = n - n_val
-  if n_val < batch_size or n_train < batch_size:
-    raise DataError(
-        f"corpus too small: {n} rows of seq_len+1={rows.shape[1]} tokens give "
-        f"{n_train} train / {n_val} val rows, but one batch needs {batch_size};"
-        " use more data, a smaller batch/seq_len, or a larger data.val_fraction")
-  return rows[:n_train], rows[n_train:]
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -179,9 +133,16 @@ class ArrayTrainIterator:
 
 
 class Dataset:
-  """What the trainer consumes; see ``build_dataset``."""
+  """What the trainer consumes; see ``build_dataset``.
+
+  Attributes:
+    tokenizer: the tokenizer every split was encoded with.
+    metadata: JSON-friendly description (run.json ``data``).
+    unique_train_tokens: target tokens in the training rows (None: unknown).
+  """
   tokenizer: tok_lib.Tokenizer
   metadata: Dict[str, Any]
+  unique_train_tokens: Optional[int] = None
 
   @property
   def vocab_size(self) -> int:
@@ -190,70 +151,66 @@ class Dataset:
   def train_iterator(self, state: Optional[Dict[str, Any]] = None):
     raise NotImplementedError
 
-  def eval_batches(self, n_batches: int) -> List[np.ndarray]:
+  def eval_set(self, n_tokens: int) -> eval_lib.EvalSet:
     raise NotImplementedError
 
 
 class ArrayDataset(Dataset):
-  """An in-memory token stream, packed and split (module docstring)."""
+  """Training and validation token streams, packed (module docstring)."""
 
-  def __init__(self, tokens: np.ndarray, tokenizer: tok_lib.Tokenizer,
-               seq_len: int, val_fraction: float, *, batch_size: int,
+  def __init__(self, train: TokenStream, val: TokenStream,
+               tokenizer: tok_lib.Tokenizer, seq_len: int, *, batch_size: int,
                seed: int, process_index: int = 0, process_count: int = 1,
-               corpus_metadata: Optional[Dict[str, Any]] = None,
-               source: str = "memory"):
-    self._local = local_rows(batch_size, process_index, process_count)
+               metadata: Optional[Dict[str, Any]] = None):
+    local_rows(batch_size, process_index, process_count)
     self.tokenizer = tokenizer
-    self.rows = pack(tokens, seq_len)
-    self.train_rows, self.val_rows = split_rows(self.rows, val_fraction,
-                                                batch_size)
-    self._batch_size = batch_size
-    self._seed = seed
+    self.train_stream, self.val = train, val
+    self.train_rows = pack(train.tokens, seq_len)
+    self._seq_len, self._batch_size, self._seed = seq_len, batch_size, seed
     self._process = (process_index, process_count)
-    row = seq_len + 1
-    self.metadata = {
-        "source": source,
-        "corpus": dict(corpus_metadata or {}),
-        "tokenizer": tokenizer.metadata(),
-        "seq_len": seq_len,
-        "n_tokens": int(len(tokens)),
+    self._eval_sets: Dict[int, eval_lib.EvalSet] = {}
+    n_val_rows = len(val.tokens) // (seq_len + 1)
+    if len(self.train_rows) < batch_size or n_val_rows < 1:
+      raise DataError(
+          f"corpus too small: {len(self.train_rows)} training rows and "
+          f"{n_val_rows} validation rows of seq_len+1={seq_len + 1} tokens, "
+          f"but one batch needs {batch_size} training rows and evaluation at "
+          "least one validation row; use more data, a smaller batch/seq_len, "
+          "or a larger data.val_fraction")
+    self.unique_train_tokens = int(len(self.train_rows) * seq_len)
+    self.metadata = dict(metadata or {})
+    self.metadata.update({
+        "tokenizer": tokenizer.metadata(), "seq_len": seq_len,
+        "train": train.metadata(), "val": val.metadata(),
         "n_train_rows": int(len(self.train_rows)),
-        "n_val_rows": int(len(self.val_rows)),
-        "n_train_tokens": int(len(self.train_rows) * row),
-        "n_val_tokens": int(len(self.val_rows) * row),
-        "n_val_batches": int(len(self.val_rows) // batch_size),
+        "n_val_rows": int(n_val_rows),
+        "unique_train_tokens": self.unique_train_tokens,
         "steps_per_epoch": int(len(self.train_rows) // batch_size),
-        "val_split": f"last ceil({val_fraction} * rows) packed rows",
-        "batch_size": batch_size,
-        "process_count": process_count,
-    }
+        "batch_size": batch_size, "process_count": process_count,
+    })
 
   def train_iterator(self, state: Optional[Dict[str, Any]] = None
                      ) -> ArrayTrainIterator:
     return ArrayTrainIterator(self.train_rows, self._batch_size, self._seed,
                               *self._process, state=state)
 
-  def eval_batches(self, n_batches: int) -> List[np.ndarray]:
-    """The first min(n_batches, available) val batches, this process's rows."""
-    n = min(int(n_batches), len(self.val_rows) // self._batch_size)
-    if n < n_batches:
-      _LOG.warning("only %d validation batches available (asked for %d)", n,
-                   n_batches)
-    val = self.val_rows[:n * self._batch_size].reshape(
-        n, self._batch_size, -1)[:, self._local]
-    return list(val.astype(np.int32))
+  def eval_set(self, n_tokens: int) -> eval_lib.EvalSet:
+    """The fixed eval set of ``n_tokens`` target tokens (all processes hold
+    all of it; ``lm.evaluate`` feeds each process only its rows)."""
+    if n_tokens not in self._eval_sets:
+      self._eval_sets[n_tokens] = eval_lib.make_eval_set(
+          self.val.tokens, self.val.doc_offsets, self._seq_len, n_tokens)
+    return self._eval_sets[n_tokens]
 
 
-def load_corpus(cfg: DataConfig) -> Corpus:
-  if cfg.source == "default":
-    return corpus_lib.stdlib_corpus(cfg.max_corpus_bytes, cfg.cache_dir)
-  if cfg.source == "files":
-    if not cfg.path:
-      raise DataError("data.source='files' needs data.path=<file or dir>")
-    return corpus_lib.files_corpus(cfg.path, cfg.max_corpus_bytes,
-                                   cfg.cache_dir)
-  raise DataError(f"data.source must be default, files or tfds, got "
-                  f"{cfg.source!r}")
+def _streams(cfg: DataConfig, sources: sources_lib.Sources,
+             tokenizer: tok_lib.Tokenizer, side: str,
+             use_cache: Optional[bool] = None) -> TokenStream:
+  use_cache = cfg.token_cache if use_cache is None else use_cache
+  return token_cache.load_or_build(getattr(sources, side), tokenizer,
+                                   cache_dir=cfg.cache_dir,
+                                   use_cache=use_cache,
+                                   workers=cfg.cache_workers)
 
 
 def build_dataset(cfg: DataConfig, *, batch_size: int, seed: int,
@@ -261,24 +218,75 @@ def build_dataset(cfg: DataConfig, *, batch_size: int, seed: int,
   """The dataset ``cfg`` describes; ``batch_size`` is the GLOBAL batch size."""
   cfg.validate()
   local_rows(batch_size, process_index, process_count)
-  if cfg.source == "tfds":
+  sources = sources_lib.sources_for(cfg)
+  tokenizer = tok_lib.build_tokenizer(cfg, sources.sp_corpus)
+  metadata = {"source": cfg.source, "token_cache": cfg.token_cache,
+              **sources.metadata}
+  if cfg.source == "tfds" and not cfg.token_cache:
     from lm.data import tfds_source  # pylint: disable=g-import-not-at-top
-    return tfds_source.TfdsDataset(cfg, batch_size=batch_size, seed=seed,
-                                   process_index=process_index,
-                                   process_count=process_count)
-  corpus = load_corpus(cfg)
-  # Validation is the tail of the packed stream, i.e. the last documents:
-  # keep them (with a margin for uneven tokens/char) out of tokenizer training.
-  tokenizer = tok_lib.build_tokenizer(
-      cfg, corpus, holdout_fraction=min(0.5, 2 * cfg.val_fraction + 0.01))
-  tokens = corpus_tokens(corpus, tokenizer, cfg.cache_dir)
-  return ArrayDataset(tokens, tokenizer, cfg.seq_len, cfg.val_fraction,
+    val = _streams(cfg, sources, tokenizer, "val", use_cache=False)
+    return tfds_source.StreamingTfdsDataset(
+        cfg, sources, tokenizer, val, batch_size=batch_size, seed=seed,
+        process_index=process_index, process_count=process_count,
+        metadata=metadata)
+  val = _streams(cfg, sources, tokenizer, "val")
+  train = _streams(cfg, sources, tokenizer, "train")
+  return ArrayDataset(train, val, tokenizer, cfg.seq_len,
                       batch_size=batch_size, seed=seed,
-                      process_index=process_index, process_count=process_count,
-                      corpus_metadata=corpus.metadata, source=cfg.source)
+                      process_index=process_index,
+                      process_count=process_count, metadata=metadata)
+
+
+def count_train_tokens(cfg: Any) -> Optional[int]:
+  """Unique training target tokens (n_train_rows * seq_len) of the data
+  config ``cfg`` (a DataConfig, or a ConfigDict / dict of its fields), without
+  training: exact when the training split's token cache exists, or when it is
+  cheap to build (byte tokenizer on an in-memory corpus); None when unknown
+  (tfds or an untrained SentencePiece model without a cache, tfds missing)."""
+  if not isinstance(cfg, DataConfig):
+    plain = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+    cfg = DataConfig(**plain)
+  cfg.validate()
+  try:
+    sources = sources_lib.sources_for(cfg)
+  except ImportError:
+    return None
+  tokenizer = sources_lib.cached_tokenizer(cfg, sources)
+  if tokenizer is None:
+    return None
+  manifest = token_cache.find(sources.train, tokenizer, cfg.cache_dir)
+  if manifest is None:
+    if cfg.source == "tfds" or not isinstance(tokenizer,
+                                              tok_lib.ByteTokenizer):
+      return None
+    manifest = _streams(cfg, sources, tokenizer, "train").manifest
+  return int(manifest["n_tokens"]) // (cfg.seq_len + 1) * cfg.seq_len
+
+
+def epochs_of(tokens: float, unique_train_tokens: Optional[int]
+              ) -> Optional[float]:
+  """D / unique training tokens (None when the unique count is unknown)."""
+  if not unique_train_tokens:
+    return None
+  return float(tokens) / float(unique_train_tokens)
+
+
+def check_max_epochs(tokens: int, unique_train_tokens: Optional[int],
+                     max_epochs: float) -> None:
+  """One-line DataError if ``tokens`` exceeds max_epochs x unique tokens."""
+  epochs = epochs_of(tokens, unique_train_tokens)
+  if not max_epochs or epochs is None or epochs <= max_epochs:
+    return
+  more = math.ceil(tokens / max_epochs) - int(unique_train_tokens)
+  raise DataError(
+      f"this run trains on {tokens:,} tokens = {epochs:.3g} epochs of the "
+      f"{unique_train_tokens:,} unique training tokens, above "
+      f"train.max_epochs={max_epochs:g}; it needs {more:,} more unique tokens "
+      "(more data, e.g. a larger data.max_corpus_bytes) or a larger "
+      "train.max_epochs")
 
 
 def clear_memo() -> None:
-  """Drops in-process corpus and token memos."""
-  _TOKENS_MEMO.clear()
+  """Drops in-process corpus and token-stream memos."""
+  token_cache.clear_memo()
   corpus_lib.clear_memo()

@@ -1,8 +1,11 @@
 """Tokenizers: byte-level (default) and SentencePiece trained on the corpus.
 
 Interface (``Tokenizer``): ``name``, ``vocab_size``, ``eos_id``,
-``encode(str) -> list[int]``, ``decode(ids) -> str``, ``metadata() -> dict``
-and ``encode_documents(docs) -> np.ndarray`` (documents each followed by EOS).
+``encode(str) -> list[int]``, ``decode(ids) -> str``, ``metadata() -> dict``,
+``encode_pieces(texts) -> list[np.ndarray]`` (one id array per text, str or
+UTF-8 bytes) and ``encode_documents(docs) -> np.ndarray`` (documents each
+followed by EOS). ``spec()`` is a picklable description from which
+``from_spec`` rebuilds the tokenizer in a worker process (lm.data.token_cache).
 
 Byte tokenizer: ids 0..255 are the UTF-8 bytes, 256 is EOS; vocab 257.
 
@@ -28,7 +31,8 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import (Any, Dict, Iterable, Iterator, List, Optional, Sequence,
+                    Tuple, Union)
 
 import numpy as np
 
@@ -42,6 +46,7 @@ SP_BYTE_FALLBACK_MIN_VOCAB = 512
 SP_MAX_TRAIN_LINES = 2_000_000
 TOKENIZER_JSON = "tokenizer.json"
 TOKENIZER_MODEL = "tokenizer.model"
+Text = Union[str, bytes]
 # Number of SentencePiece trainings run in this process (tests check caching).
 SP_TRAIN_CALLS = [0]
 
@@ -69,6 +74,14 @@ def _concat_with_eos(pieces: Sequence[np.ndarray], eos_id: int,
   return out
 
 
+def _as_str(text: Text) -> str:
+  return text if isinstance(text, str) else text.decode("utf-8", "replace")
+
+
+def _as_bytes(text: Text) -> bytes:
+  return text.encode("utf-8") if isinstance(text, str) else bytes(text)
+
+
 def token_dtype(vocab_size: int) -> np.dtype:
   return np.dtype(np.uint16 if vocab_size <= 65536 else np.int32)
 
@@ -92,10 +105,16 @@ class Tokenizer:
     """Short id used in cache file names of token arrays."""
     raise NotImplementedError
 
-  def encode_documents(self, docs: Sequence[str]) -> np.ndarray:
+  def spec(self) -> Tuple[str, Any]:
+    raise NotImplementedError
+
+  def encode_pieces(self, texts: Sequence[Text]) -> List[np.ndarray]:
+    return [np.asarray(self.encode(_as_str(t)), np.int64) for t in texts]
+
+  def encode_documents(self, docs: Sequence[Text]) -> np.ndarray:
     """All documents, each followed by ``eos_id``, as one 1-D array."""
-    return _concat_with_eos([np.asarray(self.encode(d), np.int64) for d in docs],
-                            self.eos_id, token_dtype(self.vocab_size))
+    return _concat_with_eos(self.encode_pieces(docs), self.eos_id,
+                            token_dtype(self.vocab_size))
 
 
 class ByteTokenizer(Tokenizer):
@@ -118,9 +137,11 @@ class ByteTokenizer(Tokenizer):
   def fingerprint(self) -> str:
     return "byte"
 
-  def encode_documents(self, docs: Sequence[str]) -> np.ndarray:
-    raw = [np.frombuffer(d.encode("utf-8"), np.uint8) for d in docs]
-    return _concat_with_eos(raw, self.eos_id, np.dtype(np.uint16))
+  def spec(self) -> Tuple[str, Any]:
+    return ("byte", None)
+
+  def encode_pieces(self, texts: Sequence[Text]) -> List[np.ndarray]:
+    return [np.frombuffer(_as_bytes(t), np.uint8) for t in texts]
 
 
 class SentencePieceTokenizer(Tokenizer):
@@ -156,13 +177,26 @@ class SentencePieceTokenizer(Tokenizer):
   def fingerprint(self) -> str:
     return "sp" + self.model_sha256[:16]
 
-  def encode_documents(self, docs: Sequence[str]) -> np.ndarray:
+  def spec(self) -> Tuple[str, Any]:
+    return ("sentencepiece", self.model_path)
+
+  def encode_pieces(self, texts: Sequence[Text],
+                    num_threads: int = 0) -> List[np.ndarray]:
     pieces: List[np.ndarray] = []
-    threads = max(1, os.cpu_count() or 1)
-    for start in range(0, len(docs), 256):  # chunks bound the list-of-int memory
-      ids = self.sp.encode(list(docs[start:start + 256]), num_threads=threads)
+    threads = num_threads or max(1, os.cpu_count() or 1)
+    for start in range(0, len(texts), 256):  # chunks bound the list-of-int memory
+      chunk = [_as_str(t) for t in texts[start:start + 256]]
+      ids = self.sp.encode(chunk, num_threads=threads)
       pieces.extend(np.asarray(x, np.int32) for x in ids)
-    return _concat_with_eos(pieces, self.eos_id, token_dtype(self.vocab_size))
+    return pieces
+
+
+def from_spec(spec: Tuple[str, Any]) -> Tokenizer:
+  """The tokenizer ``Tokenizer.spec()`` describes (in a worker process)."""
+  kind, arg = spec
+  if kind == "byte":
+    return ByteTokenizer()
+  return SentencePieceTokenizer(arg)
 
 
 def _training_lines(docs: Sequence[str]) -> Iterator[str]:
@@ -177,39 +211,20 @@ def _training_lines(docs: Sequence[str]) -> Iterator[str]:
 
 
 def sp_model_cache_path(corpus: Corpus, vocab_size: int, cache_dir: str = "",
-                        model_type: str = SP_MODEL_TYPE,
-                        holdout_fraction: float = 0.0) -> str:
-  held = f"-h{holdout_fraction:g}" if holdout_fraction else ""
+                        model_type: str = SP_MODEL_TYPE) -> str:
   return os.path.join(
       resolve_cache_dir(cache_dir),
-      f"sp-{corpus.sha256[:16]}-v{vocab_size}-{model_type}{held}.model")
-
-
-def leading_documents(docs: Sequence[str], fraction: float) -> Sequence[str]:
-  """The leading documents holding at most ``fraction`` of the characters."""
-  if fraction >= 1.0:
-    return docs
-  budget = fraction * sum(len(d) for d in docs)
-  total, n = 0, 0
-  for n, d in enumerate(docs):
-    total += len(d)
-    if total > budget:
-      break
-  else:
-    n = len(docs)
-  return docs[:max(n, 1)]
+      f"sp-{corpus.sha256[:16]}-v{vocab_size}-{model_type}.model")
 
 
 def train_sentencepiece(corpus: Corpus, vocab_size: int, cache_dir: str = "",
-                        model_type: str = SP_MODEL_TYPE,
-                        holdout_fraction: float = 0.0) -> str:
+                        model_type: str = SP_MODEL_TYPE) -> str:
   """Path of a SentencePiece model for ``corpus``; trains it if not cached.
 
-  ``holdout_fraction`` leaves the trailing documents (where the validation
-  tail of the packed stream comes from) out of tokenizer training.
+  Pass the TRAINING documents only (``lm.data.pipeline`` does): the
+  tokenizer must not see validation text.
   """
-  path = sp_model_cache_path(corpus, vocab_size, cache_dir, model_type,
-                             holdout_fraction)
+  path = sp_model_cache_path(corpus, vocab_size, cache_dir, model_type)
   if os.path.isfile(path):
     return path
   spm = _sentencepiece()
@@ -220,8 +235,7 @@ def train_sentencepiece(corpus: Corpus, vocab_size: int, cache_dir: str = "",
     prefix = os.path.join(tmp, "sp")
     try:
       spm.SentencePieceTrainer.train(
-          sentence_iterator=_training_lines(leading_documents(
-              corpus.documents(), 1.0 - holdout_fraction)),
+          sentence_iterator=_training_lines(corpus.documents()),
           model_prefix=prefix, vocab_size=vocab_size, model_type=model_type,
           character_coverage=1.0 if vocab_size < SP_BYTE_FALLBACK_MIN_VOCAB
           else 0.9995,
@@ -244,10 +258,9 @@ def train_sentencepiece(corpus: Corpus, vocab_size: int, cache_dir: str = "",
   return path
 
 
-def build_tokenizer(cfg: DataConfig, corpus: Optional[Corpus],
-                    holdout_fraction: float = 0.0) -> Tokenizer:
-  """The tokenizer ``cfg`` asks for; SentencePiece trains on ``corpus``
-  without its last ``holdout_fraction`` of text (see train_sentencepiece)."""
+def build_tokenizer(cfg: DataConfig, corpus: Optional[Corpus]) -> Tokenizer:
+  """The tokenizer ``cfg`` asks for; SentencePiece trains on ``corpus`` (the
+  training documents) unless ``cfg.sp_model_path`` names a model."""
   if cfg.tokenizer == "byte":
     return ByteTokenizer()
   if cfg.tokenizer != "sentencepiece":
@@ -259,8 +272,7 @@ def build_tokenizer(cfg: DataConfig, corpus: Optional[Corpus],
     raise DataError("no corpus to train a SentencePiece model on; set "
                     "data.sp_model_path=<file.model>")
   return SentencePieceTokenizer(
-      train_sentencepiece(corpus, cfg.sp_vocab_size, cfg.cache_dir,
-                          holdout_fraction=holdout_fraction))
+      train_sentencepiece(corpus, cfg.sp_vocab_size, cfg.cache_dir))
 
 
 def tokenizer_from_metadata(meta: Dict[str, Any],

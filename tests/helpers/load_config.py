@@ -1,12 +1,10 @@
-"""Loads a config file the way config_flags does (get_config())."""
-import importlib.util
+"""Loads a config file the way ``--config=path`` does (lm.config_flags)."""
 import os
+
+from lm.config_flags import load_config_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def load(path):
-  spec = importlib.util.spec_from_file_location("cfg", os.path.join(ROOT, path))
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod.get_config()
+  return load_config_file(os.path.join(ROOT, path))
