@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -31,6 +30,8 @@ from lm.config import ConfigError
 from experiments.sweep_config import (  # noqa: F401  (re-exported)
     HASH_EXCLUDED, SWEEP_FIELDS, SWEEP_HASH_EXCLUDED, PlanError, _budgets,
     _positive, config_hash, default_sweep, validate_sweep)
+from experiments.centering import (  # noqa: F401  (re-exported)
+    SIX_N_CONVENTIONS, center_N)
 from experiments.plan_table import (  # noqa: F401  (re-exported)
     CPU_RUN_OVERHEAD_S, CPU_THROUGHPUT, cpu_tokens_per_s, estimate_seconds,
     format_plan)
@@ -111,77 +112,6 @@ class Plan:
 
   def budgets(self) -> List[float]:
     return sorted({r.budget for r in self.runs})
-
-
-def _read_fit(path: str) -> Dict[str, Any]:
-  from scaling import fit_schema
-  try:
-    return fit_schema.read(path)
-  except fit_schema.FitFileError as e:
-    raise PlanError(f"sweep.center: {e}") from None
-
-
-def _finite(*vals) -> bool:
-  return all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals)
-
-
-# C = 6 N D under either name (scaling's built-in data say "6ND").
-_SIX_N = {"6N", "6ND"}
-
-
-def _check_conventions(fit: Dict[str, Any], s) -> None:
-  """Refuses a fit.json whose C or N is counted differently from the sweep."""
-  from scaling import fit_schema
-  conv = fit_schema.conventions(fit)
-  c, p = conv.get("flop_convention"), conv.get("param_convention")
-  if c is None:
-    raise PlanError(
-        f"sweep.center={s.center!r}: the fit does not record the FLOP "
-        "convention of its C (written before fit.json schema 2, or from a "
-        "CSV without one); refit it with python -m scaling.fit or "
-        "experiments.analyze")
-  same_c = c == s.flop_convention or {c, s.flop_convention} <= _SIX_N
-  if not same_c:
-    raise PlanError(
-        f"sweep.center={s.center!r}: the fit counts C as {c!r} but this sweep "
-        f"as {s.flop_convention!r}, so its N*(C) is for other compute; refit "
-        "on runs counted as this sweep's flop_convention, or set "
-        "sweep.flop_convention to match")
-  if p is not None and p != s.param_convention:
-    raise PlanError(
-        f"sweep.center={s.center!r}: the fit counts N as {p!r} but this sweep "
-        f"as {s.param_convention!r}; use a fit of the same param_convention")
-
-
-def center_N(budget: float, sweep_cfg, flops_per_token=None) -> float:
-  """The geometric centre N*(C) of a budget's sizes.
-
-  'prior': prior_k * (C / prior_c0)**prior_a. A fit.json path: its
-  conventions must match the sweep's (refused otherwise). Approach 3's
-  N* minimising L(N, D) subject to F(N) D = C (Hoffmann et al. 2022, Eq. 4
-  for 6N; numeric with ``flops_per_token`` (F(N) of this sweep's shape rule,
-  see experiments.sweep_flops) for other conventions) if present, else
-  Approach 2's N_opt = k_N C^a (Hoffmann et al. 2022, Sec. 3.2).
-  """
-  _positive("budgets", budget)
-  s = sweep_cfg
-  if s.center == "prior":
-    # Hoffmann et al. 2022, Table 3: N_opt = sqrt(C/120) (k=1, a=0.5, c0=120).
-    return float(s.prior_k * (budget / s.prior_c0) ** s.prior_a)
-  fit = _read_fit(s.center)
-  _check_conventions(fit, s)
-  a3, a2 = fit.get("approach3") or {}, fit.get("approach2") or {}
-  if _finite(*(a3.get(k) for k in ("A", "B", "alpha", "beta"))):
-    from scaling import optimum
-    F = None if s.flop_convention in _SIX_N else flops_per_token
-    if F is None and s.flop_convention not in _SIX_N:
-      raise PlanError("center_N: a non-6N convention needs flops_per_token")
-    return float(optimum.constrained(a3["A"], a3["B"], a3["alpha"],
-                                     a3["beta"], budget, F)["N_opt"])
-  if _finite(a2.get("k_N"), a2.get("a")):
-    return float(a2["k_N"] * budget ** a2["a"])  # Hoffmann 2022, Sec. 3.2.
-  raise PlanError(f"sweep.center={s.center!r}: fit.json has neither "
-                  "approach3 (A, B, alpha, beta) nor approach2 (k_N, a)")
 
 
 def size_targets(center: float, n_sizes: int, size_range: float) -> List[float]:
@@ -361,7 +291,7 @@ def make_plan(cfg, *, unique_train_tokens: Optional[int] = None) -> Plan:
   centers: Dict[float, float] = {}
   counts: Dict[float, int] = {}
   F = None
-  if s.center != "prior" and s.flop_convention not in _SIX_N:
+  if s.center != "prior" and s.flop_convention not in SIX_N_CONVENTIONS:
     from experiments.sweep_flops import planner_flops_per_token
     F = planner_flops_per_token({"sweep": s.to_dict(), "lm": cfg.lm.to_dict()},
                                 10.0 * max(budgets) ** 0.5)
