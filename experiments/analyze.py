@@ -257,9 +257,9 @@ if __name__ == "__main__":
                     "Approach 2 bootstrap (default: the sweep config's "
                     "analysis.isoflop_scheme, else 'runs').")
   from scaling import isoflop_estimators
-  flags.DEFINE_enum("isoflop_estimator", None,
-                    list(isoflop_estimators.ESTIMATORS) + ["all"],
-                    "Approach 2 estimator (default: the sweep config's "
-                    "analysis.isoflop_estimator, else "
-                    f"{isoflop_estimators.DEFAULT_ESTIMATOR}).")
+  flags.DEFINE_string("isoflop_estimator", None,
+                      "Approach 2 estimator (" +
+                      ", ".join(isoflop_estimators.ESTIMATORS) + ", or all; "
+                      "default: the sweep config's analysis.isoflop_estimator, "
+                      f"else {isoflop_estimators.DEFAULT_ESTIMATOR}).")
   cli.run(main)

@@ -40,11 +40,10 @@ _SCHEME = flags.DEFINE_enum("isoflop_scheme", "runs", ["runs", "seed_noise"],
 _WEIGHTED = flags.DEFINE_boolean("isoflop_weighted", None, "Approach 2: "
                                  "weighted power-law fit, weights 1/sigma_b^2 "
                                  "(default: on for seed_noise, off for runs).")
-_ESTIMATOR = flags.DEFINE_enum(
+_ESTIMATOR = flags.DEFINE_string(
     "isoflop_estimator", isoflop_estimators.DEFAULT_ESTIMATOR,
-    list(isoflop_estimators.ESTIMATORS) + ["all"],
-    "Approach 2 per-budget estimator; 'all' fits every one (the default is "
-    "primary) and prints them side by side.")
+    "Approach 2 per-budget estimator (" + ", ".join(isoflop_estimators.ESTIMATORS)
+    + ") or 'all' (every one; the default is primary), printed side by side.")
 _LOCAL_K = flags.DEFINE_integer("isoflop_k", isoflop_estimators.LOCAL_K,
                                 "local_parabola: sizes nearest the observed "
                                 "minimum.")

@@ -175,6 +175,8 @@ def test_cli_missing_column_is_one_line_error(tmp_path):
      "bootstrap"),
     (("--input=chinchilla_epoch_isoflop", "--approach=2", "--bootstrap=1"),
      "bootstrap must be 0"),
+    (("--input=chinchilla_epoch_isoflop", "--approach=2",
+      "--isoflop_estimator=spline"), "unknown approach2 method 'spline'"),
 ])
 def test_cli_bad_flags_are_one_line_errors(args, match):
   rc, _, err = _cli(*args)
