@@ -28,6 +28,8 @@ ANALYSIS_FIELDS: Dict[str, Tuple[Any, str]] = {
                                "2024 perturbation by the run-to-run sigma)"),
     "isoflop_weighted": (None, "weighted power-law fit, 1/sigma_b^2 (None: "
                                "on for seed_noise, off for runs)"),
+    "isoflop_on_edge": ("drop", "Approach 2: 'drop' or 'keep' budgets whose "
+                                "minimum is at the edge of the sampled sizes"),
     "seed_noise_std": (None, "stated run-to-run loss std for seed_noise "
                              "(None: measured from seed repeats, else "
                              "residual-based)"),
@@ -45,31 +47,37 @@ class AnalysisSettings:
   isoflop_k: int = ANALYSIS_FIELDS["isoflop_k"][0]
   isoflop_scheme: str = ANALYSIS_FIELDS["isoflop_scheme"][0]
   isoflop_weighted: Optional[bool] = None
+  isoflop_on_edge: str = ANALYSIS_FIELDS["isoflop_on_edge"][0]
   seed_noise_std: Optional[float] = None
   curve_loss: str = ANALYSIS_FIELDS["curve_loss"][0]
   seed: int = 0
 
   def __post_init__(self):
-    def bad(name, why):
-      raise ConfigError(f"analysis.{name}={getattr(self, name)!r}: {why}")
-    if not isinstance(self.bootstrap, int) or self.bootstrap < 0 or self.bootstrap == 1:
-      bad("bootstrap", "must be 0 or an integer >= 2")
-    valid = tuple(isoflop_estimators.ESTIMATORS) + ("all",)
-    if self.isoflop_estimator not in valid:
-      bad("isoflop_estimator", f"valid: {', '.join(valid)}")
-    if not isinstance(self.isoflop_k, int) or self.isoflop_k < 3:
-      bad("isoflop_k", "must be an integer >= 3")
-    if self.isoflop_scheme not in ("runs", "seed_noise"):
-      bad("isoflop_scheme", "valid: runs, seed_noise")
-    if self.isoflop_weighted not in (None, True, False):
-      bad("isoflop_weighted", "must be true, false or None")
-    if self.seed_noise_std is not None and not (
-        isinstance(self.seed_noise_std, (int, float)) and self.seed_noise_std > 0):
-      bad("seed_noise_std", "must be a positive number or None")
-    if self.curve_loss not in ("eval_loss", "loss"):
-      bad("curve_loss", "valid: eval_loss, loss")
-    if not isinstance(self.seed, int):
-      bad("seed", "must be an integer")
+    def check(ok, name, what):
+      if not ok:
+        raise ConfigError(f"analysis.{name} must be {what}, got "
+                          f"{getattr(self, name)!r}")
+    is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)
+    check(is_int(self.bootstrap) and self.bootstrap >= 0 and self.bootstrap != 1,
+          "bootstrap", "an integer >= 0 (0 = no intervals; 1 is too few)")
+    est = tuple(isoflop_estimators.ESTIMATORS) + ("all",)
+    check(self.isoflop_estimator in est, "isoflop_estimator",
+          f"one of {', '.join(est)}")
+    check(is_int(self.isoflop_k) and self.isoflop_k >= 3, "isoflop_k",
+          "an integer >= 3")
+    check(self.isoflop_scheme in ("runs", "seed_noise"), "isoflop_scheme",
+          "'runs' or 'seed_noise'")
+    check(self.isoflop_weighted in (None, True, False), "isoflop_weighted",
+          "true, false or None")
+    check(self.isoflop_on_edge in ("drop", "keep"), "isoflop_on_edge",
+          "'drop' or 'keep'")
+    check(self.seed_noise_std is None or (
+        isinstance(self.seed_noise_std, (int, float))
+        and self.seed_noise_std > 0), "seed_noise_std",
+          "a positive number or None")
+    check(self.curve_loss in ("eval_loss", "loss"), "curve_loss",
+          "'eval_loss' or 'loss'")
+    check(is_int(self.seed) and self.seed >= 0, "seed", "an integer >= 0")
 
   @classmethod
   def from_config(cls, analysis) -> "AnalysisSettings":
@@ -91,5 +99,6 @@ class AnalysisSettings:
   def isoflop_options(self) -> Dict[str, Any]:
     """scaling.report options for Approach 2."""
     return {"scheme": self.isoflop_scheme, "weighted": self.isoflop_weighted,
+            "on_edge": self.isoflop_on_edge,
             "seed_noise_std": self.seed_noise_std,
             "estimator_options": {"local_parabola": {"k": self.isoflop_k}}}

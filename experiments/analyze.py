@@ -66,6 +66,40 @@ def _plot_loss_curves(curves, out_path: str) -> Optional[str]:
   return out_path
 
 
+def _fittable(runs, curves, approaches, fit_kwargs):
+  """(approaches that can be fitted, one warning per skipped one).
+
+  Approaches 1 and 2 refuse grids that miss the optimum (loss monotone in N
+  at every budget, as in a 2-budget x 3-size test sweep); a point fit without
+  bootstrap tells cheaply. The analysis then reports the others and says
+  why, instead of failing as a whole; if none can be fitted, the first
+  refusal is the error.
+  """
+  from scaling.data import ScalingDataError
+  from scaling.report import run_fit
+  keep, skipped, first = [], [], None
+  for a in approaches:
+    if a == 3 or (a == 1 and curves is None):
+      keep.append(a)
+      continue
+    try:
+      with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_fit(runs, approaches=(a,), bootstrap=0, curves=curves,
+                plots=False, **fit_kwargs)
+      keep.append(a)
+    except ScalingDataError as e:
+      first = first or e
+      skipped.append(f"Approach {a} skipped: {' '.join(str(e).split())} "
+                     "(centre the sizes on the optimum with sweep.prior_k or "
+                     "sweep.center, or widen sweep.size_range)")
+  if not keep:
+    raise first
+  for msg in skipped:
+    warnings.warn(msg)
+  return tuple(keep), skipped
+
+
 def _curves(workdir: str, settings: AnalysisSettings):
   """Approach-1 curves from the runs' metrics (None, with a warning, if too few).
 
@@ -95,6 +129,7 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
             approaches: Sequence[int] = (1, 2, 3), seed: Optional[int] = None,
             plots: bool = True, isoflop_scheme: Optional[str] = None,
             isoflop_estimator: Optional[str] = None,
+            isoflop_on_edge: Optional[str] = None,
             settings: Optional[AnalysisSettings] = None) -> Dict[str, Any]:
   """Fits the ledger in ``workdir``; writes and returns the report dict.
 
@@ -102,7 +137,7 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
   then ``settings`` if given, then the keyword overrides.
   """
   from scaling.data import ScalingDataError, load_runs
-  from scaling.report import run_fit
+  from scaling.report import run_fit, write_outputs
 
   ledger_path = os.path.join(workdir, "results.jsonl")
   if not os.path.exists(ledger_path):
@@ -117,22 +152,27 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
         (meta.get("config") or {}).get("analysis"))
   settings = settings.with_overrides(
       bootstrap=bootstrap, seed=seed, isoflop_scheme=isoflop_scheme,
-      isoflop_estimator=isoflop_estimator)
+      isoflop_estimator=isoflop_estimator, isoflop_on_edge=isoflop_on_edge)
   runs = load_runs(ledger_path)
   curves = _curves(workdir, settings) if 1 in approaches else None
   if curves is None:
     approaches = tuple(a for a in approaches if a != 1)
   out_dir = os.path.join(workdir, "report")
   os.makedirs(out_dir, exist_ok=True)
+  fit_kwargs = dict(
+      options={2: settings.isoflop_options(),
+               1: ({"smooth_window": 1} if settings.curve_loss == "eval_loss"
+                   else {})},
+      choices={"approach2": settings.isoflop_estimator},
+      flops_per_token=sweep_flops_per_token(meta, runs))
+  approaches, skipped = _fittable(runs, curves, approaches, fit_kwargs)
   fit = run_fit(runs, approaches=approaches, out_dir=out_dir,
                 budgets=_report_budgets(meta, runs),
                 bootstrap=settings.bootstrap, seed=settings.seed,
-                curves=curves, plots=plots,
-                options={2: settings.isoflop_options(),
-                         1: ({"smooth_window": 1}
-                             if settings.curve_loss == "eval_loss" else {})},
-                choices={"approach2": settings.isoflop_estimator},
-                flops_per_token=sweep_flops_per_token(meta, runs))
+                curves=curves, plots=plots, **fit_kwargs)
+  if skipped:  # fit.json must say which approaches are missing, and why
+    fit["warnings"] = skipped + fit.get("warnings", [])
+    write_outputs(fit, out_dir)
   if plots and curves is not None:
     p = _plot_loss_curves(curves, os.path.join(out_dir, "loss_curves.png"))
     if p:
@@ -240,10 +280,17 @@ def main(argv):
   if len(argv) != 2:
     raise ConfigError("usage: python -m experiments.analyze DIR "
                      "[--bootstrap=N] [--approach=1,2,3]")
-  approaches = tuple(int(a) for a in FLAGS.approach.split(",") if a)
+  try:
+    approaches = tuple(int(a) for a in FLAGS.approach.split(",") if a.strip())
+  except ValueError:
+    approaches = ()
+  if not approaches or set(approaches) - {1, 2, 3}:
+    raise ConfigError(f"--approach must be a comma-separated subset of 1,2,3, "
+                      f"got {FLAGS.approach!r}")
   report = analyze(argv[1], bootstrap=FLAGS.bootstrap, approaches=approaches,
                    isoflop_scheme=FLAGS.isoflop_scheme,
-                   isoflop_estimator=FLAGS.isoflop_estimator)
+                   isoflop_estimator=FLAGS.isoflop_estimator,
+                   isoflop_on_edge=FLAGS.isoflop_on_edge)
   print(summary_text(report))
   print(f"report: {os.path.join(argv[1], 'report', 'report.md')}")
 
@@ -251,7 +298,8 @@ def main(argv):
 if __name__ == "__main__":
   from absl import flags
   from lm import cli
-  flags.DEFINE_integer("bootstrap", None, "Bootstrap resamples.")
+  flags.DEFINE_integer("bootstrap", None, "Bootstrap resamples.",
+                       lower_bound=0)
   flags.DEFINE_string("approach", "1,2,3", "Approaches to fit.")
   flags.DEFINE_enum("isoflop_scheme", None, ["runs", "seed_noise"],
                     "Approach 2 bootstrap (default: the sweep config's "
@@ -262,4 +310,8 @@ if __name__ == "__main__":
                       ", ".join(isoflop_estimators.ESTIMATORS) + ", or all; "
                       "default: the sweep config's analysis.isoflop_estimator, "
                       f"else {isoflop_estimators.DEFAULT_ESTIMATOR}).")
+  flags.DEFINE_enum("isoflop_on_edge", None, ["drop", "keep"],
+                    "Approach 2: drop or keep budgets whose parabola vertex "
+                    "is outside the sampled sizes (default: the sweep "
+                    "config's analysis.isoflop_on_edge, else 'drop').")
   cli.run(main)

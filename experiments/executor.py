@@ -14,6 +14,7 @@ only process 0 writes sweep.json and the ledger.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -23,8 +24,10 @@ from typing import Any, Callable, Dict, List
 import jax
 
 from experiments import planner as planner_lib
+from experiments import provenance as provenance_lib
 from experiments.ledger import Ledger
 from lm import logs
+from lm import workdir as workdir_lib
 
 
 class SweepConfigChanged(ValueError):
@@ -48,6 +51,8 @@ def check_workdir(workdir: str, cfg, plan, *, write: bool) -> None:
         f"{workdir} was started with a different sweep config (hash "
         f"{old.get('config_hash', '?')[:12]} != {plan.config_hash[:12]}); use a "
         "new --workdir, or restore the original config to resume")
+  if old is None:  # a deleted sweep.json must not make old results adoptable
+    provenance_lib.check_unrecorded(workdir, plan.config_hash)
   if old is None and write:
     logs.write_json_atomic(path, _sweep_record(cfg, plan))
 
@@ -99,6 +104,21 @@ class _Progress:
       self.bar.close()
 
 
+def _one_driver(fn):
+  """Holds ``DIR/.lock`` (lm.workdir) for the whole sweep: a second driver on
+  the same directory is refused, naming the first. Process 0 only."""
+
+  @functools.wraps(fn)
+  def wrapper(cfg, workdir: str, **kwargs):
+    from lm import sharding
+    sharding.maybe_initialize_distributed(bool(cfg.lm.mesh.distributed))
+    with workdir_lib.locked(workdir, what="sweep driver",
+                            enabled=jax.process_index() == 0):
+      return fn(cfg, workdir, **kwargs)
+  return wrapper
+
+
+@_one_driver
 def run_sweep(cfg, workdir: str, *, progress: bool = True,
               log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
   """Executes every planned run not yet in the ledger; returns the ledger."""
@@ -127,7 +147,8 @@ def run_sweep(cfg, workdir: str, *, progress: bool = True,
       run_dir = os.path.join(workdir, "runs", run.run_id)
       t0 = time.time()
       try:
-        meta = train(run.lm_config(cfg.lm), run_dir, verbose=progress)
+        meta = train(run.lm_config(cfg.lm), run_dir, verbose=progress,
+                     provenance=provenance_lib.provenance(plan.config_hash))
         status = "ok"
       except TrainingDiverged as e:
         meta = logs.read_json(os.path.join(run_dir, "run.json")) or {}

@@ -23,7 +23,7 @@ _ANALYZE = flags.DEFINE_bool("analyze", True,
                              "Fit and write DIR/report/ after the sweep.")
 _BOOTSTRAP = flags.DEFINE_integer("bootstrap", None, "Bootstrap resamples for "
                                   "the fits (default: the config's "
-                                  "analysis.bootstrap).")
+                                  "analysis.bootstrap).", lower_bound=0)
 _PROGRESS = flags.DEFINE_bool("progress", True, "Progress bars on terminals.")
 
 
@@ -48,16 +48,30 @@ def _device_rate(cfg):
   return lambda run: rate / (run.flops / run.D)
 
 
+def _validate_runs(plan, cfg) -> None:
+  """Every run's lm config (train.b1, mesh.shape, ...) checked before the
+  sweep writes anything: a bad lm setting is one error line, not a sweep that
+  stops at its first run."""
+  from lm import config as config_lib
+  for run in plan.runs:
+    try:
+      config_lib.from_config_dict(run.lm_config(cfg.lm), vocab_size=256)
+    except ConfigError as e:
+      raise ConfigError(f"{e} (sweep config section lm, run {run.run_id})"
+                        ) from None
+
+
 def main(argv):
   del argv
   from experiments import planner
   if _CONFIG.value is None:
     raise ConfigError("--config=<sweep config .py> is required")
   cfg = _CONFIG.value
-  from experiments.analysis_settings import AnalysisSettings
-  AnalysisSettings.from_config(cfg.get("analysis"))  # bad fit settings: fail now
+  from experiments.sweep_config import validate_analysis
+  validate_analysis(cfg.get("analysis"))  # before a sweep whose fit would fail
   plan = planner.make_plan(cfg,
                            unique_train_tokens=planner.count_unique_tokens(cfg))
+  _validate_runs(plan, cfg)
   if _PLAN_ONLY.value:  # planning is local: no jax.distributed needed
     print(planner.format_plan(plan, tokens_per_s=_device_rate(cfg)))
     return

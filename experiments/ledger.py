@@ -1,51 +1,42 @@
 """The results ledger: ``DIR/results.jsonl``, one JSON object per finished run.
 
-Plain, versioned and append-only. Each record is appended with a single
-``write`` on an ``O_APPEND`` descriptor and fsync'd, so a crash leaves either
-the whole line or none of it. Reading never rewrites the file: a corrupted
-line is reported with its line number and the file is left as it is.
+The line schema (fields, validation, encoding) is ``scaling.ledger_schema``,
+re-exported here, so the writer (``experiments.executor``) and the readers
+(``experiments.analyze``, ``scaling.data`` for ``scaling.fit``) share it;
+field documentation: docs/ledger.md.
 
-Schema (``schema_version`` 1)::
+Plain, versioned and append-only:
 
-  schema_version  int    1
-  run_id          str    stable id from the planner
-  budget          float  the IsoFLOP budget C the run belongs to
-  N               int    parameters under ``param_convention``
-  D               int    training tokens (steps x batch x seq_len)
-  C               float  counted training FLOPs under ``flop_convention``
-  eval_loss       float  final validation loss, nats/token (NaN if diverged)
-  train_loss      float  mean train loss over the last report window
-  status          str    "ok" | "diverged"
-  wall_time_s     float  wall-clock seconds spent on the run (all attempts)
-  flop_convention str    key of lm.flops.CONVENTIONS
-  param_convention str   "total" | "non_embedding" | ...
-  shape           dict   d_model, n_layers, n_heads, d_ff
-  params          dict   total, embedding, non_embedding
-  steps, batch_size, seq_len, lr: the run's schedule
+* Each record is appended with one ``write`` on an ``O_APPEND`` descriptor
+  and fsync'd (the directory too when the file is new), so a crash leaves
+  either the whole line or, at worst, a torn last line that readers name.
+* An append never merges with the line before it: when the file does not end
+  in a newline (an editor that deleted the last line's newline), the record
+  is written as ``"\\n" + line``. This repairs by appending only; the bytes
+  already there are never rewritten. It is a repair and not a refusal
+  because a missing final newline after a complete record is harmless and
+  common, and every append follows a full validating read of the file, so a
+  torn fragment is refused before anything is appended.
+* A failed append (disk full mid-write) truncates the file back to its
+  length before the append: only the bytes this append wrote are removed.
+* A second record for a run id already in the ledger is refused.
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 from typing import Any, Dict, List
 
-SCHEMA_VERSION = 1
-REQUIRED = ("schema_version", "run_id", "budget", "N", "D", "C", "eval_loss",
-            "status")
+from scaling.ledger_schema import (FIELDS, REQUIRED, SCHEMA_VERSION,  # noqa: F401
+                                   STATUSES, LedgerError, encode, parse,
+                                   validate)
 
 
-class LedgerError(ValueError):
-  """A corrupted or incompatible ledger; the message names file and line."""
-
-
-def _encode(record: Dict[str, Any]) -> str:
-  def clean(v):
-    if isinstance(v, float) and not math.isfinite(v):
-      return None  # strict JSON: NaN/Inf become null
-    return v
-  return json.dumps({k: clean(v) for k, v in record.items()}, sort_keys=True,
-                    allow_nan=False)
+def _fsync_dir(path: str) -> None:
+  fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+  try:
+    os.fsync(fd)
+  finally:
+    os.close(fd)
 
 
 class Ledger:
@@ -56,45 +47,33 @@ class Ledger:
   def read(self) -> List[Dict[str, Any]]:
     if not os.path.exists(self.path):
       return []
-    out = []
     with open(self.path, "rb") as f:
-      data = f.read()
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-      lines.pop()
-    for i, raw in enumerate(lines, start=1):
-      where = f"{self.path}:{i}"
-      try:
-        rec = json.loads(raw.decode("utf-8"))
-      except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise LedgerError(f"{where}: corrupted ledger line ({e.__class__.__name__}"
-                          f"); fix or delete that line, other results are "
-                          "untouched") from None
-      if not isinstance(rec, dict):
-        raise LedgerError(f"{where}: ledger line is not a JSON object")
-      missing = [k for k in REQUIRED if k not in rec]
-      if missing:
-        raise LedgerError(f"{where}: ledger line lacks {', '.join(missing)}")
-      if rec["schema_version"] != SCHEMA_VERSION:
-        raise LedgerError(f"{where}: schema_version {rec['schema_version']} is "
-                          f"not supported (expected {SCHEMA_VERSION})")
-      out.append(rec)
-    ids = [r["run_id"] for r in out]
-    dup = sorted({x for x in ids if ids.count(x) > 1})
-    if dup:
-      raise LedgerError(f"{self.path}: run {dup[0]} appears twice")
-    return out
+      return parse(f.read(), self.path)
 
   def run_ids(self) -> set:
     return {r["run_id"] for r in self.read()}
 
   def append(self, record: Dict[str, Any]) -> None:
-    record = dict(record, schema_version=SCHEMA_VERSION)
-    line = (_encode(record) + "\n").encode("utf-8")
+    line = encode(record)
+    if record["run_id"] in self.run_ids():
+      raise LedgerError(f"{self.path}: run {record['run_id']} is already in "
+                        "the ledger; not appending a second record")
     os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-    fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    created = not os.path.exists(self.path)
+    fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-      os.write(fd, line)
-      os.fsync(fd)
+      size = os.fstat(fd).st_size
+      if size and os.pread(fd, 1, size - 1) != b"\n":
+        line = b"\n" + line  # never glue onto an unterminated last line
+      try:
+        view = memoryview(line)
+        while view:
+          view = view[os.write(fd, view):]
+        os.fsync(fd)
+      except BaseException:
+        os.ftruncate(fd, size)  # drop only what this append wrote
+        raise
     finally:
       os.close(fd)
+    if created:
+      _fsync_dir(self.path)

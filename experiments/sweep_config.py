@@ -203,3 +203,17 @@ def config_hash(cfg) -> str:
   blob = json.dumps(material, sort_keys=True, separators=(",", ":"),
                     default=str)
   return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def validate_analysis(a) -> None:
+  """Raises PlanError (one line) for a malformed ``c.analysis`` (optional).
+
+  The fields and their checks are ``experiments.analysis_settings``'s (one
+  schema, also used by experiments.analyze).
+  """
+  from experiments.analysis_settings import AnalysisSettings
+  from lm.config import ConfigError
+  try:
+    AnalysisSettings.from_config(a)
+  except ConfigError as e:
+    raise PlanError(str(e)) from None

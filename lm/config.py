@@ -6,8 +6,11 @@ below. Modules below the boundary only ever see these dataclasses.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 from typing import Any, Mapping, Sequence, Tuple
+
+from lm.validation import _is_int, check_int, check_real, check_type
 
 
 class ConfigError(ValueError):
@@ -92,6 +95,12 @@ class ModelConfig:
     if self.attention_impl not in ("auto", "xla", "cudnn"):
       raise ConfigError("model.attention_impl must be auto, xla or cudnn, got "
                         f"{self.attention_impl!r}")
+    check_real("model.rope_theta", self.rope_theta, 0, lo_open=True,
+               meaning="RoPE base wavelength")
+    check_real("model.norm_eps", self.norm_eps, 0, lo_open=True,
+               meaning="RMSNorm epsilon")
+    for name in ("tie_embeddings", "qk_norm", "remat"):
+      check_type(f"model.{name}", getattr(self, name), bool)
     return self
 
 
@@ -116,6 +125,16 @@ class DataConfig:
   cache_workers: int = 0         # tokenizer processes building a cache; 0 = all CPUs
 
   def validate(self) -> "DataConfig":
+    for name in ("source", "path", "tfds_name", "tfds_data_dir",
+                 "tfds_train_split", "tfds_val_split", "text_key", "tokenizer",
+                 "sp_model_path", "cache_dir"):
+      check_type(f"data.{name}", getattr(self, name), str)
+    check_int("data.seq_len", self.seq_len, 1, meaning="tokens per sequence")
+    check_int("data.sp_vocab_size", self.sp_vocab_size, 1)
+    check_int("data.max_corpus_bytes", self.max_corpus_bytes, 0,
+              meaning="0 = no cap")
+    check_real("data.val_fraction", self.val_fraction, 0, 0.5, lo_open=True,
+               hi_open=True, meaning="held-out share of the documents' bytes")
     if self.source not in ("default", "files", "tfds"):
       raise ConfigError(
           f"data.source must be default, files or tfds, got {self.source!r}")
@@ -126,18 +145,14 @@ class DataConfig:
     if self.tokenizer not in ("byte", "sentencepiece"):
       raise ConfigError("data.tokenizer must be byte or sentencepiece, got "
                         f"{self.tokenizer!r}")
-    if self.seq_len <= 0:
-      raise ConfigError(f"data.seq_len must be positive, got {self.seq_len}")
-    if not 0.0 < self.val_fraction < 0.5:
-      raise ConfigError(
-          f"data.val_fraction must be in (0, 0.5), got {self.val_fraction}")
     if self.tokenizer == "sentencepiece" and self.sp_vocab_size < 64:
       raise ConfigError(
           f"data.sp_vocab_size must be >= 64, got {self.sp_vocab_size}")
-    for name in ("tfds_max_records", "cache_workers"):
-      v = getattr(self, name)
-      if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-        raise ConfigError(f"data.{name} must be a non-negative integer, got {v!r}")
+    check_int("data.tfds_max_records", self.tfds_max_records, 0,
+              meaning="0 = every record")
+    check_int("data.cache_workers", self.cache_workers, 0,
+              meaning="0 = all CPUs")
+    check_type("data.token_cache", self.token_cache, bool)
     return self
 
 
@@ -174,26 +189,39 @@ class TrainConfig:
                  "log_every", "eval_tokens", "eval_batch_size",
                  "keep_checkpoints"):
       v = getattr(self, name)
-      if not isinstance(v, int) or v <= 0:
+      if not _is_int(v) or v <= 0:
         raise ConfigError(f"train.{name} must be a positive integer, got {v!r}")
     for name in ("warmup_steps", "eval_every", "ckpt_every"):
       v = getattr(self, name)
-      if not isinstance(v, int) or v < 0:
+      if not _is_int(v) or v < 0:
         raise ConfigError(f"train.{name} must be a non-negative integer, got {v!r}")
-    if not self.lr > 0:
-      raise ConfigError(f"train.lr must be positive, got {self.lr}")
-    if (isinstance(self.max_epochs, bool)
-        or not isinstance(self.max_epochs, (int, float))
-        or not 0.0 <= self.max_epochs < float("inf")):
-      raise ConfigError("train.max_epochs must be a finite number >= 0 (0 = no "
-                        f"limit), got {self.max_epochs!r}")
-    if not 0.0 <= self.min_lr_ratio <= 1.0:
-      raise ConfigError(f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+    check_int("train.seed", self.seed, 0, 2**31 - 1)
+    check_real("train.lr", self.lr, 0, lo_open=True, meaning="peak learning rate")
+    check_real("train.min_lr_ratio", self.min_lr_ratio, 0, 1,
+               meaning="final lr / peak lr")
+    check_real("train.weight_decay", self.weight_decay, 0,
+               meaning="AdamW decoupled decay")
+    check_real("train.b1", self.b1, 0, 1, hi_open=True,
+               meaning="Adam first-moment decay")
+    check_real("train.b2", self.b2, 0, 1, hi_open=True,
+               meaning="Adam second-moment decay")
+    check_real("train.eps", self.eps, 0, lo_open=True, meaning="Adam epsilon")
+    check_real("train.grad_clip", self.grad_clip, 0,
+               meaning="global-norm clip; 0 disables clipping")
+    check_real("train.z_loss", self.z_loss, 0, meaning="z-loss coefficient")
+    check_real("train.max_epochs", self.max_epochs, 0,
+               meaning="0 = no limit")
     p = self.profile_steps
     if p and not (len(p) == 2 and all(type(s) is int for s in p)
                   and 0 <= p[0] < p[1] <= self.steps):
       raise ConfigError("train.profile_steps must be () or (a, b) with 0 <= a "
                         f"< b <= train.steps={self.steps}, got {tuple(p)!r}")
+    check_type("train.flop_convention", self.flop_convention, str)
+    for name in ("progress", "tensorboard"):
+      check_type(f"train.{name}", getattr(self, name), bool)
+    if self.warmup_steps >= self.steps:
+      raise ConfigError(f"train.warmup_steps={self.warmup_steps} must be "
+                        f"smaller than train.steps={self.steps}")
     if self.batch_size % self.grad_accum:
       raise ConfigError(
           f"train.grad_accum={self.grad_accum} must divide train.batch_size="
@@ -209,6 +237,23 @@ class MeshConfig:
   distributed: bool = False                  # call jax.distributed.initialize()
 
   def validate(self) -> "MeshConfig":
+    if not isinstance(self.shape, tuple) or not all(_is_int(s)
+                                                    for s in self.shape):
+      raise ConfigError(f"mesh.shape must be a tuple of integers such as "
+                        f"(-1, 1, 1), got {self.shape!r}")
+    if (not isinstance(self.axes, tuple) or not all(isinstance(a, str)
+                                                    for a in self.axes)
+        or len(set(self.axes)) != len(self.axes)):
+      raise ConfigError(f"mesh.axes must be distinct axis names, got "
+                        f"{self.axes!r}")
+    check_type("mesh.distributed", self.distributed, bool)
+    for name, axes in self.rules:
+      names = (axes,) if isinstance(axes, str) else (axes or ())
+      if (not isinstance(name, str) or not isinstance(names, tuple)
+          or any(a not in self.axes for a in names)):
+        raise ConfigError(f"mesh.rules entry ({name!r}, {axes!r}) must map a "
+                          f"logical axis name to None, one of {self.axes} or "
+                          "a tuple of them")
     if len(self.shape) != len(self.axes):
       raise ConfigError(f"mesh.shape {self.shape} must have one entry per axis "
                         f"{self.axes}")
@@ -247,9 +292,32 @@ def _build(cls, section: str, values: Mapping[str, Any], **extra):
     raise ConfigError(f"bad {section} config: {e}") from None
 
 
+def mesh_shape(value: Any) -> Tuple[int, ...]:
+  """``mesh.shape`` as a tuple of ints: from a tuple/list or its text
+  ("(2, -1, 1)"); anything else (1.7, "abc") is a one-line ConfigError."""
+  raw = value
+  if isinstance(value, str):
+    try:
+      value = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+      value = None
+  if _is_int(value):
+    value = (value,)
+  if (not isinstance(value, (tuple, list))
+      or not all(_is_int(s) or (isinstance(s, float) and s.is_integer())
+                 for s in value)):
+    raise ConfigError(f"mesh.shape must be a tuple of integers, one per mesh "
+                      f"axis (data, fsdp, tensor), e.g. (-1, 1, 1) with -1 = "
+                      f"the remaining devices; got {raw!r}")
+  return tuple(int(s) for s in value)
+
+
 def _tupleize(rules: Sequence[Any]) -> Tuple[Tuple[str, Any], ...]:
   out = []
   for item in rules:
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+      raise ConfigError(f"mesh.rules entries must be (logical axis, mesh axes) "
+                        f"pairs, got {item!r}")
     name, axes = item
     if isinstance(axes, list):
       axes = tuple(axes)
@@ -276,7 +344,7 @@ def from_config_dict(cfg: Any, vocab_size: int) -> Config:
   train = _build(TrainConfig, "train", plain.get("train", {}))
   mesh_vals = dict(plain.get("mesh", {}))
   if "shape" in mesh_vals:
-    mesh_vals["shape"] = tuple(int(s) for s in mesh_vals["shape"])
+    mesh_vals["shape"] = mesh_shape(mesh_vals["shape"])
   if "axes" in mesh_vals:
     mesh_vals["axes"] = tuple(mesh_vals["axes"])
   if "rules" in mesh_vals:

@@ -6,6 +6,7 @@ restarted run never logs a step twice.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -18,11 +19,16 @@ def write_json_atomic(path: str, obj: Any) -> None:
   d = os.path.dirname(os.path.abspath(path))
   os.makedirs(d, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
-  with os.fdopen(fd, "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(obj, f, indent=2, sort_keys=True)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:  # disk full, ...: leave no half-written temp file
+    with contextlib.suppress(OSError):
+      os.remove(tmp)
+    raise
 
 
 def read_json(path: str) -> Optional[dict]:

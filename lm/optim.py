@@ -29,7 +29,9 @@ def hparams_from(cfg: TrainConfig) -> Dict[str, float]:
   return {"lr": float(cfg.lr), "warmup_steps": float(cfg.warmup_steps),
           "steps": float(cfg.steps), "min_lr_ratio": float(cfg.min_lr_ratio),
           "weight_decay": float(cfg.weight_decay),
-          "grad_clip": float(cfg.grad_clip)}
+          # train.grad_clip = 0 disables clipping (an infinite threshold).
+          "grad_clip": float(cfg.grad_clip) if cfg.grad_clip > 0
+                       else float("inf")}
 
 
 def learning_rate(step, hp: Hparams):

@@ -1,4 +1,5 @@
-r"""Sample text from the latest checkpoint of a run.
+r"""Sample text from the latest checkpoint of a run (read-only: a bad latest
+checkpoint is skipped in memory, the workdir is never changed).
 
   python -m lm.sample --workdir=/tmp/tiny --prompt="def main(" \
       [--temperature=0.8 --top_k=40 --max_tokens=200 --seed=0]
@@ -6,7 +7,9 @@ r"""Sample text from the latest checkpoint of a run.
 from __future__ import annotations
 
 import functools
+import math
 import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,11 +21,17 @@ from lm.model import Transformer
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory of lm.train.")
 _PROMPT = flags.DEFINE_string("prompt", "", "Text to continue.")
-_TEMPERATURE = flags.DEFINE_float("temperature", 0.8, "0 = greedy.")
+_TEMPERATURE = flags.DEFINE_float("temperature", 0.8, "0 = greedy.",
+                                   lower_bound=0.0)
 _TOP_K = flags.DEFINE_integer("top_k", 40, "Sample from the k most likely "
-                              "tokens; 0 = all.")
-_MAX_TOKENS = flags.DEFINE_integer("max_tokens", 200, "Tokens to generate.")
-_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
+                              "tokens; 0 = all.", lower_bound=0)
+MAX_TOKENS_LIMIT = 1_000_000
+_MAX_TOKENS = flags.DEFINE_integer("max_tokens", 200, "Tokens to generate.",
+                                   lower_bound=1, upper_bound=MAX_TOKENS_LIMIT)
+_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.", lower_bound=0,
+                             upper_bound=2**31 - 1)
+flags.register_validator("temperature", math.isfinite,
+                         message="--temperature must be a finite number >= 0")
 
 
 def load_run(workdir: str):
@@ -34,20 +43,34 @@ def load_run(workdir: str):
   if meta is None:
     raise FileNotFoundError(f"{workdir}/run.json not found: not an lm.train "
                             "workdir")
-  c = meta["config"]
-  mc = ModelConfig(**{k: v for k, v in c["model"].items()}).validate()
-  tc = TrainConfig(**{k: v for k, v in c["train"].items()})
+  try:
+    c = meta["config"]
+    mc = ModelConfig(**dict(c["model"])).validate()
+    tc = TrainConfig(**dict(c["train"]))
+  except (KeyError, TypeError) as e:
+    raise ConfigError(f"{workdir}/run.json does not describe a run this "
+                      f"version can load ({type(e).__name__}: {e})") from None
   mesh = sharding.make_mesh(MeshConfig(shape=(1, 1, 1)),
                             devices=jax.devices()[:1])
   compiled = step_lib.compiled_for(mc, step_lib.StepOptions.from_train(tc),
                                    mesh, MeshConfig().rules)
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
-  restored = ckpt.restore_latest(compiled.abstract_state)
-  ckpt.close()
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(ckpt_dir):
+    raise FileNotFoundError(f"no checkpoint in {ckpt_dir}")
+
+  def check(step, record):  # run.json and the checkpoint must agree
+    if record and (record.get("config") or {}).get("model") != c["model"]:
+      raise ConfigError(f"{ckpt_dir}/{step} was written by another model "
+                        f"config than {workdir}/run.json describes")
+
+  ckpt = Checkpointer(ckpt_dir, read_only=True)
+  try:
+    restored = ckpt.restore_latest(compiled.abstract_state, check=check)
+  finally:
+    ckpt.close()
   if restored is None:
-    raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
-  step, state, _ = restored
-  return mc, state.params, load_tokenizer(workdir), step
+    raise FileNotFoundError(f"no checkpoint in {ckpt_dir}")
+  return mc, restored.state.params, load_tokenizer(workdir), restored.step
 
 
 @functools.partial(jax.jit, static_argnames=("model", "top_k"))
@@ -67,12 +90,13 @@ def generate(model_cfg: ModelConfig, params, tokenizer, prompt: str, *,
              max_tokens: int = 200, temperature: float = 0.8,
              top_k: int = 40, seed: int = 0) -> str:
   """Autoregressive sampling; a sliding window of ``max_seq_len`` tokens."""
-  if max_tokens <= 0:
-    raise ConfigError(f"--max_tokens must be positive, got {max_tokens}")
-  if temperature < 0:
-    raise ConfigError(f"--temperature must be >= 0, got {temperature}")
+  from lm.validation import check_int, check_real
+  check_int("max_tokens", max_tokens, 1, MAX_TOKENS_LIMIT)
+  check_real("temperature", temperature, 0, meaning="0 = greedy")
+  check_int("top_k", top_k, 0, meaning="0 = all tokens")
+  check_int("seed", seed, 0, 2**31 - 1)
   T = model_cfg.max_seq_len
-  top_k = min(max(top_k, 0), model_cfg.vocab_size)
+  top_k = min(top_k, model_cfg.vocab_size)
   model = Transformer(model_cfg)
   ids = list(tokenizer.encode(prompt)) if prompt else [tokenizer.eos_id]
   out = []

@@ -4,7 +4,9 @@ Everything a run needs to resume exactly lives in ``workdir``: orbax
 checkpoints (params, optimizer state, step, data-iterator position),
 ``metrics.jsonl``, TensorBoard events and ``run.json`` (config, parameter
 counts, FLOP convention, corpus hash, versions, status, final eval loss).
-Re-running the same call continues from the newest readable checkpoint.
+Re-running the same call continues from the newest sound checkpoint
+(``lm.checkpoint``: digests and config verified). One driver per workdir: the
+run holds ``workdir/.lock`` (``lm.workdir``) while it runs.
 """
 from __future__ import annotations
 
@@ -21,14 +23,21 @@ from lm import config as config_lib
 from lm import evaluate as evaluate_lib
 from lm import flops as flops_lib
 from lm import hardware, logs, optim, sharding, step as step_lib
+from lm import integrity
 from lm import params as params_lib
 from lm import profiling
+from lm import workdir as workdir_lib
 from lm.checkpoint import Checkpointer
 from lm.config import ConfigError
 
 
 class TrainingDiverged(RuntimeError):
   """Loss became NaN/Inf; the run is marked ``diverged`` in run.json."""
+
+
+class _SuspectCheckpoint(Exception):
+  """NaN/Inf on the first step after a restore: the checkpoint was moved
+  aside; training starts again from the one before it."""
 
 
 MFU_CONVENTION = "attention_inclusive"  # PaLM App. B model FLOPs, as MFU is defined
@@ -84,25 +93,60 @@ def _to_config_dict(config: Any):
   return ConfigDict(config)
 
 
-def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
+def _checkpoint_check(cfg_json: dict, workdir: str,
+                      provenance: Optional[dict]):
+  """Refuses a checkpoint written by another config or another caller (the
+  checkpoint's own record: deleting run.json does not bypass this)."""
+
+  def check(step: int, record: dict) -> None:
+    if not record:  # written before checkpoints carried their config
+      return
+    where = f"{workdir} (checkpoint at step {step})"
+    _check_resumable({"config": record.get("config") or {}}, cfg_json, where)
+    for key, want in sorted((provenance or {}).items()):
+      got = (record.get("provenance") or {}).get(key)
+      if got != want:
+        raise ConfigError(
+            f"{where} was written with {key}={str(got)[:16]!r}, not "
+            f"{str(want)[:16]!r} (another sweep or config); use a new "
+            "--workdir, or the original config to resume")
+  return check
+
+
+def train(config: Any, workdir: str, *, verbose: bool = True,
+          provenance: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
   """Trains (or resumes) the run in ``workdir``; returns a summary dict.
 
-  Raises ``ConfigError`` for bad input and ``TrainingDiverged`` on NaN/Inf.
+  ``provenance`` (e.g. ``{"sweep_config_hash": ...}``) is stored in run.json
+  and in every checkpoint, and a checkpoint recording other values is refused.
+  Raises ``ConfigError`` for bad input, ``WorkdirBusy`` when another process
+  trains in ``workdir`` and ``TrainingDiverged`` on NaN/Inf.
   """
-  from lm.data import build_dataset  # heavy imports kept local to the call
-  from lm.data.tokenizers import save_tokenizer
-
-  t_start = time.time()
   cd = _to_config_dict(config)
   # Validate every section before touching data (vocab is a placeholder here).
   pre = config_lib.from_config_dict(cd, vocab_size=256)
   sharding.maybe_initialize_distributed(pre.mesh.distributed)
-  pi, pc = jax.process_index(), jax.process_count()
-  is_main = pi == 0
   if pre.train.flop_convention not in flops_lib.CONVENTIONS:
     raise ConfigError(f"train.flop_convention must be one of "
                       f"{sorted(flops_lib.CONVENTIONS)}, got "
                       f"{pre.train.flop_convention!r}")
+  with workdir_lib.locked(workdir, what="lm.train run",
+                          enabled=jax.process_index() == 0):
+    while True:
+      try:
+        return _train(cd, pre, workdir, verbose, provenance)
+      except _SuspectCheckpoint:
+        continue  # the suspect checkpoint is moved aside: the next is older
+
+
+def _train(cd, pre, workdir: str, verbose: bool,
+           provenance: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+  from lm.data import build_dataset  # heavy imports kept local to the call
+  from lm.data.tokenizers import save_tokenizer
+
+  t_start = time.time()
+  pi, pc = jax.process_index(), jax.process_count()
+  is_main = pi == 0
   run_json = os.path.join(workdir, "run.json")
   old = logs.read_json(run_json)
   # Refuse a changed config before spending time on data / tokenizers.
@@ -136,9 +180,19 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
 
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"),
                       keep=tc.keep_checkpoints)
-  restored = ckpt.restore_latest(compiled.abstract_state)
+  try:
+    restored = ckpt.restore_latest(
+        compiled.abstract_state,
+        check=_checkpoint_check(cfg_json, workdir, provenance))
+  except BaseException:
+    ckpt.close()
+    raise
+  ckpt_record = {"config": cfg_json,
+                 "config_sha256": integrity.config_sha256(cfg_json),
+                 "provenance": dict(provenance or {})}
   if restored is not None:
-    start_step, state, data_state = restored
+    start_step, state, data_state = (restored.step, restored.state,
+                                     restored.data_state)
   else:
     start_step, data_state = 0, None
     state = compiled.init(jax.random.key(tc.seed))
@@ -161,7 +215,7 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
       "device_kind": jax.devices()[0].device_kind, "data": dataset.metadata,
       "versions": _versions(), "planned_steps": tc.steps,
       "tokens_per_step": B * T, "resumed_from_step": start_step or None,
-      "wall_time_s": prior_wall,
+      "wall_time_s": prior_wall, "provenance": dict(provenance or {}),
       **evaluate_lib.data_fields(dataset, eval_set, tc.steps * B * T),
   }
 
@@ -212,6 +266,12 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
       losses = np.asarray(m["loss"])
       if not np.all(np.isfinite(losses)):
         bad = step + int(np.argmin(np.isfinite(losses))) + 1
+        if restored is not None and step == start_step:
+          # Bad checkpoint first, divergence second: retrain from the one
+          # before (a run that really diverges here diverges again later).
+          ckpt.reject(start_step, f"the loss was {losses[~np.isfinite(losses)][0]}"
+                      " on the first step after restoring it")
+          raise _SuspectCheckpoint()
         write_meta(status="diverged", diverged_at_step=bad,
                    error=f"loss {losses[~np.isfinite(losses)][0]} at step {bad}")
         raise TrainingDiverged(f"loss became {losses[~np.isfinite(losses)][0]}"
@@ -236,7 +296,7 @@ def train(config: Any, workdir: str, *, verbose: bool = True) -> Dict[str, Any]:
         last = rec
         window_loss, window_n, window_t0 = 0.0, 0, time.time()
       if done or _crossed(step, k, tc.ckpt_every):
-        ckpt.save(step, state, it.get_state())
+        ckpt.save(step, state, it.get_state(), ckpt_record)
         if not done:
           write_meta()  # keeps wall_time_s current across crashes
   finally:

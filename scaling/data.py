@@ -11,7 +11,6 @@ import csv
 import dataclasses
 import hashlib
 import io
-import json
 import math
 import os
 import warnings
@@ -234,7 +233,8 @@ def _load_csv(path: str, flop_convention: Optional[str]) -> Runs:
         f"{', '.join(header)}")
   convention = _resolve_convention("D" in cols, "C" in cols, flop_convention,
                                    path)
-  rows, bad_status = [], []
+  from scaling import input_checks  # pylint: disable=g-import-not-at-top
+  rows, bad_status, all_ids = [], [], []
   n_read = 0
   for i, rec in enumerate(reader):
     n_read += 1
@@ -242,6 +242,7 @@ def _load_csv(path: str, flop_convention: Optional[str]) -> Runs:
     where = f"{path}:{line}"
     run_id = (rec.get(cols["run_id"]) if "run_id" in cols else None) or \
         f"row{line}"
+    all_ids.append(run_id)
     if "status" in cols:
       status = (rec.get(cols["status"]) or "").strip()
       if not status:
@@ -262,37 +263,26 @@ def _load_csv(path: str, flop_convention: Optional[str]) -> Runs:
   provenance["n_rows_read"] = n_read
   provenance["flop_convention"] = convention
   _exclude_status(bad_status, provenance, path)
-  return _make_runs(rows, provenance)
-
-
-_JSONL_REQUIRED = ("run_id", "N", "D", "C", "eval_loss", "status")
+  if "run_id" in cols:
+    input_checks.check_unique_ids(all_ids, path)
+  runs = _make_runs(rows, provenance)
+  input_checks.check_runs(runs, path,
+                          c_given="C" in cols and "D" in cols)
+  return runs
 
 
 def _load_jsonl(path: str, flop_convention: Optional[str]) -> Runs:
-  """Reads the experiments ledger (one JSON object per line, schema v1)."""
+  """Reads an experiments ledger (``scaling.ledger_schema``, schema v1)."""
+  # Both import this module: keep them lazy.
+  from scaling import input_checks, ledger_schema  # pylint: disable=g-import-not-at-top
   data = _read_bytes(path)
   provenance = {"source": path, "sha256": _sha256(data), "exclusions": []}
+  # Validates every line; a repeated run id is an error.
+  records = ledger_schema.parse_lines(data, path)
   rows, bad_status, conventions, param_conventions = [], [], set(), set()
-  n_read = 0
-  for lineno, line in enumerate(data.decode("utf-8").splitlines(), start=1):
-    if not line.strip():
-      continue
-    n_read += 1
+  fpt = []
+  for lineno, rec in records:
     where = f"{path}:{lineno}"
-    try:
-      rec = json.loads(line)
-    except json.JSONDecodeError as e:
-      raise ScalingDataError(f"{where}: unparsable JSON line ({e.msg})") \
-          from None
-    if not isinstance(rec, dict):
-      raise ScalingDataError(f"{where}: expected a JSON object per line")
-    if rec.get("schema_version", 1) != 1:
-      raise ScalingDataError(
-          f"{where}: schema_version={rec.get('schema_version')!r}, only 1 is "
-          "supported")
-    missing = [k for k in _JSONL_REQUIRED if k not in rec]
-    if missing:
-      raise ScalingDataError(f"{where}: missing key(s) {', '.join(missing)}")
     status = str(rec["status"])
     if status.lower() != "ok":
       bad_status.append((rec["run_id"], status))
@@ -308,13 +298,14 @@ def _load_jsonl(path: str, flop_convention: Optional[str]) -> Runs:
       conventions.add(str(rec["flop_convention"]))
     if rec.get("param_convention"):
       param_conventions.add(str(rec["param_convention"]))
+    fpt.append(rec.get("flops_per_token"))
     rows.append(dict(N=N, D=D, C=C, loss=loss, budget=budget,
                      run_id=str(rec["run_id"])))
   if len(conventions) > 1 and flop_convention is None:
     raise ScalingDataError(
         f"{path}: mixed flop_convention values {sorted(conventions)}; C is "
         "not comparable across runs")
-  provenance["n_rows_read"] = n_read
+  provenance["n_rows_read"] = len(records)
   provenance["flop_convention"] = (flop_convention or
                                    (conventions.pop() if conventions
                                     else "as_given"))
@@ -325,7 +316,9 @@ def _load_jsonl(path: str, flop_convention: Optional[str]) -> Runs:
   if param_conventions:
     provenance["param_convention"] = param_conventions.pop()
   _exclude_status(bad_status, provenance, path)
-  return _make_runs(rows, provenance)
+  runs = _make_runs(rows, provenance)
+  input_checks.check_runs(runs, path, flops_per_token=fpt)
+  return runs
 
 
 def load_runs(source: str, *, flop_convention: Optional[str] = None) -> Runs:

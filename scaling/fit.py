@@ -7,7 +7,9 @@ r"""Command line: fit compute-optimal scaling laws (Hoffmann et al. 2022).
 ``--input`` is a built-in data set (see ``scaling.data.BUILTIN_DATASETS``), a
 .csv / .jsonl file of final runs, ``misfitting_curves`` or an experiments
 working directory (``runs/*/metrics.jsonl``); the last two also give training
-curves for Approach 1. Errors are printed as one line on stderr (exit 1).
+curves for Approach 1. Errors are printed as one line on stderr (exit 2),
+through the entry points' one error path (``lm.cli``; ``--verbose`` adds the
+traceback).
 """
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ import os
 import sys
 import warnings
 
-from absl import app
 from absl import flags
 
 from scaling import curves as curves_lib
@@ -32,8 +33,8 @@ _OUT = flags.DEFINE_string("out", None, "output directory (fit.json, fit.md, "
 _BUDGETS = flags.DEFINE_list("budgets", [f"{b:g}" for b in DEFAULT_BUDGETS],
                              "FLOP budgets for N*, D*, D/N.")
 _BOOTSTRAP = flags.DEFINE_integer("bootstrap", 4000, "bootstrap replicates "
-                                  "(0 = no intervals).")
-_SEED = flags.DEFINE_integer("seed", 0, "bootstrap seed.")
+                                  "(0 = no intervals).", lower_bound=0)
+_SEED = flags.DEFINE_integer("seed", 0, "bootstrap seed.", lower_bound=0)
 _SCHEME = flags.DEFINE_enum("isoflop_scheme", "runs", ["runs", "seed_noise"],
                             "Approach-2 bootstrap: resample runs within "
                             "budgets, or perturb losses by seed noise.")
@@ -52,7 +53,7 @@ _NOISE = flags.DEFINE_float("seed_noise_std", None, "Approach 2 seed_noise: "
                             "from seed repeats, else residual-based).")
 _ON_EDGE = flags.DEFINE_enum("isoflop_on_edge", "drop", ["drop", "keep"],
                              "Approach 2: drop or keep budgets whose "
-                             "parabola vertex is outside the sampled sizes.")
+                             "minimum is at the edge of the sampled sizes.")
 _PLOTS = flags.DEFINE_boolean("plots", True, "write PNG plots (needs "
                               "matplotlib).")
 
@@ -96,31 +97,25 @@ def load_inputs(source: str, approaches):
 
 def main(argv):
   if len(argv) > 1:
-    print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
-    return 1
-  try:
-    with warnings.catch_warnings(record=True) as caught:
-      warnings.simplefilter("always")
-      approaches = (None if _APPROACH.value is None
-                    else tuple(_parse_list(_APPROACH.value, "approach", int)))
-      budgets = _parse_list(_BUDGETS.value, "budgets", float)
-      runs, curves, approaches = load_inputs(_INPUT.value, approaches)
-      result = run_fit(runs, approaches=approaches, out_dir=_OUT.value,
-                       budgets=budgets, bootstrap=_BOOTSTRAP.value,
-                       seed=_SEED.value, curves=curves, plots=_PLOTS.value,
-                       options={2: {"scheme": _SCHEME.value,
-                                    "weighted": _WEIGHTED.value,
-                                    "on_edge": _ON_EDGE.value,
-                                    "seed_noise_std": _NOISE.value,
-                                    "estimator_options": {"local_parabola": {
-                                        "k": _LOCAL_K.value}}}},
-                       choices={"approach2": _ESTIMATOR.value},
-                       command_line=" ".join(
-                           ["python -m scaling.fit"] + sys.argv[1:]))
-  except (ValueError, OSError) as e:  # ScalingDataError is a ValueError
-    msg = " ".join(str(e).split())
-    print(f"error: {msg}", file=sys.stderr)
-    return 1
+    raise data_lib.ScalingDataError(f"unexpected arguments {argv[1:]}")
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    approaches = (None if _APPROACH.value is None
+                  else tuple(_parse_list(_APPROACH.value, "approach", int)))
+    budgets = _parse_list(_BUDGETS.value, "budgets", float)
+    runs, curves, approaches = load_inputs(_INPUT.value, approaches)
+    result = run_fit(runs, approaches=approaches, out_dir=_OUT.value,
+                     budgets=budgets, bootstrap=_BOOTSTRAP.value,
+                     seed=_SEED.value, curves=curves, plots=_PLOTS.value,
+                     options={2: {"scheme": _SCHEME.value,
+                                  "weighted": _WEIGHTED.value,
+                                  "on_edge": _ON_EDGE.value,
+                                  "seed_noise_std": _NOISE.value,
+                                  "estimator_options": {"local_parabola": {
+                                      "k": _LOCAL_K.value}}}},
+                     choices={"approach2": _ESTIMATOR.value},
+                     command_line=" ".join(
+                         ["python -m scaling.fit"] + sys.argv[1:]))
   for m in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
     print(f"warning: {m}", file=sys.stderr)
   print(text_table(result), end="")
@@ -131,5 +126,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  from lm import cli  # absl-only module: scaling stays free of lm's deps
   flags.mark_flag_as_required("input")
-  app.run(main)
+  cli.run(main)

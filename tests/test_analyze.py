@@ -84,10 +84,11 @@ def test_analysis_settings_are_validated_once_with_one_line_errors():
   assert s.with_overrides(bootstrap=None, isoflop_scheme="seed_noise") == \
       AnalysisSettings(bootstrap=200, isoflop_estimator="all",
                        isoflop_scheme="seed_noise")
-  for bad, match in (({"isoflop_estimator": "spline"}, "valid: parabola"),
+  for bad, match in (({"isoflop_estimator": "spline"}, "one of parabola"),
                      ({"bootstrapp": 3}, "unknown analysis field 'bootstrapp'"),
-                     ({"bootstrap": 1}, "analysis.bootstrap=1"),
-                     ({"isoflop_k": 2}, "analysis.isoflop_k=2")):
+                     ({"bootstrap": 1}, "analysis.bootstrap must be an integer >= 0"),
+                     ({"isoflop_k": 2}, "analysis.isoflop_k must be an integer >= 3"),
+                     ({"isoflop_on_edge": "x"}, "'drop' or 'keep'")):
     with pytest.raises(ConfigError, match=match) as e:
       AnalysisSettings.from_config(bad)
     assert "\n" not in str(e.value)

@@ -22,7 +22,7 @@ def _cli(*args):
 
 
 def _one_line_error(rc, err, match):
-  assert rc == 1
+  assert rc == 2
   lines = [l for l in err.strip().splitlines() if l.strip()]
   assert len(lines) == 1, err
   assert lines[0].startswith("error: ") and match in lines[0], err
@@ -164,7 +164,7 @@ def test_cli_missing_column_is_one_line_error(tmp_path):
   path = tmp_path / "nocol.csv"
   path.write_text("N,budget\n1e8,1e19\n2e8,1e19\n")
   rc, _, err = _cli(f"--input={path}", "--approach=2", "--bootstrap=0")
-  assert rc == 1 and len(err.strip().splitlines()) == 1, err
+  assert rc == 2 and len(err.strip().splitlines()) == 1, err
 
 
 @pytest.mark.parametrize("args,match", [

@@ -101,8 +101,10 @@ power laws N\\* = k_N C^a, D\\* = k_D C^b), Approach 3 (L = E + A/N^α +
 B/D^β, Huber loss, Hoffmann's 4500-start grid) and Approach 1 (the envelope
 of the training curves), with bootstrap intervals, and writes
 `WORKDIR/report/` (`fit.json`, `fit.md`, `fit.tex`, PNG plots). A budget whose
-parabola has no interior minimum is dropped with a warning; fewer than 2
-usable budgets is an error.
+parabola has no interior minimum is dropped with a warning; with fewer than
+2 usable budgets Approach 2 is skipped with a warning (as in the SMALL-mode
+sweep) and the other approaches are reported; no fittable approach at all is
+an error.
 '''),
     code('''
 from experiments.analyze import analyze, summary_text

@@ -169,9 +169,22 @@ def _cap(files: List[Tuple[str, str, int, int]],
   return out
 
 
+# Warn when more than this share of a corpus is not UTF-8 (binary files).
+REPLACEMENT_WARN_FRACTION = 0.001
+
+
+def _warn_if_binary(n_replaced: int, n_bytes: int, worst: str) -> None:
+  if n_bytes and n_replaced > REPLACEMENT_WARN_FRACTION * n_bytes:
+    import warnings  # pylint: disable=g-import-not-at-top
+    warnings.warn(f"corpus: {n_replaced:,} of {n_bytes:,} bytes are not UTF-8 "
+                  f"text and were decoded as U+FFFD (most in {worst}); is "
+                  "data.path pointing at binary files?", stacklevel=3)
+
+
 def _read_docs(files: Sequence[Tuple[str, str, int, int]]) -> Tuple[List[str], str, int]:
   h = hashlib.sha256()
   docs, n_bytes = [], 0
+  n_replaced, worst = 0, (0, "")
   for key, path, _, _ in files:
     with open(path, "rb") as f:
       raw = f.read()
@@ -179,6 +192,10 @@ def _read_docs(files: Sequence[Tuple[str, str, int, int]]) -> Tuple[List[str], s
     h.update(raw)
     n_bytes += len(raw)
     docs.append(raw.decode("utf-8", errors="replace"))
+    bad = docs[-1].count("\ufffd")
+    n_replaced += bad
+    worst = max(worst, (bad, key))
+  _warn_if_binary(n_replaced, n_bytes, worst[1])
   return docs, h.hexdigest(), n_bytes
 
 
