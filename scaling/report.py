@@ -43,7 +43,11 @@ def _versions() -> Dict[str, str]:
 
 
 def families_of(approaches) -> Tuple[str, ...]:
-  """Families for --approach values (1, 2, 3 or family names)."""
+  """Families for --approach values (1, 2, 3 or family names).
+
+  Approach 2 brings the loss-vs-compute fit of its minima along when one is
+  registered.
+  """
   out = []
   for a in approaches:
     fam = APPROACH_FAMILIES.get(str(a), str(a))
@@ -53,10 +57,12 @@ def families_of(approaches) -> Tuple[str, ...]:
           f"{', '.join(f for f in fit_schema.FAMILIES if methods_lib.family_methods(f))}); "
           f"got {a!r}.")
     out.append(fam)
+  if "approach2" in out and methods_lib.family_methods("loss_vs_compute"):
+    out.append("loss_vs_compute")
   return tuple(f for f in fit_schema.FAMILIES if f in out)
 
 
-def _check(families, budgets, bootstrap, runs, curves):
+def _check(families, budgets, bootstrap, runs, curves, table):
   if not families:
     raise ScalingDataError("approaches must be a non-empty subset of 1,2,3.")
   if not budgets or any(not np.isfinite(b) or b <= 0 for b in budgets):
@@ -72,10 +78,22 @@ def _check(families, budgets, bootstrap, runs, curves):
         "or misfitting_curves); this input has final losses only.")
   if any(n.startswith("runs") for n in needs) and runs is None:
     raise ScalingDataError("approaches 2 and 3 need final-loss runs; none given.")
+  if "table" in needs and table is None:
+    raise ScalingDataError("the powerlaw fit needs a table of columns; none "
+                           "given.")
 
 
-def _conventions(runs, curves, F) -> Dict[str, Any]:
-  prov = (runs.provenance if runs is not None else curves.provenance) or {}
+def _input_provenance(runs, curves, table) -> Dict[str, Any]:
+  if runs is not None:
+    return dict(runs.provenance, n_rows=len(runs))
+  if table is not None:
+    return dict(table[1])
+  return {}
+
+
+def _conventions(prov, curves, F) -> Dict[str, Any]:
+  if not prov and curves is not None:
+    prov = curves.provenance
   return {"flop_convention": prov.get("flop_convention"),
           "param_convention": prov.get("param_convention"),
           "flops_per_token": None if F is None else F.to_dict()}
@@ -88,7 +106,7 @@ def _entry(method, res, budgets) -> Dict[str, Any]:
            citation=method.citation, default=method.default,
            interval_procedure=res.interval_procedure,
            quantities=[q[0] for q in res.quantities()])
-  if method.predicts == "compute_optimal":
+  if method.predicts in ("compute_optimal", "loss"):
     C = np.asarray(budgets, np.float64)
     d["compute_optimal"] = methods_lib.optimal_rows(res.predict(C), budgets,
                                                     res.interval(C))
@@ -101,6 +119,21 @@ def _options_for(options: Dict[Any, Dict[str, Any]], family: str) -> Dict[str, A
     return dict(options[family])
   number = {v: int(k) for k, v in APPROACH_FAMILIES.items()}.get(family)
   return dict(options.get(number, {}))
+
+
+def _choice(family: str, choices: Dict[str, str], opts: Dict[str, Any]):
+  """The family's method choice; Approach 3 also takes {'fit': {'method'}}."""
+  choice = choices.get(family)
+  fit_opts = opts.get("fit")
+  if family == "approach3" and isinstance(fit_opts, dict) and "method" in fit_opts:
+    opts["fit"] = dict(fit_opts)
+    named = opts["fit"].pop("method")
+    named = {"huber_grid": "grid_lbfgs"}.get(named, named)
+    if choice not in (None, named):
+      raise ScalingDataError(f"approach3 method given twice: {choice!r} and "
+                             f"{named!r}")
+    choice = named
+  return choice
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +152,7 @@ def run_fit(runs=None, *, approaches: Sequence = (1, 2, 3),
             command_line: Optional[str] = None,
             options: Optional[Dict[Any, Dict[str, Any]]] = None,
             choices: Optional[Dict[str, str]] = None,
-            flops_per_token=None) -> Dict[str, Any]:
+            flops_per_token=None, table=None) -> Dict[str, Any]:
   """Fits the requested families' methods and writes the report files.
 
   Args:
@@ -140,34 +173,41 @@ def run_fit(runs=None, *, approaches: Sequence = (1, 2, 3),
       {'approach2': 'akima'} (default: each family's default method).
     flops_per_token: F(N) for F(N) D = C (callable or TokenFlops); default
       from the runs' own C / D (``scaling.token_flops``).
+    table: (columns {name: array}, provenance) for the powerlaw family.
 
   Returns:
     The fit.json dictionary.
   """
   families = families_of(approaches)
   budgets = tuple(float(b) for b in budgets)
-  _check(families, budgets, bootstrap, runs, curves)
+  _check(families, budgets, bootstrap, runs, curves, table)
   options, choices = dict(options or {}), dict(choices or {})
   F = (token_flops.resolve(flops_per_token, runs.N, runs.D, runs.C)
        if runs is not None else None)
-  result = fit_schema.new(budgets, _conventions(runs, curves, F))
+  in_prov = _input_provenance(runs, curves, table)
+  result = fit_schema.new(budgets, _conventions(in_prov, curves, F))
   inputs = methods_lib.FitInputs(runs, curves, budgets, int(bootstrap),
-                                 int(seed), F)
+                                 int(seed), F,
+                                 table=None if table is None else table[0])
   fitted = []
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     for fam in families:
-      chosen, primary = methods_lib.resolve(fam, choices.get(fam))
       opts = _options_for(options, fam)
+      chosen, primary = methods_lib.resolve(fam, _choice(fam, choices, opts))
       for method in chosen:
-        res = method.fit(inputs, dict(opts))
+        try:
+          res = method.fit(inputs, dict(opts))
+        except methods_lib.MethodSkipped as e:
+          warnings.warn(f"{method.label} skipped: {e}")
+          continue
         fit_schema.add_entry(result, _entry(method, res, budgets),
                              primary=method is primary)
         fitted.append((method, res, method is primary))
         if method is primary:
           inputs.previous[fam] = res
   result["warnings"] = list(dict.fromkeys(str(w.message) for w in caught))
-  result["provenance"] = _provenance(runs, curves, seed, bootstrap,
+  result["provenance"] = _provenance(in_prov, curves, seed, bootstrap,
                                      command_line)
   result = fit_schema.jsonable(result)
   if out_dir:
@@ -179,16 +219,15 @@ def run_fit(runs=None, *, approaches: Sequence = (1, 2, 3),
   return result
 
 
-def _provenance(runs, curves, seed, bootstrap, command_line) -> Dict[str, Any]:
+def _provenance(in_prov, curves, seed, bootstrap, command_line) -> Dict[str, Any]:
   prov: Dict[str, Any] = {
       "command_line": command_line if command_line is not None else " ".join(sys.argv),
       "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
           timespec="seconds"),
       "versions": _versions(), "seed": seed, "bootstrap": bootstrap,
   }
-  if runs is not None:
-    prov["input"] = dict(runs.provenance)
-    prov["input"]["n_rows"] = len(runs)
+  if in_prov:
+    prov["input"] = in_prov
   if curves is not None:
     prov["curves"] = dict(curves.provenance)
   return prov

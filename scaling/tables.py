@@ -66,9 +66,10 @@ def _aligned(rows: List[List[str]]) -> List[str]:
 
 def _conventions_line(result) -> str:
   c = fit_schema.conventions(result)
-  F = (c.get("flops_per_token") or {}).get("label", "not recorded")
-  return (f"C counted as {c.get('flop_convention')}, N as "
-          f"{c.get('param_convention') or 'given'}; D* = C / F(N*) with {F}")
+  out = (f"C counted as {c.get('flop_convention')}, N as "
+         f"{c.get('param_convention') or 'given'}")
+  F = (c.get("flops_per_token") or {}).get("label")
+  return out + (f"; F(N*) D* = C with {F}" if F else "")
 
 
 def text_table(result: Dict[str, Any]) -> str:

@@ -77,7 +77,7 @@ def test_cli_approach2_writes_all_outputs(tmp_path):
   assert "## Approach 2 (IsoFLOP, parabola)" in md and "| a | 0.49" in md
   for png in ("isoflop.png", "frontier.png"):
     assert (out / png).stat().st_size > 1000
-  assert res["plots"] == ["isoflop.png", "frontier.png"]
+  assert {"isoflop.png", "frontier.png"} <= set(res["plots"])
   # The replicates used and the interval are recorded and shown.
   assert d2["n_bootstrap_requested"] == 50
   assert d2["n_bootstrap_ok"] + d2["n_bootstrap_failed"] == 50

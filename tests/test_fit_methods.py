@@ -66,11 +66,11 @@ def test_fit_json_schema_round_trip(tmp_path, llama3):
   assert "NaN" not in text and "Infinity" not in text       # strict JSON
   back = fit_schema.read(str(tmp_path / "fit.json"))
   assert back["schema_version"] == fit_schema.SCHEMA_VERSION
-  keys = [k for k, _ in fit_schema.entries(back)]
+  keys = [k for k, e in fit_schema.entries(back) if e["family"] == "approach2"]
   assert keys[0] == back["approach2"]["method"] and len(keys) == 4
   for _, e in fit_schema.entries(back):
     assert set(fit_schema.ENTRY_KEYS) <= set(e)
-    assert e["interval_procedure"].startswith("seed-noise perturbation, σ=")
+    assert e["interval_procedure"].startswith("seed-noise perturbation")
     assert set(e["compute_optimal"]) == {"1e+21", "5.76e+23"}
   assert fit_schema.conventions(back)["flop_convention"] == "6ND"
   bad = tmp_path / "bad.json"
@@ -101,3 +101,37 @@ def test_every_interval_names_its_own_procedure(tmp_path):
       want = tables._tex_text(p) if name == "tex" else p  # pylint: disable=protected-access
       assert want in out, (name, p)
     assert "value [percentile" not in out    # no header shared by all
+
+
+def test_loss_vs_compute_is_fitted_on_the_approach2_minima(llama3):
+  pytest.importorskip("scaling.saturation", reason="scaling3's saturation fit")
+  res = report.run_fit(llama3, approaches=(2,), bootstrap=30,
+                       budgets=(1e22, 1e24), plots=False)
+  e = res["loss_vs_compute"]
+  assert e["method"] == "loss_vs_compute.saturation"
+  assert len(e["minima"]) == len(res["approach2"]["minima"])
+  assert e["interval_procedure"].startswith("budget resampling")
+  L = [e["compute_optimal"][k]["loss"] for k in ("1e+22", "1e+24")]
+  assert L[1] < L[0] < min(m["L_opt"] for m in e["minima"])  # extrapolates down
+  lo, hi = e["compute_optimal"]["1e+24"]["loss_ci"]
+  assert lo <= L[1] <= hi
+
+
+def test_powerlaw_goes_through_the_registry():
+  pytest.importorskip("scaling.powerlaw", reason="scaling3's power-law fit")
+  rng = np.random.default_rng(0)
+  x = np.logspace(6, 9, 40)
+  y = 3.0 * x**-0.3 * np.exp(0.01 * rng.standard_normal(40))
+  res = report.run_fit(None, approaches=("powerlaw",), bootstrap=50,
+                       table=({"N": x, "loss": y}, {"source": "synthetic"}),
+                       options={"powerlaw": {"x": ["N"], "y": "loss"}})
+  e = res["powerlaw"]
+  assert e["b[N]"] == pytest.approx(-0.3, abs=0.01)
+  assert e["interval_procedure"].startswith("row resampling")
+  assert "compute_optimal" not in e
+  assert "power law" in tables.text_table(res)
+
+
+def test_vpnls_is_an_approach3_entry():
+  pytest.importorskip("scaling.vpnls", reason="scaling3's variable projection")
+  assert methods.get("approach3.vpnls").family == "approach3"

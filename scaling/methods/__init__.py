@@ -22,6 +22,7 @@ bottom of this file.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -38,10 +39,16 @@ class FitInputs:
   bootstrap: int
   seed: int
   flops_per_token: Any           # scaling.token_flops.TokenFlops or None
+  table: Optional[Dict[str, np.ndarray]] = None   # columns (powerlaw family)
   # Primary results of the families fitted before this one (fit.json order:
   # approach1, approach2, approach3, loss_vs_compute, powerlaw), e.g. a
   # loss-vs-compute method reads previous['approach2'].fit.minima.
   previous: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class MethodSkipped(Exception):
+  """Raised by a method that does not apply to this input (the report warns
+  and goes on: e.g. the loss-vs-compute fit on fewer than 3 budgets)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,10 +57,10 @@ class FitMethod:
   family: str
   label: str
   citation: str
-  needs: str                     # 'runs' | 'curves' | 'runs+curves'
+  needs: str                     # 'runs' | 'curves' | 'table'
   fit: Callable[[FitInputs, Dict[str, Any]], Any]
   default: bool = False          # the family's default method
-  predicts: str = "compute_optimal"
+  predicts: str = "compute_optimal"   # or 'loss' (L* at budgets C), 'y'
   order: int = 0                 # display order within its family
 
 
@@ -146,13 +153,13 @@ def optimal_rows(pred: Dict[str, np.ndarray], budgets: Sequence[float],
   return rows
 
 
-# Built-in methods (imported for their register() calls). One module per
-# family; a new method is one register() call in its family's module:
-#   approach3.vpnls            add "vpnls" to approach3.PARAMETRIC_METHODS
-#                              and register it like grid_lbfgs;
-#   loss_vs_compute.saturation L*(C) = E + A C^-gamma on
-#                              previous['approach2'] minima (predicts 'loss');
-#   powerlaw.powerlaw          y = a x^b on any columns (predicts 'y').
+# Built-in methods (imported for their register() calls), one module per
+# family; a new method is one register() call in its family's module.
+# Families whose fitting code is optional register only when it is present.
 from scaling.methods import approach1  # noqa: E402,F401
 from scaling.methods import approach2  # noqa: E402,F401
 from scaling.methods import approach3  # noqa: E402,F401
+if importlib.util.find_spec("scaling.saturation") is not None:
+  from scaling.methods import saturation  # noqa: E402,F401
+if importlib.util.find_spec("scaling.powerlaw") is not None:
+  from scaling.methods import power_law  # noqa: E402,F401

@@ -7,6 +7,7 @@ FLOP convention (``scaling.parametric.frontier``: Hoffmann 2022 Eq. 4 for
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from typing import Any, Dict, Optional
 
@@ -14,8 +15,11 @@ import numpy as np
 
 from scaling import methods
 
-# Registry name -> scaling.parametric.fit_parametric(method=...).
-PARAMETRIC_METHODS = {"grid_lbfgs": "huber_grid", "mle": "mle"}
+# Registry name -> scaling.parametric.fit_parametric(method=...) ('huber_grid'
+# is grid_lbfgs's older name, accepted under both). 'vpnls' (variable
+# projection, scaling/vpnls.py) is registered when that module is present.
+PARAMETRIC_METHODS = {"grid_lbfgs": "huber_grid", "mle": "mle",
+                      "vpnls": "vpnls"}
 _QUANTITIES = ("a", "b", "E", "A", "B", "alpha", "beta", "G")
 
 
@@ -69,6 +73,7 @@ class Approach3Result:
 
   def to_dict(self) -> Dict[str, Any]:
     d = self.fit.to_dict()
+    d["estimator"] = d.pop("method")   # fit_parametric's method name
     boot = self.boot
     ci = {} if boot is None else {k: [float(v[0]), float(v[1])]
                                   for k, v in boot.ci.items()
@@ -131,3 +136,10 @@ methods.register(methods.FitMethod(
     label="Approach 3 (parametric, Huber likelihood)",
     citation="Besiroglu et al. 2024, arXiv:2404.10102",
     needs="runs", fit=_make_fit("mle"), order=1))
+if importlib.util.find_spec("scaling.vpnls") is not None:
+  methods.register(methods.FitMethod(
+      key="approach3.vpnls", family="approach3",
+      label="Approach 3 (parametric, Huber on log L, variable projection)",
+      citation="Golub & Pereyra 1973 (variable projection); Open-Athena "
+               "scaling-law-analysis (VPNLS for Chinchilla's law)",
+      needs="runs", fit=_make_fit("vpnls"), order=2))
