@@ -77,6 +77,9 @@ def _fittable(runs, curves, approaches, fit_kwargs):
   """
   from scaling.data import ScalingDataError
   from scaling.report import run_fit
+  probe = dict(fit_kwargs)   # a point fit: no bootstrap, so no weights
+  probe["options"] = {k: dict(v, weighted=False) if k == 2 else v
+                      for k, v in fit_kwargs.get("options", {}).items()}
   keep, skipped, first = [], [], None
   for a in approaches:
     if a == 3 or (a == 1 and curves is None):
@@ -86,7 +89,7 @@ def _fittable(runs, curves, approaches, fit_kwargs):
       with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         run_fit(runs, approaches=(a,), bootstrap=0, curves=curves,
-                plots=False, **fit_kwargs)
+                plots=False, **probe)
       keep.append(a)
     except ScalingDataError as e:
       first = first or e
@@ -252,6 +255,14 @@ def summary_text(report: Dict[str, Any]) -> str:
                  f"α = {_fmt_ci(a3['alpha'], ci.get('alpha'))}, "
                  f"β = {_fmt_ci(a3['beta'], ci.get('beta'))}, "
                  f"a = {_fmt_ci(a3['a'], ci.get('a'))}{_interval_note(a3)}")
+  lc = fit.get("loss_vs_compute")
+  if lc:
+    ci = lc.get("ci", {})
+    preds = ", ".join(f"L*({k}) = {_fmt_ci(r['loss'], r.get('loss_ci'))}"
+                      for k, r in lc.get("compute_optimal", {}).items())
+    lines.append(f"{lc['label']}: E = {_fmt_ci(lc['E'], ci.get('E'))}, "
+                 f"gamma = {_fmt_ci(lc['gamma'], ci.get('gamma'))}; {preds}"
+                 f"{_interval_note(lc)}")
   a1 = fit.get("approach1")
   if a1:
     ci = a1.get("ci", {})

@@ -60,6 +60,16 @@ def test_analyze_recovers_known_law(tmp_path):
   assert "a = " in text and "diverged" in text
 
 
+def test_analyze_with_the_seed_noise_scheme_names_its_sigma(tmp_path):
+  _write_ledger(str(tmp_path))
+  fit = analyze(str(tmp_path), bootstrap=40, approaches=(2,), plots=False,
+                isoflop_scheme="seed_noise")["fit"]
+  a2 = fit["approach2"]
+  assert a2["scheme"] == "seed_noise" and a2["weighted"]
+  assert a2["interval_procedure"].startswith("seed-noise perturbation, σ=")
+  assert "residual-based" in a2["interval_procedure"]   # no seed repeats here
+
+
 def test_ledger_rejects_bad_lines(tmp_path):
   path = tmp_path / "results.jsonl"
   path.write_text('{"schema_version": 1, "run_id": "x"}\n')
