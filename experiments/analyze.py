@@ -106,6 +106,8 @@ def _fittable(runs, curves, approaches, fit_kwargs):
 def _curves(workdir: str, settings: AnalysisSettings):
   """Approach-1 curves from the runs' metrics (None, with a warning, if too few).
 
+  Returns (curves or None, the skip message or None).
+
   With ``curve_loss='eval_loss'`` every record is the eval loss at the step
   it was measured (its own tokens and FLOPs), not smoothed; a run needs at
   least 2 eval records.
@@ -119,13 +121,14 @@ def _curves(workdir: str, settings: AnalysisSettings):
     hint = (" (train.eval_every=0 evaluates only at the end of each run; set "
             "train.eval_every, or analysis.curve_loss='loss' for train loss)"
             if key == "eval_loss" else "")
-    warnings.warn(f"Approach 1 skipped: too few {key} records: {e}{hint}")
-    return None
+    msg = f"Approach 1 skipped: too few {key} records: {e}{hint}"
+    warnings.warn(msg)
+    return None, " ".join(msg.split())
   if curves.provenance.get("exclusions"):
     warnings.warn(f"Approach 1: {len(curves.provenance['exclusions'])} run(s) "
                   f"have fewer than 2 {key} records and are left out of the "
                   "envelope.")
-  return curves
+  return curves, None
 
 
 def analyze(workdir: str, *, bootstrap: Optional[int] = None,
@@ -157,7 +160,8 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
       bootstrap=bootstrap, seed=seed, isoflop_scheme=isoflop_scheme,
       isoflop_estimator=isoflop_estimator, isoflop_on_edge=isoflop_on_edge)
   runs = load_runs(ledger_path)
-  curves = _curves(workdir, settings) if 1 in approaches else None
+  curves, no_curves = (_curves(workdir, settings) if 1 in approaches
+                       else (None, None))
   if curves is None:
     approaches = tuple(a for a in approaches if a != 1)
   out_dir = os.path.join(workdir, "report")
@@ -169,6 +173,7 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
       choices={"approach2": settings.isoflop_estimator},
       flops_per_token=sweep_flops_per_token(meta, runs))
   approaches, skipped = _fittable(runs, curves, approaches, fit_kwargs)
+  skipped = ([no_curves] if no_curves else []) + skipped
   fit = run_fit(runs, approaches=approaches, out_dir=out_dir,
                 budgets=_report_budgets(meta, runs),
                 bootstrap=settings.bootstrap, seed=settings.seed,

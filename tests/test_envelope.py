@@ -204,5 +204,6 @@ def test_analyze_skips_approach1_when_runs_evaluate_only_at_the_end(tmp_path):
   _eval_workdir(tmp_path, eval_every=40)            # one eval record per run
   with pytest.warns(UserWarning, match="Approach 1 skipped: too few "
                     "eval_loss records.*train.eval_every"):
-    assert _curves(str(tmp_path), AnalysisSettings()) is None
-  assert _curves(str(tmp_path), AnalysisSettings(curve_loss="loss")) is not None
+    curves, why = _curves(str(tmp_path), AnalysisSettings())
+  assert curves is None and why.startswith("Approach 1 skipped: ")
+  assert _curves(str(tmp_path), AnalysisSettings(curve_loss="loss"))[0] is not None
