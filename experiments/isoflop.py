@@ -2,10 +2,12 @@ r"""Plan and run an IsoFLOP sweep, then fit and report.
 
   python -m experiments.isoflop --config=experiments/configs/quickstart.py \
       --workdir=runs/quickstart [--plan_only] [--config.sweep.n_sizes=7 ...]
+      [--executor=ray [--ray_address=auto|HOST:PORT]]
 
-Re-running the same command resumes: finished runs are skipped, the
-unfinished one continues from its checkpoint.
+Re-running the same command resumes: finished runs are skipped, unfinished
+ones continue from their checkpoints, failed ones are tried again.
 """
+import sys
 import time
 
 from absl import flags
@@ -25,8 +27,16 @@ _BOOTSTRAP = flags.DEFINE_integer("bootstrap", None, "Bootstrap resamples for "
                                   "the fits (default: the config's "
                                   "analysis.bootstrap).", lower_bound=0)
 _PROGRESS = flags.DEFINE_bool("progress", True, "Progress bars on terminals.")
+_EXECUTOR = flags.DEFINE_string(
+    "executor", "local", "Where runs train: 'local' (this process, one after "
+    "another) or 'ray' (Ray tasks with sweep.resources_per_run each; needs "
+    "pip install -e '.[ray]').")
+_RAY_ADDRESS = flags.DEFINE_string(
+    "ray_address", None, "--executor=ray: 'auto' or HOST:PORT of a running "
+    "Ray cluster; unset: start a private Ray instance on this machine.")
 
 
+EXIT_RUNS_FAILED = 4  # the sweep finished, some runs are recorded 'failed'
 ASSUMED_MFU = 0.4  # for plan-time estimates on accelerators only
 
 
@@ -61,6 +71,15 @@ def _validate_runs(plan, cfg) -> None:
                         ) from None
 
 
+def _is_process_0() -> bool:
+  """Process 0 of a multi-host job (asked without starting a JAX backend
+  where none was started: a Ray driver leaves the devices to its workers)."""
+  import jax
+  if not jax.distributed.is_initialized():
+    return True
+  return jax.process_index() == 0
+
+
 def main(argv):
   del argv
   from experiments import planner
@@ -75,20 +94,30 @@ def main(argv):
   if _PLAN_ONLY.value:  # planning is local: no jax.distributed needed
     print(planner.format_plan(plan, tokens_per_s=_device_rate(cfg)))
     return
-  from lm import sharding
-  # Before any other JAX call (multi-host): jax.distributed.initialize().
-  sharding.maybe_initialize_distributed(bool(cfg.lm.mesh.distributed))
+  from experiments import runners
+  runners.get(_EXECUTOR.value)  # an unknown name fails before anything starts
+  if _RAY_ADDRESS.value and _EXECUTOR.value != "ray":
+    raise ConfigError("--ray_address needs --executor=ray")
   if not _WORKDIR.value:
     raise ConfigError("--workdir=<sweep directory> is required")
   from experiments.analyze import analyze, summary_text
   from experiments.executor import run_sweep
   t0 = time.time()
   print(planner.format_plan(plan))
-  run_sweep(cfg, _WORKDIR.value, progress=_PROGRESS.value)
+  options = {"address": _RAY_ADDRESS.value} if _RAY_ADDRESS.value else {}
+  records = run_sweep(cfg, _WORKDIR.value, progress=_PROGRESS.value,
+                      executor=_EXECUTOR.value, executor_options=options)
   t_sweep = time.time() - t0
   print(f"sweep finished in {t_sweep:.0f}s -> {_WORKDIR.value}/results.jsonl")
-  import jax
-  if _ANALYZE.value and jax.process_index() == 0:  # one writer per job
+  is_main = _is_process_0()
+  failed = [r for r in records if r["status"] == "failed"]
+  if failed:  # no fit on an incomplete sweep
+    if is_main:
+      print(f"error: {len(failed)} run(s) failed (status 'failed' in "
+            f"{_WORKDIR.value}/results.jsonl, with their errors); run the "
+            "same command again to retry them", file=sys.stderr)
+    sys.exit(EXIT_RUNS_FAILED)
+  if _ANALYZE.value and is_main:  # one writer per job
     report = analyze(_WORKDIR.value, bootstrap=_BOOTSTRAP.value)
     print(summary_text(report))
     print(f"total {time.time() - t0:.0f}s; report: {_WORKDIR.value}/report/"

@@ -1,4 +1,4 @@
-"""The results ledger: ``DIR/results.jsonl``, one JSON object per finished run.
+"""The results ledger: ``DIR/results.jsonl``, one JSON object per run outcome.
 
 The line schema (fields, validation, encoding) is ``scaling.ledger_schema``,
 re-exported here, so the writer (``experiments.executor``) and the readers
@@ -19,15 +19,22 @@ Plain, versioned and append-only:
   torn fragment is refused before anything is appended.
 * A failed append (disk full mid-write) truncates the file back to its
   length before the append: only the bytes this append wrote are removed.
-* A second record for a run id already in the ledger is refused.
+* A record for a run whose outcome is final (``ok``, ``diverged``) is
+  refused; a ``failed`` run may be appended again (its retry's outcome).
+
+Lines are in the order runs finished (a parallel runner finishes them out of
+plan order); nothing may depend on that order. A run's outcome is its last
+line (``scaling.ledger_schema.latest``); ``read()`` returns one record per
+run, its outcome, and ``lines()`` every line.
 """
 from __future__ import annotations
 
 import os
 from typing import Any, Dict, List
 
-from scaling.ledger_schema import (FIELDS, REQUIRED, SCHEMA_VERSION,  # noqa: F401
-                                   STATUSES, LedgerError, encode, parse,
+from scaling.ledger_schema import (FIELDS, FINAL, REQUIRED,  # noqa: F401
+                                   SCHEMA_VERSION, STATUSES, LedgerError,
+                                   encode, latest, parse, parse_lines,
                                    validate)
 
 
@@ -45,19 +52,35 @@ class Ledger:
     self.path = path
 
   def read(self) -> List[Dict[str, Any]]:
+    """One record per run: its outcome (last line), in the order of those lines."""
+    return list(self.latest().values())
+
+  def latest(self) -> Dict[str, Dict[str, Any]]:
+    """run_id -> the run's outcome (its last line); validates every line."""
+    return latest(self._parse())
+
+  def finished_ids(self) -> set:
+    """Runs with a final outcome (ok or diverged): never to be run again."""
+    return {k for k, r in self.latest().items() if r["status"] in FINAL}
+
+  def lines(self) -> List[Dict[str, Any]]:
+    """Every line, validated, in file order (superseded failed lines too)."""
+    return [rec for _, rec in self._parse()]
+
+  def _parse(self):
     if not os.path.exists(self.path):
       return []
     with open(self.path, "rb") as f:
-      return parse(f.read(), self.path)
+      return parse_lines(f.read(), self.path)
 
   def run_ids(self) -> set:
-    return {r["run_id"] for r in self.read()}
+    return set(self.latest())
 
   def append(self, record: Dict[str, Any]) -> None:
     line = encode(record)
-    if record["run_id"] in self.run_ids():
-      raise LedgerError(f"{self.path}: run {record['run_id']} is already in "
-                        "the ledger; not appending a second record")
+    if record["run_id"] in self.finished_ids():
+      raise LedgerError(f"{self.path}: run {record['run_id']} already has a "
+                        "final outcome in the ledger; not appending another")
     os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
     created = not os.path.exists(self.path)
     fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)

@@ -12,6 +12,7 @@ import math
 import os
 from typing import Any, Dict, List, Tuple
 
+from experiments.runners import resources as resources_lib
 from lm import flops as flops_lib
 from lm import params as params_lib
 from lm.config import RESUME_MUTABLE
@@ -59,6 +60,14 @@ SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
     "max_epochs": (1.0, "refuse a plan whose runs would see their unique "
                         "training tokens more than this many times "
                         "(Muennighoff et al. 2023); 0 = no limit; not hashed"),
+    # Runner settings: where and how often a run is tried, never its result.
+    "resources_per_run": ("auto", "--executor=ray: Ray resources of one run, "
+                                  "dict or 'GPU=1,CPU=2' ('auto': one GPU if "
+                                  "the cluster has GPUs, else one CPU); not "
+                                  "hashed"),
+    "max_retries": (2, "a run that fails (error, crashed worker, lost node) "
+                       "is retried this many times, then recorded 'failed'; "
+                       "not hashed"),
 }
 
 # lm config keys that do not change a run's result; left out of config_hash
@@ -66,7 +75,8 @@ SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
 # lm.trainer lets change on resume, plus data locations). Not steps_per_call:
 # the planner aligns steps to it (aligned_steps).
 HASH_EXCLUDED = RESUME_MUTABLE
-SWEEP_HASH_EXCLUDED = ("est_flops_per_s", "max_epochs")
+SWEEP_HASH_EXCLUDED = ("est_flops_per_s", "max_epochs", "resources_per_run",
+                       "max_retries")
 
 class PlanError(ValueError):
   """A sweep config that cannot be planned; the message is one line."""
@@ -156,6 +166,13 @@ def validate_sweep(s) -> None:
          and isinstance(s.max_epochs, (int, float))
          and math.isfinite(s.max_epochs) and s.max_epochs >= 0,
          f"sweep.max_epochs must be >= 0 (0 = no limit), got {s.max_epochs!r}")
+  _check(isinstance(s.max_retries, int) and not isinstance(s.max_retries, bool)
+         and s.max_retries >= 0, "sweep.max_retries must be a non-negative "
+                                 f"integer, got {s.max_retries!r}")
+  try:
+    resources_lib.parse(s.resources_per_run)
+  except resources_lib.ResourceSpecError as e:
+    raise PlanError(str(e)) from None
   _check(isinstance(s.center, str) and bool(s.center),
          "sweep.center must be 'prior' or a fit.json path")
 

@@ -37,6 +37,7 @@ USER_ERRORS = (
     ("lm.config", "ConfigError"), ("lm.checkpoint", "CheckpointError"),
     ("lm.workdir", "WorkdirBusy"), ("experiments.sweep_config", "PlanError"),
     ("experiments.executor", "SweepConfigChanged"),
+    ("experiments.executor", "EvalSetMismatch"),
     ("experiments.provenance", "ProvenanceError"),
     ("scaling.ledger_schema", "LedgerError"),
     ("scaling.data", "ScalingDataError"),
@@ -118,6 +119,13 @@ def _user_error_types() -> tuple:
     if isinstance(cls, type):
       found.append(cls)
   return tuple(found)
+
+
+def user_errors() -> tuple:
+  """Exception types that mean bad input or environment, not a bug (the
+  ``USER_ERRORS`` classes already imported, missing files and extras)."""
+  return _user_error_types() + (FileNotFoundError, PermissionError,
+                                ImportError)
 
 
 def describe(e: BaseException) -> Optional[str]:

@@ -44,7 +44,11 @@ RESUME_MUTABLE: Tuple[Tuple[str, str], ...] = (
     ("train", "eval_every"), ("train", "ckpt_every"),
     ("train", "keep_checkpoints"), ("train", "profile_steps"),
     ("train", "eval_batch_size"), ("train", "max_epochs"),
-    ("data", "cache_dir"), ("data", "tfds_data_dir"), ("data", "cache_workers"))
+    ("data", "cache_dir"), ("data", "tfds_data_dir"), ("data", "cache_workers"),
+    # How the processes of a job find each other, not what they compute
+    # (mesh.distributed stays hashed, as before these fields existed).
+    ("mesh", "coordinator_address"), ("mesh", "num_processes"),
+    ("mesh", "process_id"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,7 +238,13 @@ class MeshConfig:
   shape: Tuple[int, ...] = (-1, 1, 1)        # (data, fsdp, tensor); -1 = the rest
   axes: Tuple[str, ...] = MESH_AXES
   rules: Tuple[Tuple[str, Any], ...] = DEFAULT_RULES
-  distributed: bool = False                  # call jax.distributed.initialize()
+  # Multi-host: passed to jax.distributed.initialize(). Empty fields fall back
+  # to $JAX_COORDINATOR_ADDRESS / $JAX_NUM_PROCESSES / $JAX_PROCESS_ID, then to
+  # JAX's cluster auto-detection (TPU VMs, SLURM, Open MPI, Kubernetes).
+  distributed: bool = False                  # initialize even with no field set
+  coordinator_address: str = ""              # HOST:PORT of process 0
+  num_processes: int = 0                     # 0: environment / auto-detect
+  process_id: int = -1                       # -1: environment / auto-detect
 
   def validate(self) -> "MeshConfig":
     if not isinstance(self.shape, tuple) or not all(_is_int(s)
@@ -254,6 +264,8 @@ class MeshConfig:
         raise ConfigError(f"mesh.rules entry ({name!r}, {axes!r}) must map a "
                           f"logical axis name to None, one of {self.axes} or "
                           "a tuple of them")
+    check_launch_fields(self.coordinator_address, self.num_processes,
+                        self.process_id)
     if len(self.shape) != len(self.axes):
       raise ConfigError(f"mesh.shape {self.shape} must have one entry per axis "
                         f"{self.axes}")
@@ -262,6 +274,23 @@ class MeshConfig:
     if any(s == 0 or s < -1 for s in self.shape):
       raise ConfigError(f"mesh.shape {self.shape}: sizes must be positive or -1")
     return self
+
+
+def check_launch_fields(address: Any, n: Any, pid: Any) -> None:
+  if not isinstance(address, str) or (address and not _host_port(address)):
+    raise ConfigError(f"mesh.coordinator_address must be HOST:PORT (or empty "
+                      f"for auto-detection), got {address!r}")
+  for name, v, lo in (("num_processes", n, 0), ("process_id", pid, -1)):
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+      raise ConfigError(f"mesh.{name} must be an integer >= {lo} ({lo}: from "
+                        f"the environment or auto-detected), got {v!r}")
+  if n and pid >= n:
+    raise ConfigError(f"mesh.process_id={pid} must be < mesh.num_processes={n}")
+
+
+def _host_port(address: str) -> bool:
+  host, sep, port = address.rpartition(":")
+  return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,14 +10,14 @@ mesh.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence, Tuple
+import os
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
-import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
-from lm.config import ConfigError, MeshConfig
+from lm.config import ConfigError, MeshConfig, check_launch_fields
 
 
 def resolve_mesh_shape(shape: Sequence[int], n_devices: int) -> Tuple[int, ...]:
@@ -35,14 +35,23 @@ def resolve_mesh_shape(shape: Sequence[int], n_devices: int) -> Tuple[int, ...]:
 
 
 def make_mesh(cfg: MeshConfig, devices=None) -> Mesh:
-  devices = jax.devices() if devices is None else devices
+  """``jax.make_mesh`` over ``devices`` (default: all, of every process).
+
+  Axis types are ``Auto`` (sharding propagated by the compiler from the
+  NamedShardings we place), as with a plain ``Mesh``; ``jax.make_mesh``
+  would otherwise default to ``Explicit`` axes.
+  """
+  devices = jax.devices() if devices is None else list(devices)
   shape = resolve_mesh_shape(cfg.shape, len(devices))
   try:
-    from jax.experimental import mesh_utils
-    dev_array = mesh_utils.create_device_mesh(shape, devices=devices)
-  except Exception:  # non-TPU topologies / simulated CPU devices
-    dev_array = np.asarray(devices).reshape(shape)
-  return Mesh(dev_array, cfg.axes)
+    return jax.make_mesh(shape, tuple(cfg.axes),
+                         axis_types=(AxisType.Auto,) * len(shape),
+                         devices=devices)
+  except ValueError as e:  # e.g. a TPU topology the shape cannot tile
+    raise ConfigError(f"mesh.shape {shape} cannot be laid out on these "
+                      f"{len(devices)} {devices[0].device_kind} devices "
+                      f"({(str(e).splitlines() or [''])[0]}); try another "
+                      "mesh.shape") from None
 
 
 def _mesh_axes_size(mesh: Mesh, axes: Any) -> int:
@@ -107,19 +116,81 @@ def batch_sharding(mesh: Mesh, rules, ndim: int = 2, leading: int = 0,
   return NamedSharding(mesh, P(*spec))
 
 
-_DISTRIBUTED_READY = False
+def _launch_field(mesh: Any, name: str, default: Any) -> Any:
+  """A mesh field from a MeshConfig or a ConfigDict / dict section."""
+  if isinstance(mesh, Mapping) or hasattr(mesh, "to_dict"):
+    return mesh.get(name, default)
+  return getattr(mesh, name, default)
 
 
-def maybe_initialize_distributed(distributed: bool) -> None:
-  """``jax.distributed.initialize()`` once per process, when configured.
+def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
+  raw = environ.get(name, "").strip()
+  if not raw:
+    return default
+  try:
+    return int(raw)
+  except ValueError:
+    raise ConfigError(f"${name}={raw!r} is not an integer") from None
 
-  Entry points call this before any other JAX call (JAX requires it); later
-  calls are no-ops.
+
+def distributed_args(mesh: Any,
+                     environ: Mapping[str, str] = os.environ
+                     ) -> Optional[Dict[str, Any]]:
+  """Keyword arguments for ``jax.distributed.initialize``, or None.
+
+  Each of coordinator_address / num_processes / process_id comes from the
+  mesh config, else from $JAX_COORDINATOR_ADDRESS / $JAX_NUM_PROCESSES /
+  $JAX_PROCESS_ID, else is left out (JAX auto-detects it on TPU VMs, SLURM,
+  Open MPI, Kubernetes). None (single process) unless ``mesh.distributed``
+  is set or an address or a process count is given.
   """
-  global _DISTRIBUTED_READY
-  if distributed and not _DISTRIBUTED_READY:
-    jax.distributed.initialize()
-  _DISTRIBUTED_READY = _DISTRIBUTED_READY or bool(distributed)
+  address = (_launch_field(mesh, "coordinator_address", "")
+             or environ.get("JAX_COORDINATOR_ADDRESS", ""))
+  n = _launch_field(mesh, "num_processes", 0) or _env_int(
+      environ, "JAX_NUM_PROCESSES", 0)
+  pid = _launch_field(mesh, "process_id", -1)
+  if pid == -1:
+    pid = _env_int(environ, "JAX_PROCESS_ID", -1)
+  if not (_launch_field(mesh, "distributed", False) or address or n):
+    return None
+  check_launch_fields(address, n, pid)
+  args: Dict[str, Any] = {}
+  if address:
+    args["coordinator_address"] = address
+  if n:
+    args["num_processes"] = n
+  if pid >= 0:
+    args["process_id"] = pid
+  return args
+
+
+def maybe_initialize_distributed(mesh: Any) -> bool:
+  """``jax.distributed.initialize`` once per process, when ``mesh`` asks.
+
+  ``mesh``: a MeshConfig or the ``mesh`` ConfigDict section. Entry points call
+  this before any other JAX call (JAX requires it); later calls, and calls
+  in a process already initialized, are no-ops. Returns whether this process
+  is part of a distributed job. With more than one process, CPU collectives
+  use gloo (unless $JAX_CPU_COLLECTIVES_IMPLEMENTATION says otherwise).
+  """
+  if jax.distributed.is_initialized():
+    return True
+  args = distributed_args(mesh)
+  if args is None:
+    return False
+  if (args.get("num_processes", 2) > 1
+      and not os.environ.get("JAX_CPU_COLLECTIVES_IMPLEMENTATION")):
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  try:
+    jax.distributed.initialize(**args)
+  except (ValueError, TypeError) as e:  # incomplete spec, nothing auto-detected
+    raise ConfigError(
+        f"jax.distributed.initialize({', '.join(f'{k}={v!r}' for k, v in args.items())}) "
+        f"failed: {(str(e).splitlines() or [''])[0]}; set "
+        "mesh.coordinator_address, mesh.num_processes and mesh.process_id "
+        "(or $JAX_COORDINATOR_ADDRESS, $JAX_NUM_PROCESSES, $JAX_PROCESS_ID)"
+    ) from None
+  return True
 
 
 # Activation constraints: the model calls ``constrain(x, logical_axes)``; it is

@@ -26,7 +26,7 @@ def main(argv):
   from lm import sharding
   from lm.trainer import train
   # Before any other JAX call (multi-host): jax.distributed.initialize().
-  sharding.maybe_initialize_distributed(bool(_CONFIG.value.mesh.distributed))
+  sharding.maybe_initialize_distributed(_CONFIG.value.mesh)
   meta = train(_CONFIG.value, _WORKDIR.value)
   p = meta["params"]
   print(f"done: step {meta['final_step']}, eval_loss {meta['eval_loss']:.4f} "

@@ -125,7 +125,7 @@ def train(config: Any, workdir: str, *, verbose: bool = True,
   cd = _to_config_dict(config)
   # Validate every section before touching data (vocab is a placeholder here).
   pre = config_lib.from_config_dict(cd, vocab_size=256)
-  sharding.maybe_initialize_distributed(pre.mesh.distributed)
+  sharding.maybe_initialize_distributed(pre.mesh)
   if pre.train.flop_convention not in flops_lib.CONVENTIONS:
     raise ConfigError(f"train.flop_convention must be one of "
                       f"{sorted(flops_lib.CONVENTIONS)}, got "

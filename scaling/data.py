@@ -277,11 +277,16 @@ def _load_jsonl(path: str, flop_convention: Optional[str]) -> Runs:
   from scaling import input_checks, ledger_schema  # pylint: disable=g-import-not-at-top
   data = _read_bytes(path)
   provenance = {"source": path, "sha256": _sha256(data), "exclusions": []}
-  # Validates every line; a repeated run id is an error.
+  # Validates every line; a line after a run's final outcome is an error.
   records = ledger_schema.parse_lines(data, path)
   rows, bad_status, conventions, param_conventions = [], [], set(), set()
   fpt = []
+  # A run's outcome is its last line (a retried 'failed' run appends its new
+  # outcome): earlier lines of a run are superseded.
+  last = {rec["run_id"]: lineno for lineno, rec in records}
   for lineno, rec in records:
+    if last[rec["run_id"]] != lineno:
+      continue
     where = f"{path}:{lineno}"
     status = str(rec["status"])
     if status.lower() != "ok":
@@ -316,6 +321,12 @@ def _load_jsonl(path: str, flop_convention: Optional[str]) -> Runs:
   if param_conventions:
     provenance["param_convention"] = param_conventions.pop()
   _exclude_status(bad_status, provenance, path)
+  # Ledger lines come in completion order (parallel runners): fix the order
+  # (budget, N, D: plan order) so seeded bootstraps do not depend on it.
+  order = sorted(range(len(rows)), key=lambda i: (
+      rows[i]["budget"] if math.isfinite(rows[i]["budget"]) else rows[i]["C"],
+      rows[i]["N"], rows[i]["D"], rows[i]["run_id"]))
+  rows, fpt = [rows[i] for i in order], [fpt[i] for i in order]
   runs = _make_runs(rows, provenance)
   input_checks.check_runs(runs, path, flops_per_token=fpt)
   return runs

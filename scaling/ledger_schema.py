@@ -8,9 +8,15 @@ Written by ``experiments.executor`` through ``experiments.ledger.Ledger``
 
 A ledger is UTF-8 text, one JSON object per line, ``schema_version`` 1.
 Readers validate every line and name the file and line of a bad one; blank
-lines are skipped; a run id that appears twice is an error (two drivers, or a
-hand edit: which result is the real one cannot be told). Fields not listed
-here are kept (newer writers), absent optional fields are fine (older ones).
+lines are skipped. Fields not listed here are kept (newer writers), absent
+optional fields are fine (older ones).
+
+Lines are in the order runs finished (a parallel runner finishes them out of
+plan order); nothing may depend on that order. A run's outcome is its last
+line: ``ok`` and ``diverged`` are final, ``failed`` is not (a later sweep
+invocation retries the run and appends its new outcome, which supersedes the
+failed line). A line after a run's final outcome is an error (two drivers, or
+a hand edit: which result is the real one cannot be told).
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from scaling.data import ScalingDataError
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "diverged", "failed")
+FINAL = ("ok", "diverged")  # outcomes a later invocation keeps (not "failed")
 
 
 class LedgerError(ScalingDataError):
@@ -46,7 +53,10 @@ FIELDS: Dict[str, Field] = {
     "C": Field("number", True, "counted training FLOPs under flop_convention"),
     "eval_loss": Field("number", True, "final validation loss, nats/token "
                                        "(null if diverged)"),
-    "status": Field("status", True, " | ".join(STATUSES)),
+    "status": Field("status", True, " | ".join(STATUSES)
+                    + " (final: " + ", ".join(FINAL) + ")"),
+    "error": Field("str", False, "status 'failed': the last attempt's error, "
+                                 "one line"),
     "train_loss": Field("number", False, "mean train loss, last report window"),
     "wall_time_s": Field("number", False, "wall-clock seconds, all attempts"),
     "flop_convention": Field("str", False, "key of lm.flops.CONVENTIONS"),
@@ -114,18 +124,28 @@ def validate(rec: Any, where: str) -> Dict[str, Any]:
 
 
 def parse(data: bytes, path: str) -> List[Dict[str, Any]]:
-  """Every record of a ledger file's bytes, validated; no duplicate run ids."""
-  return [rec for _, rec in parse_lines(data, path)]
+  """One record per run, its outcome (see ``latest``), from a ledger's bytes."""
+  return list(latest(parse_lines(data, path)).values())
+
+
+def latest(lines: List[Tuple[int, Dict[str, Any]]]) -> Dict[str, Dict[str, Any]]:
+  """run_id -> the run's outcome (its last line), in the order of those lines."""
+  out: Dict[str, Dict[str, Any]] = {}
+  for _, rec in lines:
+    out.pop(rec["run_id"], None)
+    out[rec["run_id"]] = rec
+  return out
 
 
 def parse_lines(data: bytes, path: str) -> List[Tuple[int, Dict[str, Any]]]:
-  """(1-based line number, record) for every record of a ledger's bytes."""
+  """(1-based line number, record) for every line of a ledger's bytes,
+  validated; a line after its run's final outcome is an error."""
   lines = data.split(b"\n")
   unterminated = bool(lines) and lines[-1] != b""
   if not unterminated:
     lines.pop()
   out: List[Tuple[int, Dict[str, Any]]] = []
-  first_line: Dict[str, int] = {}
+  final_line: Dict[str, int] = {}
   for i, raw in enumerate(lines, start=1):
     if not raw.strip():
       continue
@@ -143,12 +163,14 @@ def parse_lines(data: bytes, path: str) -> List[Tuple[int, Dict[str, Any]]]:
                         "untouched") from None
     rec = validate(rec, where)
     rid = rec["run_id"]
-    if rid in first_line:
+    if rid in final_line:
       raise LedgerError(
-          f"{where}: run {rid} appears twice (first at line "
-          f"{first_line[rid]}): two drivers wrote this ledger, or it was "
-          "edited; keep the line you trust and delete the other")
-    first_line[rid] = i
+          f"{where}: run {rid} appears twice: again after its final outcome "
+          f"on line {final_line[rid]} (only 'failed' lines may be "
+          "superseded); two drivers wrote this ledger, or it was edited: keep "
+          "the line you trust and delete the other")
+    if rec["status"] in FINAL:
+      final_line[rid] = i
     out.append((i, rec))
   return out
 

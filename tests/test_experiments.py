@@ -54,6 +54,30 @@ def test_sweep_ledger_and_run_dirs(full_sweep):
   assert len({m["eval_sha256"] for m in metas}) == 1
   assert {m["eval_tokens"] for m in metas} == {4096}
   assert all(0 < m["epochs"] <= 1 and m["eval_loss_se"] > 0 for m in metas)
+  # The ledger carries each run's measurement as its run.json states it.
+  for r, m, p in zip(recs, metas, plan.runs):
+    for key in ("eval_loss_se", "eval_tokens", "eval_sha256", "eval_flops",
+                "epochs", "flops_per_token"):
+      assert r[key] == m[key], key
+    assert r["C"] == pytest.approx(r["flops_per_token"] * r["D"], rel=1e-12)
+    assert (r["seed"], r["repeat_of"]) == (p.seed, None)
+
+
+def test_a_result_on_another_eval_set_is_refused_before_it_is_appended(
+    full_sweep, tmp_path):
+  from experiments import executor
+  from experiments.ledger import Ledger
+  recs = _ledger(full_sweep)
+  path = tmp_path / "results.jsonl"
+  ledger = Ledger(str(path))
+  ledger.append(recs[0])
+  executor.check_eval_set(recs[1], ledger.read())        # same eval set: fine
+  other = dict(recs[1], eval_sha256="f" * 64)
+  with pytest.raises(executor.EvalSetMismatch) as e:
+    executor.check_eval_set(other, ledger.read())
+  msg = str(e.value)
+  assert recs[0]["run_id"] in msg and recs[1]["run_id"] in msg
+  assert "ffffffffffff" in msg and recs[0]["eval_sha256"][:12] in msg
 
 
 def test_sigkill_mid_sweep_then_resume_matches(tmp_path, full_sweep):
