@@ -114,6 +114,18 @@ def resolve(family: str, choice: Optional[str]) -> Tuple[List[FitMethod], FitMet
   return [METHODS[key]], METHODS[key]
 
 
+def bootstrap_counts(requested: int, ok: int) -> Dict[str, int]:
+  """Bootstrap replicates asked for, used and discarded (fit.json keys)."""
+  return dict(n_bootstrap_requested=int(requested), n_bootstrap_ok=int(ok),
+              n_bootstrap_failed=int(requested) - int(ok))
+
+
+def resampled_counts(fit) -> Dict[str, int]:
+  """bootstrap_counts of a fit with n_bootstrap, n_failed and samples."""
+  ok = fit.n_bootstrap - fit.n_failed if fit.samples else 0
+  return bootstrap_counts(fit.n_bootstrap, ok)
+
+
 class PowerLawResult:
   """predict / interval / quantities of fits with N* = k_N C^a, D* ~ k_D C^b.
 
@@ -132,10 +144,7 @@ class PowerLawResult:
     return [(n, getattr(self.fit, n), ci.get(n)) for n in ("a", "b", "k_N", "k_D")]
 
   def counts(self, requested: int) -> Dict[str, int]:
-    """Bootstrap replicates asked for, used and discarded."""
-    ok = int(self.fit.samples["a"].size)
-    return dict(n_bootstrap_requested=int(requested), n_bootstrap_ok=ok,
-                n_bootstrap_failed=int(requested) - ok)
+    return bootstrap_counts(requested, self.fit.samples["a"].size)
 
 
 def optimal_rows(pred: Dict[str, np.ndarray], budgets: Sequence[float],

@@ -55,10 +55,7 @@ class PowerLawResult:
     d.pop("ci_interval", None)   # named by interval_procedure
     for name, value, _ in self.quantities():   # flat keys for the tables
       d[name] = value
-    ok = self.fit.n_bootstrap - self.fit.n_failed if self.fit.samples else 0
-    d.update(n_bootstrap_requested=int(self.fit.n_bootstrap),
-             n_bootstrap_ok=int(ok),
-             n_bootstrap_failed=int(self.fit.n_bootstrap - ok))
+    d.update(methods.resampled_counts(self.fit))
     return d
 
   def plot(self, ctx) -> list:

@@ -58,10 +58,7 @@ class SaturationResult:
     fitted = self.predict(self.C)["loss"]
     d["minima"] = [{"C": float(c), "L_opt": float(l), "L_fit": float(f)}
                    for c, l, f in zip(self.C, self.L, fitted)]
-    ok = self.fit.n_bootstrap - self.fit.n_failed if self.fit.samples else 0
-    d.update(n_bootstrap_requested=int(self.fit.n_bootstrap),
-             n_bootstrap_ok=int(ok),
-             n_bootstrap_failed=int(self.fit.n_bootstrap - ok))
+    d.update(methods.resampled_counts(self.fit))
     return d
 
   def plot(self, ctx) -> list:
