@@ -97,13 +97,18 @@ def mle_negloglik(theta6, w, data):
   return -jnp.sum(w * huber_lib.huber_logpdf(r, theta6[5], delta))
 
 
-def frontier(A, B, alpha, beta, C=None) -> Dict[str, Any]:
+def frontier(A, B, alpha, beta, C=None, F=None) -> Dict[str, Any]:
   """G, a, b and, at budgets C, N_opt and D_opt (Hoffmann 2022, Eq. 4).
 
-  The one implementation of Eq. 4; broadcasts like NumPy, so parameter
-  arrays (bootstrap samples, shape (S,)) and budgets (shape (K, 1)) give
-  (K, S) frontiers.
+  The one implementation of the compute-optimal frontier; broadcasts like
+  NumPy, so parameter arrays (bootstrap samples, shape (S,)) and budgets
+  (shape (K, 1)) give (K, S) frontiers. ``F`` is the training FLOPs per
+  token of C's convention (``scaling.token_flops``): None or 6N gives Eq. 4
+  in closed form, any other F the numeric minimum of L subject to
+  F(N) D = C (``scaling.optimum.constrained``). a and b are the law's
+  exponents, beta/(alpha+beta) and alpha/(alpha+beta), under any F ∝ N.
   """
+  from scaling import optimum  # pylint: disable=g-import-not-at-top
   A, B, alpha, beta = (np.asarray(v, np.float64) for v in (A, B, alpha, beta))
   # Hoffmann et al. 2022, Eq. 4: G = (alpha A / (beta B))^(1/(alpha+beta)),
   # a = beta/(alpha+beta), b = alpha/(alpha+beta).
@@ -112,22 +117,21 @@ def frontier(A, B, alpha, beta, C=None) -> Dict[str, Any]:
   b = alpha / (alpha + beta)
   out = {"a": a, "b": b, "G": G}
   if C is not None:
-    x = np.asarray(C, np.float64) / 6.0
-    out["N_opt"] = G * x**a  # Hoffmann 2022, Eq. 4 (C = 6ND).
-    out["D_opt"] = x**b / G  # Hoffmann 2022, Eq. 4.
+    out.update(optimum.constrained(A, B, alpha, beta, C, F))
   return out
 
 
-def derived(E, A, B, alpha, beta, budgets=()) -> Dict[str, Any]:
+def derived(E, A, B, alpha, beta, budgets=(), F=None) -> Dict[str, Any]:
   """Compute-optimal frontier implied by (E, A, B, alpha, beta).
 
-  Works elementwise on arrays (bootstrap samples) as well as scalars.
+  Works elementwise on arrays (bootstrap samples) as well as scalars;
+  ``F`` as in :func:`frontier`.
   """
   E = np.asarray(E, np.float64)
   out = frontier(A, B, alpha, beta)
   for C in budgets:
     C = float(C)
-    f = frontier(A, B, alpha, beta, C)
+    f = frontier(A, B, alpha, beta, C, F)
     N_opt, D_opt = f["N_opt"], f["D_opt"]
     L_opt = predict_loss(dict(E=E, A=A, B=B, alpha=alpha, beta=beta),
                          N_opt, D_opt)  # Hoffmann 2022, Eq. 2.
@@ -178,12 +182,16 @@ class ParametricFit:
   def G(self) -> float:
     return float(frontier(self.A, self.B, self.alpha, self.beta)["G"])
 
-  def compute_optimal(self, C) -> Dict[str, np.ndarray]:
-    """N_opt, D_opt, D/N and L at FLOP budget(s) C (Hoffmann 2022, Eq. 4)."""
+  def compute_optimal(self, C, F=None) -> Dict[str, np.ndarray]:
+    """N_opt, D_opt, D/N and L at FLOP budget(s) C subject to F(N) D = C.
+
+    F: training FLOPs per token of C's convention (default 6N: Hoffmann
+    2022, Eq. 4); see :func:`frontier`.
+    """
     C = np.asarray(C, np.float64)
     if np.any(~np.isfinite(C)) or np.any(C <= 0):
       raise ParametricFitError(f"budgets must be positive, got {C}")
-    f = frontier(self.A, self.B, self.alpha, self.beta, C)
+    f = frontier(self.A, self.B, self.alpha, self.beta, C, F)
     N_opt, D_opt = f["N_opt"], f["D_opt"]
     return dict(N_opt=N_opt, D_opt=D_opt, tokens_per_param=D_opt / N_opt,
                 loss=predict_loss(self.params, N_opt, D_opt))
