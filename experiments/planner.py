@@ -243,13 +243,19 @@ def _plan_candidate(budget, cfg_model, s, n_params, steps_per_call, seed):
 def count_unique_tokens(cfg) -> Optional[int]:
   """Unique training tokens of the sweep's data at ``sweep.seq_len``, or None
   when they cannot be counted without tokenizing (tfds or SentencePiece
-  without a token cache; the trainer then checks ``train.max_epochs`` itself).
+  without a token cache, or a tfds dataset not prepared here; the trainer
+  then checks ``train.max_epochs`` itself).
   Touches data (builds a byte-level token cache), unlike ``make_plan``."""
-  from lm.data import count_train_tokens  # pylint: disable=g-import-not-at-top
+  from lm.data import DataError, count_train_tokens  # pylint: disable=g-import-not-at-top
   data = dict(cfg.lm.data.to_dict() if hasattr(cfg.lm.data, "to_dict")
               else cfg.lm.data)
   data["seq_len"] = int(cfg.sweep.seq_len)
-  return count_train_tokens(data)
+  try:
+    return count_train_tokens(data)
+  except DataError:
+    if data.get("source") != "tfds":
+      raise
+    return None  # not prepared on this machine (--plan_only on a laptop)
 
 
 def check_epochs(plan: Plan) -> None:

@@ -10,7 +10,7 @@ from experiments import planner
 from experiments.configs import c4_small, quickstart, tiny_sweep
 from lm import flops as flops_lib
 from lm import params as params_lib
-from lm.config import ModelConfig, default_config_dict
+from lm.config import ConfigError, ModelConfig, default_config_dict
 from lm.config_dict import ConfigDict
 
 
@@ -404,3 +404,14 @@ def test_quickstart_counts_its_corpus_and_repeats_no_data():
   U = planner.count_unique_tokens(cfg)
   plan = planner.make_plan(cfg, unique_train_tokens=U)
   assert U > 0 and max(plan.epochs(r) for r in plan.runs) <= 1.0
+
+
+def test_unprepared_tfds_is_not_counted_but_bad_files_are_errors(tmp_path):
+  cfg = c4_small.get_config()
+  cfg.lm.data.tfds_data_dir = str(tmp_path / "no_such_dir")
+  assert planner.count_unique_tokens(cfg) is None    # --plan_only on a laptop
+  files = _cfg()
+  files.lm.data.source = "files"
+  files.lm.data.path = str(tmp_path / "missing.txt")
+  with pytest.raises(ConfigError, match="missing.txt"):
+    planner.count_unique_tokens(files)

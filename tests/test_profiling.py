@@ -13,8 +13,8 @@ from tests.conftest import micro_config
                                    (1.0, 3)])
 def test_profile_steps_validated(steps):
   with pytest.raises(ConfigError, match="profile_steps"):
-    TrainConfig(steps=60, profile_steps=steps).validate()
-  TrainConfig(steps=60, profile_steps=(0, 60)).validate()
+    TrainConfig(steps=60, warmup_steps=5, profile_steps=steps).validate()
+  TrainConfig(steps=60, warmup_steps=5, profile_steps=(0, 60)).validate()
 
 
 def test_trace_written_for_the_chosen_steps_and_losses_unchanged(tmp_path):

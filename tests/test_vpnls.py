@@ -135,7 +135,8 @@ def _check_run_fit_records_the_method(tmp_path):
                        out_dir=str(tmp_path),
                        options={3: {"fit": {"method": "vpnls"}}})
   d3 = json.loads((tmp_path / "fit.json").read_text())["approach3"]
-  assert d3["method"] == res["approach3"]["method"] == "vpnls"
+  assert d3["method"] == res["approach3"]["method"] == "approach3.vpnls"
+  assert d3["estimator"] == "vpnls"
   assert d3["provenance"]["bootstrap"]["n_resamples"] == 8
   assert "grid_lbfgs objective" in d3["settings"]["objective_definition"]
   assert d3["n_bootstrap_ok"] == 8
