@@ -24,7 +24,6 @@ import dataclasses
 import json
 import os
 import sys
-import time
 from typing import Any, Callable, Dict, List, Optional
 
 import jax

@@ -122,7 +122,8 @@ def _fit_args():
   """run_fit keyword arguments for the flags (inputs loaded)."""
   approaches = _approaches(_APPROACH.value)
   budgets = _parse_list(_BUDGETS.value, "budgets", float)
-  a3 = {"huber_grid": "grid_lbfgs"}.get(_A3_METHOD.value, _A3_METHOD.value)
+  from scaling.parametric import METHOD_ALIASES  # jax-backed: lazily
+  a3 = METHOD_ALIASES.get(_A3_METHOD.value, _A3_METHOD.value)
   kw = dict(budgets=budgets, bootstrap=_BOOTSTRAP.value, seed=_SEED.value,
             plots=_PLOTS.value, out_dir=_OUT.value,
             choices={"approach2": _ESTIMATOR.value, "approach3": a3},

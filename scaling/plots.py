@@ -1,9 +1,6 @@
 """PNG plots for the scaling report (matplotlib, imported lazily, Agg backend)."""
 from __future__ import annotations
 
-import os
-from typing import Any, Dict, List, Optional
-
 import numpy as np
 
 

@@ -8,13 +8,10 @@ D, C, loss and budget of a ledger, workdir or built-in data set), fits
 from __future__ import annotations
 
 import csv
-import datetime
 import io
-import json
-import math
 import os
 import warnings
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
@@ -88,88 +85,6 @@ def resolve_column(cols: Dict[str, np.ndarray], name: str) -> str:
   raise data_lib.ScalingDataError(
       f"no numeric column {name!r}; numeric columns are "
       f"{', '.join(sorted(cols)) or '(none)'}")
-
-
-def run_powerlaw(source: str, x: Sequence[str], y: str, *,
-                 offset: bool = False, bootstrap: int = 1000, seed: int = 0,
-                 out_dir=None, plots: bool = True,
-                 command_line: str = "") -> Dict[str, Any]:
-  """Fits y on x from ``source``; writes fit.json, fit.md, powerlaw.png."""
-  if not x or not y:
-    raise data_lib.ScalingDataError(
-        "--approach=powerlaw needs --x (one or more columns) and --y")
-  with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    cols, prov = load_columns(source)
-    xs = [resolve_column(cols, k) for k in x]
-    ys = resolve_column(cols, y)
-    try:
-      fit = powerlaw.METHOD.fit(cols, x=xs, y=ys, offset=offset)
-      if bootstrap:
-        fit = powerlaw.METHOD.interval(cols, fit, n_resamples=bootstrap,
-                                       seed=seed)
-    except powerlaw.PowerLawError as e:
-      raise data_lib.ScalingDataError(str(e)) from None
-  msgs = list(dict.fromkeys(str(w.message) for w in caught))
-  result = {"powerlaw": powerlaw.METHOD.to_dict(fit), "warnings": msgs,
-            "provenance": {
-                "command_line": command_line, "input": prov,
-                "date_utc": datetime.datetime.now(
-                    datetime.timezone.utc).isoformat(timespec="seconds"),
-                "seed": seed, "bootstrap": bootstrap}}
-  result = json.loads(json.dumps(result, default=_jsonable))
-  if out_dir:
-    os.makedirs(out_dir, exist_ok=True)
-    if plots:
-      try:
-        result["plots"] = [plot_powerlaw(
-            fit, cols, os.path.join(out_dir, "powerlaw.png"))]
-      except ImportError as e:
-        msgs.append(f"plots skipped: {e}")
-    with open(os.path.join(out_dir, "fit.json"), "w") as f:
-      json.dump(result, f, indent=2)
-    rows = [f"| {a} | {b} |" for a, b in _rows(result)]
-    with open(os.path.join(out_dir, "fit.md"), "w") as f:
-      f.write("\n".join([f"# Power-law fit ({prov.get('source', '?')})", "",
-                         rows[0], "|---|---|"] + rows[1:]) + "\n")
-  for m in msgs:
-    warnings.warn(m)
-  return result
-
-
-def _jsonable(v):
-  if isinstance(v, np.ndarray):
-    return v.tolist()
-  if isinstance(v, (np.floating, np.integer)):
-    return v.item()
-  return str(v)
-
-
-def _fmt(v, ci=None) -> str:
-  if v is None or (isinstance(v, float) and not math.isfinite(v)):
-    return "-"
-  s = f"{v:.4g}"
-  return s + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
-
-
-def _rows(result) -> List[Tuple[str, str]]:
-  d = result["powerlaw"]
-  ci = d["ci"]
-  rows = [("quantity", f"value [{d['ci_interval'] or 'no intervals'}]"),
-          ("fit", d["formula"]), ("a", _fmt(d["a"], ci.get("a")))]
-  rows += [(f"b[{k}]", _fmt(v, ci.get(f"b[{k}]"))) for k, v in d["b"].items()]
-  if d["offset"]:
-    rows.append(("c", _fmt(d["c"], ci.get("c"))))
-  rows += [("rmse of log y", _fmt(d["rmse_log"])),
-           ("rows", str(d["n_points"])), ("objective", d["objective"]),
-           ("citation", d["citation"])]
-  return rows
-
-
-def text_table(result) -> str:
-  rows = _rows(result)
-  w = max(len(a) for a, _ in rows)
-  return "\n".join(f"{a.ljust(w)}  {b}" for a, b in rows) + "\n"
 
 
 def plot_powerlaw(fit: powerlaw.PowerLawFit, cols, path: str) -> str:

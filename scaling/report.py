@@ -128,7 +128,8 @@ def _choice(family: str, choices: Dict[str, str], opts: Dict[str, Any]):
   if family == "approach3" and isinstance(fit_opts, dict) and "method" in fit_opts:
     opts["fit"] = dict(fit_opts)
     named = opts["fit"].pop("method")
-    named = {"huber_grid": "grid_lbfgs"}.get(named, named)
+    from scaling.parametric import METHOD_ALIASES  # jax-backed: lazily
+    named = METHOD_ALIASES.get(named, named)
     if choice not in (None, named):
       raise ScalingDataError(f"approach3 method given twice: {choice!r} and "
                              f"{named!r}")

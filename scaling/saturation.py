@@ -193,34 +193,3 @@ def _bootstrap(logC, L, sigma, w, theta, delta, n, scheme, seed):
   th = theta_B[ok]
   return ({"E": np.exp(th[:, 1]), "A": np.exp(th[:, 0]), "gamma": -th[:, 2]},
           int(np.sum(~ok)))
-
-
-@dataclasses.dataclass(frozen=True)
-class SaturationMethod:
-  """Registry entry: L*(C) = E + A C^-gamma on per-budget minima."""
-  name: str = "saturation"
-  label: str = "loss vs compute L*(C) = E + A C^-gamma"
-  citation: str = CITATION
-
-  def fit(self, C, L, *, sigma=None, weights=None, **options
-          ) -> SaturationFit:
-    return fit_saturation(C, L, sigma=sigma, weights=weights, **options)
-
-  def interval(self, C, L, fit: SaturationFit, *, n_resamples: int,
-               seed: int = 0, sigma=None, weights=None,
-               scheme: Optional[str] = None) -> SaturationFit:
-    """The same fit with bootstrap intervals (see fit_saturation)."""
-    return fit_saturation(C, L, sigma=sigma, weights=weights,
-                          delta=fit.settings["delta"], bootstrap=n_resamples,
-                          scheme=scheme, seed=seed, level=fit.level)
-
-  def predict(self, fit: SaturationFit, C) -> Dict[str, np.ndarray]:
-    return fit.predict(C)
-
-  def to_dict(self, fit: SaturationFit) -> Dict[str, Any]:
-    d = fit.to_dict()
-    d.update(method=self.name, label=self.label)
-    return d
-
-
-METHOD = SaturationMethod()

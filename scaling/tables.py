@@ -97,7 +97,7 @@ def markdown_table(result: Dict[str, Any]) -> str:
     out += ["| " + " | ".join(r) + " |" for r in side[1:]] + [""]
   for _, e in fit_schema.entries(result):
     out += [f"## {e['label']}", "", f"Intervals: {interval_text(e)}.", "",
-            f"| quantity | value [interval] |", "|---|---|"]
+            "| quantity | value [interval] |", "|---|---|"]
     out += [f"| {q} | {v} |" for q, v in block_rows(e)]
     if e.get("dropped"):
       out += ["", "Dropped budgets:", ""] + [

@@ -59,9 +59,9 @@ def test_a_new_method_is_one_register_call(llama3):
 
 
 def test_fit_json_schema_round_trip(tmp_path, llama3):
-  res = report.run_fit(llama3, approaches=(2,), bootstrap=40, out_dir=str(tmp_path),
-                       plots=False, choices={"approach2": "all"},
-                       options={2: {"scheme": "seed_noise"}})
+  report.run_fit(llama3, approaches=(2,), bootstrap=40, out_dir=str(tmp_path),
+                 plots=False, choices={"approach2": "all"},
+                 options={2: {"scheme": "seed_noise"}})
   text = (tmp_path / "fit.json").read_text()
   assert "NaN" not in text and "Infinity" not in text       # strict JSON
   back = fit_schema.read(str(tmp_path / "fit.json"))

@@ -8,7 +8,6 @@ import pytest
 
 from experiments import planner
 from experiments.configs import c4_small, quickstart, tiny_sweep
-from lm import flops as flops_lib
 from lm import params as params_lib
 from lm.config import ConfigError, ModelConfig, default_config_dict
 from lm.config_dict import ConfigDict

@@ -11,11 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from scaling import approach3
 from scaling import bootstrap
 from scaling import conditioning
 from scaling import data
 from scaling import lbfgs
+from scaling import methods
 from scaling import parametric
 from scaling import report
 from scaling import vpnls
@@ -97,16 +97,21 @@ def _check_inner_kkt(r, f):
   np.testing.assert_allclose(theta, [f.E, f.A, f.B], rtol=1e-9)
 
 
-def _check_registry(f):
-  assert set(approach3.METHODS) == set(parametric.METHODS)
-  m = approach3.get("vpnls")
-  assert "Golub" in m.citation and "Huber" in m.objective
-  assert approach3.get("huber_grid") is approach3.METHODS["grid_lbfgs"]
-  d = m.to_dict(f)
-  assert d["method"] == "vpnls" and d["label"].startswith("Approach 3")
-  pred = m.predict(f, np.array([5.76e23]))
-  assert pred["N_opt"][0] == pytest.approx(
-      f.compute_optimal(5.76e23)["N_opt"], rel=1e-12)
+def _check_registry(r, f):
+  """Every parametric estimator is one registry entry; aliases resolve."""
+  entries = methods.family_methods("approach3")
+  assert {m.key.split(".", 1)[1] for m in entries} == set(parametric.METHODS)
+  listed, m = methods.resolve("approach3", "vpnls")
+  assert listed == [m] and m.key == "approach3.vpnls"
+  assert "Golub" in m.citation and "variable projection" in m.label
+  assert parametric.canonical_method("huber_grid") == "grid_lbfgs"
+  inputs = methods.FitInputs(runs=r, curves=None, budgets=(5.76e23,),
+                             bootstrap=0, seed=0, flops_per_token=None)
+  res = m.fit(inputs, {})
+  d = res.to_dict()
+  assert d["estimator"] == "vpnls"
+  assert res.predict(np.array([5.76e23]))["N_opt"][0] == pytest.approx(
+      f.compute_optimal(5.76e23)["N_opt"], rel=1e-6)
 
 
 def _check_synthetic_recovery():
@@ -153,7 +158,7 @@ def test_vpnls_on_epoch_and_known_laws(tmp_path):
   _check_epoch_published(f)
   _check_grid_lbfgs_agrees(r, f)
   _check_inner_kkt(r, f)
-  _check_registry(f)
+  _check_registry(r, f)
   _check_synthetic_recovery()
   _check_run_fit_records_the_method(tmp_path)
 

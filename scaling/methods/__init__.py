@@ -22,7 +22,6 @@ bottom of this file.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -164,11 +163,8 @@ def optimal_rows(pred: Dict[str, np.ndarray], budgets: Sequence[float],
 
 # Built-in methods (imported for their register() calls), one module per
 # family; a new method is one register() call in its family's module.
-# Families whose fitting code is optional register only when it is present.
 from scaling.methods import approach1  # noqa: E402,F401
 from scaling.methods import approach2  # noqa: E402,F401
 from scaling.methods import approach3  # noqa: E402,F401
-if importlib.util.find_spec("scaling.saturation") is not None:
-  from scaling.methods import saturation  # noqa: E402,F401
-if importlib.util.find_spec("scaling.powerlaw") is not None:
-  from scaling.methods import power_law  # noqa: E402,F401
+from scaling.methods import saturation  # noqa: E402,F401
+from scaling.methods import power_law  # noqa: E402,F401

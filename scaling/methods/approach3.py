@@ -7,7 +7,6 @@ FLOP convention (``scaling.parametric.frontier``: Hoffmann 2022 Eq. 4 for
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 from typing import Any, Dict, Optional
 
@@ -15,11 +14,6 @@ import numpy as np
 
 from scaling import methods
 
-# Registry name -> scaling.parametric.fit_parametric(method=...) ('huber_grid'
-# is grid_lbfgs's older name, accepted under both). 'vpnls' (variable
-# projection, scaling/vpnls.py) is registered when that module is present.
-PARAMETRIC_METHODS = {"grid_lbfgs": "huber_grid", "mle": "mle",
-                      "vpnls": "vpnls"}
 _QUANTITIES = ("a", "b", "E", "A", "B", "alpha", "beta", "G")
 
 
@@ -110,7 +104,7 @@ def _make_fit(name: str):
     from scaling import parametric  # jax-backed; imported only when needed
     runs = inputs.runs
     p = parametric.fit_parametric(runs.N, runs.D, runs.loss,
-                                  method=PARAMETRIC_METHODS[name],
+                                  method=name,
                                   **options.get("fit", {}))
     boot = None
     boot_opts = dict(options.get("bootstrap", {}))
@@ -136,10 +130,9 @@ methods.register(methods.FitMethod(
     label="Approach 3 (parametric, Huber likelihood)",
     citation="Besiroglu et al. 2024, arXiv:2404.10102",
     needs="runs", fit=_make_fit("mle"), order=1))
-if importlib.util.find_spec("scaling.vpnls") is not None:
-  methods.register(methods.FitMethod(
-      key="approach3.vpnls", family="approach3",
-      label="Approach 3 (parametric, Huber on log L, variable projection)",
-      citation="Golub & Pereyra 1973 (variable projection); Open-Athena "
-               "scaling-law-analysis (VPNLS for Chinchilla's law)",
-      needs="runs", fit=_make_fit("vpnls"), order=2))
+methods.register(methods.FitMethod(
+    key="approach3.vpnls", family="approach3",
+    label="Approach 3 (parametric, Huber on log L, variable projection)",
+    citation="Golub & Pereyra 1973 (variable projection); Open-Athena "
+             "scaling-law-analysis (VPNLS for Chinchilla's law)",
+    needs="runs", fit=_make_fit("vpnls"), order=2))

@@ -76,11 +76,10 @@ def _fit(inputs: methods.FitInputs, options: Dict[str, Any]):
     raise ScalingDataError(
         "--approach=powerlaw needs --x (one or more columns) and --y")
   try:
-    fit = powerlaw.METHOD.fit(table, x=x, y=y,
-                              offset=bool(options.get("offset", False)))
-    if inputs.bootstrap:
-      fit = powerlaw.METHOD.interval(table, fit, n_resamples=inputs.bootstrap,
-                                     seed=inputs.seed)
+    fit = powerlaw.fit_powerlaw(
+        np.column_stack([table[k] for k in x]), table[y], names=x, y_name=y,
+        offset=bool(options.get("offset", False)),
+        bootstrap=inputs.bootstrap, seed=inputs.seed)
   except powerlaw.PowerLawError as e:
     raise ScalingDataError(str(e)) from None
   return PowerLawResult(methods.METHODS["powerlaw.powerlaw"], fit, table)
