@@ -47,8 +47,10 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--dataset", default="chinchilla_epoch")
   p.add_argument("--n-resamples", type=int, default=4000)
-  p.add_argument("--method", default="huber_grid",
-                 choices=("huber_grid", "mle"))
+  p.add_argument("--method", default="grid_lbfgs",
+                 choices=("grid_lbfgs", "huber_grid", "mle"),
+                 help="huber_grid: the old name of grid_lbfgs (vpnls: see "
+                      "benchmarks/approach3_methods.py)")
   p.add_argument("--scipy-starts", type=int, default=300,
                  help="grid starts for scipy (4500 = all; fewer are "
                       "extrapolated linearly)")
@@ -101,7 +103,7 @@ def main(argv=None) -> int:
         f"{t_sp_full:.1f} s for 4500 starts{note}; best objective "
         f"{ref['f']:.10g}")
   rc = 0
-  if args.method == "huber_grid":
+  if parametric.canonical_method(args.method) == "grid_lbfgs":
     print(f"ratio scipy / jax (jax pruned, scipy not: not like-for-like): "
           f"{t_sp_full / t_warm:.1f}x warm, {t_sp_full / t_cold:.1f}x cold")
     if t_full is not None:

@@ -1,23 +1,27 @@
 r"""Fit a sweep's ledger and write ``DIR/report/``.
 
-  python -m experiments.analyze DIR [--bootstrap=1000] [--approach=1,2,3]
+  python -m experiments.analyze DIR [--bootstrap=1000] [--approach=1,2,3] \
+      [--isoflop_estimator=<name>|all] [--isoflop_scheme=runs|seed_noise]
 
 Calls ``scaling`` (Approach 2 on the ledger's final losses, Approach 3 on the
-same points, Approach 1 on the runs' training curves) and writes
+same points, Approach 1 on the runs' eval-loss curves) and writes
 ``report.md``, ``fit.json`` (same schema as ``scaling.fit``), ``fit.md``,
 ``fit.tex`` and PNG plots (isoFLOP curves with parabolas, N*(C) and D*(C)
 frontiers with bands, L(N, D) contours, loss curves).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
 from typing import Any, Dict, Optional, Sequence
 
+from experiments.analysis_settings import AnalysisSettings
 from experiments.ledger import Ledger
+from experiments.sweep_flops import sweep_flops_per_token
 
-DEFAULT_BOOTSTRAP = 1000
+DEFAULT_BOOTSTRAP = AnalysisSettings().bootstrap
 
 
 def _sweep_meta(workdir: str) -> Dict[str, Any]:
@@ -62,7 +66,7 @@ def _plot_loss_curves(curves, out_path: str) -> Optional[str]:
   return out_path
 
 
-def _fittable(runs, curves, approaches, options):
+def _fittable(runs, curves, approaches, fit_kwargs):
   """(approaches that can be fitted, one warning per skipped one).
 
   Approaches 1 and 2 refuse grids that miss the optimum (loss monotone in N
@@ -73,6 +77,9 @@ def _fittable(runs, curves, approaches, options):
   """
   from scaling.data import ScalingDataError
   from scaling.report import run_fit
+  probe = dict(fit_kwargs)   # a point fit: no bootstrap, so no weights
+  probe["options"] = {k: dict(v, weighted=False) if k == 2 else v
+                      for k, v in fit_kwargs.get("options", {}).items()}
   keep, skipped, first = [], [], None
   for a in approaches:
     if a == 3 or (a == 1 and curves is None):
@@ -82,7 +89,7 @@ def _fittable(runs, curves, approaches, options):
       with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         run_fit(runs, approaches=(a,), bootstrap=0, curves=curves,
-                plots=False, options=options)
+                plots=False, **probe)
       keep.append(a)
     except ScalingDataError as e:
       first = first or e
@@ -96,13 +103,45 @@ def _fittable(runs, curves, approaches, options):
   return tuple(keep), skipped
 
 
-def analyze(workdir: str, *, bootstrap: Optional[int] = None,
-            approaches: Sequence[int] = (1, 2, 3), seed: int = 0,
-            plots: bool = True,
-            isoflop_scheme: Optional[str] = None,
-            isoflop_on_edge: Optional[str] = None) -> Dict[str, Any]:
-  """Fits the ledger in ``workdir``; writes and returns the report dict."""
+def _curves(workdir: str, settings: AnalysisSettings):
+  """Approach-1 curves from the runs' metrics (None, with a warning, if too few).
+
+  Returns (curves or None, the skip message or None).
+
+  With ``curve_loss='eval_loss'`` every record is the eval loss at the step
+  it was measured (its own tokens and FLOPs), not smoothed; a run needs at
+  least 2 eval records.
+  """
   from scaling.curves import load_workdir_curves
+  from scaling.data import ScalingDataError
+  key = settings.curve_loss
+  try:
+    curves = load_workdir_curves(workdir, loss_key=key)
+  except (ScalingDataError, FileNotFoundError, ValueError) as e:
+    hint = (" (train.eval_every=0 evaluates only at the end of each run; set "
+            "train.eval_every, or analysis.curve_loss='loss' for train loss)"
+            if key == "eval_loss" else "")
+    msg = f"Approach 1 skipped: too few {key} records: {e}{hint}"
+    warnings.warn(msg)
+    return None, " ".join(msg.split())
+  if curves.provenance.get("exclusions"):
+    warnings.warn(f"Approach 1: {len(curves.provenance['exclusions'])} run(s) "
+                  f"have fewer than 2 {key} records and are left out of the "
+                  "envelope.")
+  return curves, None
+
+
+def analyze(workdir: str, *, bootstrap: Optional[int] = None,
+            approaches: Sequence[int] = (1, 2, 3), seed: Optional[int] = None,
+            plots: bool = True, isoflop_scheme: Optional[str] = None,
+            isoflop_estimator: Optional[str] = None,
+            isoflop_on_edge: Optional[str] = None,
+            settings: Optional[AnalysisSettings] = None) -> Dict[str, Any]:
+  """Fits the ledger in ``workdir``; writes and returns the report dict.
+
+  Settings come from the sweep config's ``analysis`` section (sweep.json),
+  then ``settings`` if given, then the keyword overrides.
+  """
   from scaling.data import ScalingDataError, load_runs
   from scaling.report import run_fit, write_outputs
 
@@ -114,30 +153,31 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
   if not records:
     raise ScalingDataError(f"{ledger_path} is empty: no finished runs to fit")
   meta = _sweep_meta(workdir)
-  analysis_cfg = (meta.get("config") or {}).get("analysis") or {}
-  if bootstrap is None:
-    bootstrap = int(analysis_cfg.get("bootstrap", DEFAULT_BOOTSTRAP))
-  # Approach 2 bootstrap scheme: 'runs' resamples runs within budgets;
-  # 'seed_noise' perturbs losses by the estimated seed noise (Porian et al.
-  # 2024), steadier when a budget has only ~5 sizes.
-  scheme = isoflop_scheme or analysis_cfg.get("isoflop_scheme", "runs")
-  # 'drop' (default) or 'keep' budgets whose parabola vertex is off the grid.
-  on_edge = isoflop_on_edge or analysis_cfg.get("isoflop_on_edge", "drop")
+  if settings is None:
+    settings = AnalysisSettings.from_config(
+        (meta.get("config") or {}).get("analysis"))
+  settings = settings.with_overrides(
+      bootstrap=bootstrap, seed=seed, isoflop_scheme=isoflop_scheme,
+      isoflop_estimator=isoflop_estimator, isoflop_on_edge=isoflop_on_edge)
   runs = load_runs(ledger_path)
-  curves = None
-  if 1 in approaches:
-    try:
-      curves = load_workdir_curves(workdir)
-    except (ScalingDataError, FileNotFoundError, ValueError) as e:
-      warnings.warn(f"Approach 1 skipped: {e}")
-      approaches = tuple(a for a in approaches if a != 1)
+  curves, no_curves = (_curves(workdir, settings) if 1 in approaches
+                       else (None, None))
+  if curves is None:
+    approaches = tuple(a for a in approaches if a != 1)
   out_dir = os.path.join(workdir, "report")
   os.makedirs(out_dir, exist_ok=True)
-  options = {2: {"scheme": scheme, "on_edge": on_edge}}
-  approaches, skipped = _fittable(runs, curves, approaches, options)
+  fit_kwargs = dict(
+      options={2: settings.isoflop_options(),
+               1: ({"smooth_window": 1} if settings.curve_loss == "eval_loss"
+                   else {})},
+      choices={"approach2": settings.isoflop_estimator},
+      flops_per_token=sweep_flops_per_token(meta, runs))
+  approaches, skipped = _fittable(runs, curves, approaches, fit_kwargs)
+  skipped = ([no_curves] if no_curves else []) + skipped
   fit = run_fit(runs, approaches=approaches, out_dir=out_dir,
-                budgets=_report_budgets(meta, runs), bootstrap=bootstrap,
-                seed=seed, curves=curves, plots=plots, options=options)
+                budgets=_report_budgets(meta, runs),
+                bootstrap=settings.bootstrap, seed=settings.seed,
+                curves=curves, plots=plots, **fit_kwargs)
   if skipped:  # fit.json must say which approaches are missing, and why
     fit["warnings"] = skipped + fit.get("warnings", [])
     write_outputs(fit, out_dir)
@@ -145,7 +185,8 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
     p = _plot_loss_curves(curves, os.path.join(out_dir, "loss_curves.png"))
     if p:
       fit.setdefault("plots", []).append(os.path.basename(p))
-  report = {"fit": fit, "sweep": _sweep_summary(records, meta)}
+  report = {"fit": fit, "sweep": _sweep_summary(records, meta),
+            "settings": dataclasses.asdict(settings)}
   with open(os.path.join(out_dir, "report.md"), "w") as f:
     f.write(report_markdown(report))
   return report
@@ -165,51 +206,72 @@ def _sweep_summary(records, meta) -> Dict[str, Any]:
 
 
 def _fmt_ci(value, ci) -> str:
-  if ci is None:
+  if ci is None or ci[0] is None:
     return f"{value:.4g}"
   return f"{value:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]"
 
 
 def _interval_note(d: Dict[str, Any]) -> str:
-  """' (bootstrap <interval>, n=<ok>)' from a fit.json approach entry."""
-  if not d.get("ci_interval"):
-    return ""
-  n = d.get("n_bootstrap_ok", d.get("n_bootstrap"))
-  return f" ({d['ci_interval']} bootstrap, n={n})"
+  """' (interval: <procedure>)' from a fit.json entry."""
+  proc = d.get("interval_procedure")
+  return f" (interval: {proc})" if proc else " (no interval)"
+
+
+def _approach2_lines(fit) -> list:
+  a2 = fit["approach2"]
+  lines = [f"{a2['label']}: per-budget minima (D* = C / F(N*))",
+           f"  {'C':>9} {'N*':>10} {'D*':>12} {'D*/N*':>7} {'L*':>7}"]
+  for m in a2["minima"]:
+    lines.append(f"  {m['C']:9.3g} {m['N_opt']:10.4g} {m['D_opt']:12.4g} "
+                 f"{m['D_opt'] / m['N_opt']:7.1f} {m['L_opt']:7.4f}")
+  for C, why in a2.get("dropped", {}).items():
+    lines.append(f"  dropped C={C}: {why}")
+  ci = a2.get("ci", {})
+  lines.append(f"  N* ∝ C^a: a = {_fmt_ci(a2['a'], ci.get('a'))}; "
+               f"D* ∝ C^b: b = {_fmt_ci(a2['b'], ci.get('b'))}"
+               f"{_interval_note(a2)}")
+  for key, e in (fit.get("alternatives") or {}).items():
+    if e.get("family") == "approach2":
+      c = e.get("ci", {})
+      lines.append(f"  also {e['estimator']}: a = {_fmt_ci(e['a'], c.get('a'))},"
+                   f" b = {_fmt_ci(e['b'], c.get('b'))}{_interval_note(e)}")
+  return lines
 
 
 def summary_text(report: Dict[str, Any]) -> str:
-  """The printed summary: per-budget minima and the exponents with intervals."""
+  """The printed summary: per-budget minima and the exponents with intervals.
+
+  Every interval names its procedure (fit.json ``interval_procedure``).
+  """
   fit, sw = report["fit"], report["sweep"]
+  conv = fit.get("conventions") or {}
   lines = [f"sweep {sw['name']!r}: {sw['n_ok']} ok / {sw['n_runs']} runs "
            f"({sw['n_diverged']} diverged), {sw['wall_time_s']:.0f}s of "
            f"training; C counted as {sw['flop_convention']}, N as "
-           f"{sw['param_convention']}"]
-  a2 = fit.get("approach2")
-  if a2:
-    lines.append("Approach 2 (IsoFLOP parabolas): per-budget minima")
-    lines.append(f"  {'C':>9} {'N*':>10} {'D*':>12} {'D*/N*':>7} {'L*':>7}")
-    for m in a2["minima"]:
-      lines.append(f"  {m['C']:9.3g} {m['N_opt']:10.4g} {m['D_opt']:12.4g} "
-                   f"{m['D_opt'] / m['N_opt']:7.1f} {m['L_opt']:7.4f}")
-    for d in a2.get("dropped", []):
-      lines.append(f"  dropped: {d}")
-    ci = a2.get("ci", {})
-    lines.append(f"  N* ∝ C^a: a = {_fmt_ci(a2['a'], ci.get('a'))}; "
-                 f"D* ∝ C^b: b = {_fmt_ci(a2['b'], ci.get('b'))}"
-                 f"{_interval_note(a2)}")
+           f"{sw['param_convention']}; F(N): "
+           f"{(conv.get('flops_per_token') or {}).get('label', '?')}"]
+  if fit.get("approach2"):
+    lines += _approach2_lines(fit)
   a3 = fit.get("approach3")
   if a3:
     ci = a3.get("ci", {})
-    lines.append("Approach 3 (L = E + A/N^α + B/D^β, sum-of-Huber fit): "
+    lines.append(f"{a3['label']}: "
                  f"E = {_fmt_ci(a3['E'], ci.get('E'))}, "
                  f"α = {_fmt_ci(a3['alpha'], ci.get('alpha'))}, "
                  f"β = {_fmt_ci(a3['beta'], ci.get('beta'))}, "
                  f"a = {_fmt_ci(a3['a'], ci.get('a'))}{_interval_note(a3)}")
+  lc = fit.get("loss_vs_compute")
+  if lc:
+    ci = lc.get("ci", {})
+    preds = ", ".join(f"L*({k}) = {_fmt_ci(r['loss'], r.get('loss_ci'))}"
+                      for k, r in lc.get("compute_optimal", {}).items())
+    lines.append(f"{lc['label']}: E = {_fmt_ci(lc['E'], ci.get('E'))}, "
+                 f"gamma = {_fmt_ci(lc['gamma'], ci.get('gamma'))}; {preds}"
+                 f"{_interval_note(lc)}")
   a1 = fit.get("approach1")
   if a1:
     ci = a1.get("ci", {})
-    lines.append(f"Approach 1 (training-curve envelope): a = "
+    lines.append(f"{a1['label']}: a = "
                  f"{_fmt_ci(a1['a'], ci.get('a'))}, b = "
                  f"{_fmt_ci(a1['b'], ci.get('b'))}{_interval_note(a1)}")
   for w in fit.get("warnings", []):
@@ -243,6 +305,7 @@ def main(argv):
                       f"got {FLAGS.approach!r}")
   report = analyze(argv[1], bootstrap=FLAGS.bootstrap, approaches=approaches,
                    isoflop_scheme=FLAGS.isoflop_scheme,
+                   isoflop_estimator=FLAGS.isoflop_estimator,
                    isoflop_on_edge=FLAGS.isoflop_on_edge)
   print(summary_text(report))
   print(f"report: {os.path.join(argv[1], 'report', 'report.md')}")
@@ -257,6 +320,12 @@ if __name__ == "__main__":
   flags.DEFINE_enum("isoflop_scheme", None, ["runs", "seed_noise"],
                     "Approach 2 bootstrap (default: the sweep config's "
                     "analysis.isoflop_scheme, else 'runs').")
+  from scaling import isoflop_estimators
+  flags.DEFINE_string("isoflop_estimator", None,
+                      "Approach 2 estimator (" +
+                      ", ".join(isoflop_estimators.ESTIMATORS) + ", or all; "
+                      "default: the sweep config's analysis.isoflop_estimator, "
+                      f"else {isoflop_estimators.DEFAULT_ESTIMATOR}).")
   flags.DEFINE_enum("isoflop_on_edge", None, ["drop", "keep"],
                     "Approach 2: drop or keep budgets whose parabola vertex "
                     "is outside the sampled sizes (default: the sweep "

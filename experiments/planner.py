@@ -20,9 +20,7 @@ files start from ``default_sweep(**overrides)``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -33,6 +31,8 @@ from experiments.sweep_config import (  # noqa: F401  (re-exported)
     HASH_EXCLUDED, SWEEP_FIELDS, SWEEP_HASH_EXCLUDED, PlanError, _budgets,
     _positive, config_hash, default_sweep, validate_sweep)
 from experiments import schemes as schemes_lib
+from experiments.centering import (  # noqa: F401  (re-exported)
+    SIX_N_CONVENTIONS, center_N)
 from experiments.plan_table import (  # noqa: F401  (re-exported)
     CPU_RUN_OVERHEAD_S, CPU_THROUGHPUT, cpu_tokens_per_s, estimate_seconds,
     format_plan)
@@ -136,43 +136,6 @@ class Plan:
 
   def budgets(self) -> List[float]:
     return sorted({r.budget for r in self.runs})
-
-
-def _read_fit(path: str) -> Dict[str, Any]:
-  path = os.path.expanduser(path)
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
-    raise PlanError(f"sweep.center={path!r}: cannot read fit.json "
-                    f"({e})") from None
-
-
-def _finite(*vals) -> bool:
-  return all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals)
-
-
-def center_N(budget: float, sweep_cfg) -> float:
-  """The geometric centre N*(C) of a budget's sizes.
-
-  'prior': prior_k * (C / prior_c0)**prior_a. A fit.json path: Approach 3's
-  N_opt = G (C/6)^a (Hoffmann et al. 2022, Eq. 4) if present, else Approach
-  2's N_opt = k_N C^a (Hoffmann et al. 2022, Sec. 3.2). The fit's C is used
-  as this sweep's C, so fit and sweep should share a FLOP convention.
-  """
-  _positive("budgets", budget)
-  s = sweep_cfg
-  if s.center == "prior":
-    # Hoffmann et al. 2022, Table 3: N_opt = sqrt(C/120) (k=1, a=0.5, c0=120).
-    return float(s.prior_k * (budget / s.prior_c0) ** s.prior_a)
-  fit = _read_fit(s.center)
-  a3, a2 = fit.get("approach3") or {}, fit.get("approach2") or {}
-  if _finite(a3.get("G"), a3.get("a")):
-    return float(a3["G"] * (budget / 6.0) ** a3["a"])  # Hoffmann 2022, Eq. 4.
-  if _finite(a2.get("k_N"), a2.get("a")):
-    return float(a2["k_N"] * budget ** a2["a"])  # Hoffmann 2022, Sec. 3.2.
-  raise PlanError(f"sweep.center={s.center!r}: fit.json has neither "
-                  "approach3 (G, a) nor approach2 (k_N, a)")
 
 
 def size_targets(center: float, n_sizes: int, size_range: float) -> List[float]:
@@ -304,13 +267,19 @@ def _plan_candidate(budget, cfg_model, s, n_params, steps_per_call, seed):
 def count_unique_tokens(cfg) -> Optional[int]:
   """Unique training tokens of the sweep's data at ``sweep.seq_len``, or None
   when they cannot be counted without tokenizing (tfds or SentencePiece
-  without a token cache; the trainer then checks ``train.max_epochs`` itself).
+  without a token cache, or a tfds dataset not prepared here; the trainer
+  then checks ``train.max_epochs`` itself).
   Touches data (builds a byte-level token cache), unlike ``make_plan``."""
-  from lm.data import count_train_tokens  # pylint: disable=g-import-not-at-top
+  from lm.data import DataError, count_train_tokens  # pylint: disable=g-import-not-at-top
   data = dict(cfg.lm.data.to_dict() if hasattr(cfg.lm.data, "to_dict")
               else cfg.lm.data)
   data["seq_len"] = int(cfg.sweep.seq_len)
-  return count_train_tokens(data)
+  try:
+    return count_train_tokens(data)
+  except DataError:
+    if data.get("source") != "tfds":
+      raise
+    return None  # not prepared on this machine (--plan_only on a laptop)
 
 
 def check_epochs(plan: Plan) -> None:
@@ -393,7 +362,12 @@ def make_plan(cfg, *, unique_train_tokens: Optional[int] = None) -> Plan:
   spc = int(cfg.lm.train.get("steps_per_call", 1))
   seed = int(cfg.lm.train.get("seed", 0))
   budgets = sorted(_budgets(s))
-  centers = {C: center_N(C, s) for C in budgets}
+  F = None
+  if s.center != "prior" and s.flop_convention not in SIX_N_CONVENTIONS:
+    from experiments.sweep_flops import planner_flops_per_token
+    F = planner_flops_per_token({"sweep": s.to_dict(), "lm": cfg.lm.to_dict()},
+                                10.0 * max(budgets) ** 0.5)
+  centers = {C: center_N(C, s, F) for C in budgets}
   grid = schemes_lib.size_grid(s)
   if schemes_lib.SCHEMES[s.scheme].trunks:
     _check_trunk_settings(cfg, grid)

@@ -234,28 +234,15 @@ def config_hash(cfg) -> str:
   return hashlib.sha256(blob.encode()).hexdigest()
 
 
-ANALYSIS_FIELDS: Dict[str, Tuple[Any, str]] = {
-    "bootstrap": (1000, "bootstrap resamples of the fits (>= 0)"),
-    "isoflop_scheme": ("runs", "Approach-2 bootstrap: 'runs' or 'seed_noise'"),
-    "isoflop_on_edge": ("drop", "Approach 2: 'drop' or 'keep' budgets whose "
-                                "parabola vertex is off the sampled sizes"),
-}
-
-
 def validate_analysis(a) -> None:
-  """Raises PlanError (one line) for a malformed ``c.analysis`` (optional)."""
-  if a is None:
-    return
-  values = a.to_dict() if hasattr(a, "to_dict") else dict(a)
-  unknown = sorted(set(values) - set(ANALYSIS_FIELDS))
-  _check(not unknown, f"unknown analysis field {unknown[:1]} (valid: "
-                      f"{', '.join(ANALYSIS_FIELDS)})")
-  b = values.get("bootstrap", 0)
-  _check(isinstance(b, int) and not isinstance(b, bool) and b >= 0,
-         f"analysis.bootstrap must be an integer >= 0, got {b!r}")
-  scheme = values.get("isoflop_scheme", "runs")
-  _check(scheme in ("runs", "seed_noise"), "analysis.isoflop_scheme must be "
-         f"'runs' or 'seed_noise', got {scheme!r}")
-  edge = values.get("isoflop_on_edge", "drop")
-  _check(edge in ("drop", "keep"), "analysis.isoflop_on_edge must be 'drop' or "
-         f"'keep', got {edge!r}")
+  """Raises PlanError (one line) for a malformed ``c.analysis`` (optional).
+
+  The fields and their checks are ``experiments.analysis_settings``'s (one
+  schema, also used by experiments.analyze).
+  """
+  from experiments.analysis_settings import AnalysisSettings
+  from lm.config import ConfigError
+  try:
+    AnalysisSettings.from_config(a)
+  except ConfigError as e:
+    raise PlanError(str(e)) from None

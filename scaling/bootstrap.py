@@ -15,7 +15,9 @@ share one data array and are refitted together by the vmapped solver in
 
 Starting points: each refit starts from the full-data point estimate (plus,
 with ``extra_starts=k``, the k next-best distinct grid solutions, keeping
-the lower objective). Rerunning the 4500-point grid per resample would cost
+the lower objective; grid_lbfgs and mle). ``method='vpnls'`` refits only
+(alpha, beta) from the point estimate's exponents, (E, A, B) solved
+exactly for each resample (:func:`scaling.vpnls.refit_resamples`). Rerunning the 4500-point grid per resample would cost
 ~4500x more; a resample perturbs the objective slightly, so its minimum lies
 in the basin of the full-data minimum. ``tests/test_bootstrap.py`` checks
 this against full-grid refits of a few resamples.
@@ -99,7 +101,7 @@ def resample_weights(n: int, n_resamples: int, scheme: str,
 def bootstrap_parametric(N, D, loss, *, n_resamples: Optional[int] = None,
                          scheme: str = "epoch", seed: int = 0,
                          budgets: Sequence[float] = (5.76e23,),
-                         method: str = "huber_grid",
+                         method: str = "grid_lbfgs",
                          delta: float = huber_lib.HUBER_DELTA,
                          extra_starts: int = 0,
                          point: Optional[parametric.ParametricFit] = None
@@ -113,10 +115,10 @@ def bootstrap_parametric(N, D, loss, *, n_resamples: Optional[int] = None,
       or 'hoffmann' (10th-90th percentile, 80% subsamples).
     seed: NumPy seed of the resampling; the result is reproducible.
     budgets: FLOP budgets for the derived N_opt, D_opt, D/N and L_opt.
-    method: 'huber_grid' or 'mle' (as in fit_parametric).
+    method: one of parametric.METHODS or an alias (as in fit_parametric).
     delta: Huber threshold.
     extra_starts: also start each refit from this many next-best grid
-      solutions of the full-data fit (costs (1 + k)x).
+      solutions of the full-data fit (costs (1 + k)x); not for 'vpnls'.
     point: a precomputed full-data fit with the same method (optional).
 
   Returns:
@@ -131,6 +133,10 @@ def bootstrap_parametric(N, D, loss, *, n_resamples: Optional[int] = None,
     raise BootstrapError(f"n_resamples must be >= 2, got {n_resamples}")
   if extra_starts < 0:
     raise BootstrapError(f"extra_starts must be >= 0, got {extra_starts}")
+  method = _canonical(method)
+  if extra_starts and method == "vpnls":
+    raise BootstrapError("extra_starts applies to grid_lbfgs and mle; vpnls "
+                         "refits (alpha, beta) from the point estimate")
   data = parametric.make_data(N, D, loss, delta, "sum")
   n = data[0].shape[0]
   if point is None:
@@ -138,23 +144,8 @@ def bootstrap_parametric(N, D, loss, *, n_resamples: Optional[int] = None,
   elif point.method != method:
     raise BootstrapError(f"point was fitted with {point.method!r}, not "
                          f"{method!r}")
-  starts = [np.asarray(point.theta)]
-  if extra_starts:
-    starts += list(_extra_starts(data, point, extra_starts))
-  objective = (parametric.huber_objective if method == "huber_grid"
-               else parametric.mle_negloglik)
   w = resample_weights(n, n_resamples, scheme, seed)
-  best = None
-  for x0 in starts:
-    # Same stop rule and chunk as the point fit: reuses its compilations.
-    out = lbfgs.run(objective, np.tile(x0, (n_resamples, 1)), w, data,
-                    parametric.GRID_STOP, chunk=parametric.PRUNE_EVERY)
-    if best is None:
-      best = out
-    else:
-      better = out["f"] < best["f"]
-      best = {k: np.where(better[:, None] if v.ndim == 2 else better, out[k],
-                          v) for k, v in best.items()}
+  best = _REFIT[method](method, point, w, data, extra_starts)
   ok = np.isfinite(best["f"]) & ~best["failed"]
   theta = best["x"][ok]
   E, A, B = np.exp(theta[:, 2]), np.exp(theta[:, 0]), np.exp(theta[:, 1])
@@ -172,6 +163,48 @@ def bootstrap_parametric(N, D, loss, *, n_resamples: Optional[int] = None,
       n_resamples=n_resamples, seed=seed, method=method,
       n_not_converged=int(np.sum(ok & ~best["converged"])),
       n_failed=int(np.sum(~ok)), percentiles=q)
+
+
+def _canonical(method: str) -> str:
+  try:
+    return parametric.canonical_method(method)
+  except parametric.ParametricFitError as e:
+    raise BootstrapError(str(e)) from None
+
+
+def _refit_lbfgs(method, point, w, data, extra_starts):
+  """grid_lbfgs / mle refits from the point (and extra) starts, best kept."""
+  starts = [np.asarray(point.theta)]
+  if extra_starts:
+    starts += list(_extra_starts(data, point, extra_starts))
+  objective = (parametric.huber_objective if method == "grid_lbfgs"
+               else parametric.mle_negloglik)
+  best = None
+  for x0 in starts:
+    # Same stop rule and chunk as the point fit: reuses its compilations.
+    out = lbfgs.run(objective, np.tile(x0, (w.shape[0], 1)), w, data,
+                    parametric.GRID_STOP, chunk=parametric.PRUNE_EVERY)
+    if best is None:
+      best = out
+    else:
+      better = out["f"] < best["f"]
+      best = {k: np.where(better[:, None] if v.ndim == 2 else better, out[k],
+                          v) for k, v in best.items()}
+  return best
+
+
+def _refit_vpnls(method, point, w, data, extra_starts):
+  """vpnls refits of (alpha, beta) from the point estimate."""
+  del method, extra_starts
+  from scaling import vpnls  # pylint: disable=g-import-not-at-top
+  out = vpnls.refit_resamples(point, w, data)
+  out["x"] = out.pop("theta")
+  return out
+
+
+# Refit procedure of each parametric.METHODS entry.
+_REFIT = {"grid_lbfgs": _refit_lbfgs, "mle": _refit_lbfgs,
+          "vpnls": _refit_vpnls}
 
 
 def _extra_starts(data, point, k):

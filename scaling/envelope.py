@@ -33,8 +33,8 @@ import numpy as np
 
 from scaling.curves import Curves
 from scaling.data import ScalingDataError
-from scaling import isoflop as isoflop_lib
-from scaling.isoflop import wls_line
+from scaling import loglinear
+from scaling.loglinear import wls_line
 
 _CHUNK = 16
 
@@ -59,11 +59,11 @@ class EnvelopeFit:
   n_failed_replicates: int = 0  # bootstrap replicates with no usable fit.
 
   def predict(self, C) -> Dict[str, np.ndarray]:
-    return isoflop_lib.power_law_predict(self.k_N, self.a, self.k_D, self.b, C)
+    return loglinear.power_law_predict(self.k_N, self.a, self.k_D, self.b, C)
 
   def predict_ci(self, C) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     """Percentile bands of N*, D*, D*/N* at C from the bootstrap draws."""
-    return isoflop_lib.power_law_bands(self.samples, self.settings["ci_level"],
+    return loglinear.power_law_bands(self.samples, self.settings["ci_level"],
                                        C)
 
   def to_dict(self) -> Dict[str, Any]:

@@ -1,7 +1,11 @@
 r"""Command line: fit compute-optimal scaling laws (Hoffmann et al. 2022).
 
   python -m scaling.fit --input=chinchilla_epoch --approach=2,3 --out=/tmp/fit \
-      [--budgets=1e21,5.76e23] [--bootstrap=4000] [--seed=0]
+      [--budgets=1e21,5.76e23] [--bootstrap=4000] [--seed=0] \
+      [--isoflop_estimator=local_parabola|parabola|akima|huber_parabola|all] \
+      [--approach3_method=grid_lbfgs|mle|vpnls|all]
+  python -m scaling.fit --input=runs.csv --approach=powerlaw --x=N --y=loss \
+      [--powerlaw_offset] [--out=/tmp/pl]
 
 ``--input`` is a built-in data set (see ``scaling.data.BUILTIN_DATASETS``), a
 .csv / .jsonl file of final runs, ``misfitting_curves`` or an experiments
@@ -20,6 +24,7 @@ from absl import flags
 
 from scaling import curves as curves_lib
 from scaling import data as data_lib
+from scaling import isoflop_estimators
 from scaling.report import DEFAULT_BUDGETS, run_fit, text_table  # noqa: F401
 
 _INPUT = flags.DEFINE_string("input", None, "built-in data set, .csv/.jsonl "
@@ -36,11 +41,31 @@ _SEED = flags.DEFINE_integer("seed", 0, "bootstrap seed.", lower_bound=0)
 _SCHEME = flags.DEFINE_enum("isoflop_scheme", "runs", ["runs", "seed_noise"],
                             "Approach-2 bootstrap: resample runs within "
                             "budgets, or perturb losses by seed noise.")
-_WEIGHTED = flags.DEFINE_boolean("isoflop_weighted", False, "Approach 2: "
-                                 "inverse-variance weighted power-law fit.")
+_WEIGHTED = flags.DEFINE_boolean("isoflop_weighted", None, "Approach 2: "
+                                 "weighted power-law fit, weights 1/sigma_b^2 "
+                                 "(default: on for seed_noise, off for runs).")
+_ESTIMATOR = flags.DEFINE_string(
+    "isoflop_estimator", isoflop_estimators.DEFAULT_ESTIMATOR,
+    "Approach 2 per-budget estimator (" + ", ".join(isoflop_estimators.ESTIMATORS)
+    + ") or 'all' (every one; the default is primary), printed side by side.")
+_LOCAL_K = flags.DEFINE_integer("isoflop_k", isoflop_estimators.LOCAL_K,
+                                "local_parabola: sizes nearest the observed "
+                                "minimum.")
+_NOISE = flags.DEFINE_float("seed_noise_std", None, "Approach 2 seed_noise: "
+                            "stated run-to-run loss std (default: measured "
+                            "from seed repeats, else residual-based).")
 _ON_EDGE = flags.DEFINE_enum("isoflop_on_edge", "drop", ["drop", "keep"],
                              "Approach 2: drop or keep budgets whose "
-                             "parabola vertex is outside the sampled sizes.")
+                             "minimum is at the edge of the sampled sizes.")
+_A3_METHOD = flags.DEFINE_string(
+    "approach3_method", None, "Approach-3 estimator: grid_lbfgs (Hoffmann "
+    "2022; alias huber_grid), mle (Besiroglu et al. 2024), vpnls (variable "
+    "projection, when installed) or all (default: grid_lbfgs).")
+_X = flags.DEFINE_list("x", None, "--approach=powerlaw: x column(s); several "
+                       "give y = a * prod x_k^b_k.")
+_Y = flags.DEFINE_string("y", None, "--approach=powerlaw: the y column.")
+_PL_OFFSET = flags.DEFINE_boolean("powerlaw_offset", False, "--approach="
+                                  "powerlaw: fit y = c + a x^b (one x).")
 _PLOTS = flags.DEFINE_boolean("plots", True, "write PNG plots (needs "
                               "matplotlib).")
 
@@ -82,23 +107,60 @@ def load_inputs(source: str, approaches):
   return runs, curves, tuple(approaches)
 
 
+def _approaches(values):
+  """--approach tokens: 1, 2, 3 or a family name (e.g. powerlaw)."""
+  if values is None:
+    return None
+  out = []
+  for v in values:
+    v = v.strip()
+    out.append(int(v) if v.isdigit() else v)
+  return tuple(out)
+
+
+def _fit_args():
+  """run_fit keyword arguments for the flags (inputs loaded)."""
+  approaches = _approaches(_APPROACH.value)
+  budgets = _parse_list(_BUDGETS.value, "budgets", float)
+  from scaling.parametric import METHOD_ALIASES  # jax-backed: lazily
+  a3 = METHOD_ALIASES.get(_A3_METHOD.value, _A3_METHOD.value)
+  kw = dict(budgets=budgets, bootstrap=_BOOTSTRAP.value, seed=_SEED.value,
+            plots=_PLOTS.value, out_dir=_OUT.value,
+            choices={"approach2": _ESTIMATOR.value, "approach3": a3},
+            command_line=" ".join(["python -m scaling.fit"] + sys.argv[1:]))
+  if approaches and "powerlaw" in approaches:
+    if len(approaches) > 1:
+      raise data_lib.ScalingDataError(
+          "--approach=powerlaw runs alone; drop the other approaches")
+    from scaling import report  # pylint: disable=g-import-not-at-top
+    report.families_of(approaches)   # one-line error if not installed
+    from scaling import powerlaw_report  # pylint: disable=g-import-not-at-top
+    cols, prov = powerlaw_report.load_columns(_INPUT.value)
+    kw.update(approaches=approaches, table=(cols, prov), options={
+        "powerlaw": {"x": [powerlaw_report.resolve_column(cols, k)
+                           for k in (_X.value or [])],
+                     "y": (powerlaw_report.resolve_column(cols, _Y.value)
+                           if _Y.value else ""),
+                     "offset": _PL_OFFSET.value}})
+    return None, kw
+  if _X.value or _Y.value or _PL_OFFSET.value:
+    raise data_lib.ScalingDataError(
+        "--x, --y and --powerlaw_offset apply to --approach=powerlaw")
+  runs, curves, approaches = load_inputs(_INPUT.value, approaches)
+  kw.update(approaches=approaches, curves=curves, options={
+      2: {"scheme": _SCHEME.value, "weighted": _WEIGHTED.value,
+          "on_edge": _ON_EDGE.value, "seed_noise_std": _NOISE.value,
+          "estimator_options": {"local_parabola": {"k": _LOCAL_K.value}}}})
+  return runs, kw
+
+
 def main(argv):
   if len(argv) > 1:
     raise data_lib.ScalingDataError(f"unexpected arguments {argv[1:]}")
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    approaches = (None if _APPROACH.value is None
-                  else tuple(_parse_list(_APPROACH.value, "approach", int)))
-    budgets = _parse_list(_BUDGETS.value, "budgets", float)
-    runs, curves, approaches = load_inputs(_INPUT.value, approaches)
-    result = run_fit(runs, approaches=approaches, out_dir=_OUT.value,
-                     budgets=budgets, bootstrap=_BOOTSTRAP.value,
-                     seed=_SEED.value, curves=curves, plots=_PLOTS.value,
-                     options={2: {"scheme": _SCHEME.value,
-                                  "weighted": _WEIGHTED.value,
-                                  "on_edge": _ON_EDGE.value}},
-                     command_line=" ".join(
-                         ["python -m scaling.fit"] + sys.argv[1:]))
+    runs, kw = _fit_args()
+    result = run_fit(runs, **kw)
   for m in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
     print(f"warning: {m}", file=sys.stderr)
   print(text_table(result), end="")

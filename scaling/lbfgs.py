@@ -14,7 +14,6 @@ Precision: everything runs in float64 inside :func:`x64`, which scopes
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 from typing import Callable, Dict, Optional
@@ -28,19 +27,20 @@ _C1 = 1e-4          # Armijo constant (Nocedal & Wright 2006, Sec. 3.1).
 _MAX_BACKTRACK = 10
 
 
-@contextlib.contextmanager
 def x64():
-  """Enables float64 in JAX for the duration of the block only."""
-  enable = getattr(jax, "enable_x64", None)
-  if enable is None:  # Older JAX releases only have the experimental one.
-    from jax.experimental import enable_x64 as enable  # pylint: disable=g-import-not-at-top
-  with enable(True):
-    yield
+  """Enables float64 in JAX for the duration of the block only.
+
+  ``jax.enable_x64`` is a config context manager in every supported jax
+  (0.10.2 here, 0.11.2 on the GPU image); ``jax.experimental.enable_x64``
+  no longer exists there.
+  """
+  return jax.enable_x64(True)
 
 
 @dataclasses.dataclass(frozen=True)
 class StopRule:
-  """Per-lane stopping rule; the first condition met stops the lane.
+  """Per-lane stopping rule (the first condition met stops the lane) and
+  the restart step.
 
   Attributes:
     max_iter: iteration cap.
@@ -48,13 +48,33 @@ class StopRule:
     ftol: stop when the decrease f_k - f_{k+1} <= ftol * |f_{k+1}| (scale
       free: unlike scipy's L-BFGS-B rule, which divides by max(|f|, 1), it
       does not stop early on objectives much smaller than 1).
+    pred_tol: optional; stop before the line search when the quasi-Newton
+      model predicts a decrease -g.d/2 <= pred_tol * |f| (memory non-empty).
+      For objectives that are costly to evaluate, whose last steps would
+      otherwise backtrack at the rounding floor of f.
+    unit_restart: with an empty memory (first step, or after a skipped
+      update) try a unit-length step along -g rather than -g/max(1, |g|).
+      For objectives whose gradients are << 1 at O(1) parameter scales:
+      where the curvature is negative every update is skipped, and steps
+      of length |g| would crawl.
   """
   max_iter: int = 3000
   gtol: float = 1e-12
   ftol: float = 1e-13
+  pred_tol: Optional[float] = None
+  unit_restart: bool = False
 
 
-def _direction(g, S, Y, rho, pos, count):
+def _restart_scale(g, stop):
+  """Step scale along -g with an empty memory: 1/max(1, |g|), or 1/|g|
+  (a unit-length first trial step) with stop.unit_restart."""
+  norm = jnp.linalg.norm(g)
+  if stop.unit_restart:
+    return 1.0 / jnp.where(norm > 0, norm, 1.0)
+  return 1.0 / jnp.maximum(1.0, norm)
+
+
+def _direction(g, S, Y, rho, pos, count, stop):
   """-H g by the L-BFGS two-loop recursion (Nocedal & Wright, Alg. 7.4)."""
   m = S.shape[0]
   order = (pos - 1 - jnp.arange(m)) % m          # newest to oldest.
@@ -69,7 +89,7 @@ def _direction(g, S, Y, rho, pos, count):
   newest = order[0]
   yy = jnp.dot(Y[newest], Y[newest])
   gamma = jnp.where(count > 0, jnp.dot(S[newest], Y[newest]) / yy,
-                    1.0 / jnp.maximum(1.0, jnp.linalg.norm(g)))
+                    _restart_scale(g, stop))
   r = gamma * q
 
   def second(r, i):
@@ -82,42 +102,51 @@ def _direction(g, S, Y, rho, pos, count):
 
 
 def _line_search(fun, x, f, gd, d, done):
-  """Backtracking Armijo step along d.
+  """Backtracking Armijo step along d, starting from t = 1.
 
   Evaluates value and gradient at each trial point so that the accepted one
-  needs no second evaluation. Returns (t, f(x + t d), grad, ok).
+  needs no second evaluation; lanes already done evaluate nothing. The
+  objective is traced once (inside the loop), which keeps compilation of
+  costly objectives short. Returns (t, f(x + t d), grad, ok).
   """
   vg = jax.value_and_grad(fun)
 
+  def armijo(t, ft):
+    return ft <= f + _C1 * t * gd
+
   def cond(c):
     t, ft, _, k = c
-    return (~(ft <= f + _C1 * t * gd)) & (k < _MAX_BACKTRACK) & ~done
+    return ~done & ((k == 0) | (~armijo(t, ft) & (k <= _MAX_BACKTRACK)))
 
   def body(c):
     t, ft, _, k = c
     # Minimiser of the quadratic through f, gd and f(t), kept in [t/10, t/2].
     t_q = -gd * t * t / (2.0 * (ft - f - gd * t))
-    t_new = jnp.where(jnp.isfinite(ft) & jnp.isfinite(t_q),
-                      jnp.clip(t_q, 0.1 * t, 0.5 * t), 0.1 * t)
+    t_new = jnp.where(k == 0, jnp.ones_like(t),
+                      jnp.where(jnp.isfinite(ft) & jnp.isfinite(t_q),
+                                jnp.clip(t_q, 0.1 * t, 0.5 * t), 0.1 * t))
     f_new, g_new = vg(x + t_new * d)
     return t_new, f_new, g_new, k + 1
 
   t0 = jnp.asarray(1.0, x.dtype)
-  f0, g0 = vg(x + d)
-  t, ft, gt, _ = jax.lax.while_loop(cond, body, (t0, f0, g0, 0))
-  return t, ft, gt, ft <= f + _C1 * t * gd
+  init = (t0, jnp.asarray(jnp.inf, f.dtype), jnp.zeros_like(x), 0)
+  t, ft, gt, k = jax.lax.while_loop(cond, body, init)
+  return t, ft, gt, (k > 0) & armijo(t, ft)
 
 
 def _step(fun, stop, st):
   """One L-BFGS iteration of one lane; lanes already done are unchanged."""
   x, f, g, S, Y, rho, pos, count, it, done, _ = st
-  d = _direction(g, S, Y, rho, pos, count)
+  d = _direction(g, S, Y, rho, pos, count, stop)
   gd = jnp.dot(g, d)
   bad_dir = ~(gd < 0)
-  d = jnp.where(bad_dir, -g / jnp.maximum(1.0, jnp.linalg.norm(g)), d)
+  d = jnp.where(bad_dir, -g * _restart_scale(g, stop), d)
   gd = jnp.where(bad_dir, jnp.dot(g, d), gd)
   count = jnp.where(bad_dir, 0, count)            # Restart the memory.
-  t, ft, gt, ok = _line_search(fun, x, f, gd, d, done)
+  no_gain = jnp.zeros((), bool)
+  if stop.pred_tol is not None:
+    no_gain = (count > 0) & (-0.5 * gd <= stop.pred_tol * jnp.abs(f))
+  t, ft, gt, ok = _line_search(fun, x, f, gd, d, done | no_gain)
   # A failed line search along the scaled gradient (empty memory) stops the
   # lane; with a non-empty memory it restarts the memory and retries.
   failed = ~ok & (count == 0)
@@ -137,7 +166,12 @@ def _step(fun, stop, st):
   small_grad = jnp.max(jnp.abs(g_new)) <= stop.gtol * jnp.maximum(
       1.0, jnp.abs(f_new))
   stalled = ok & ((f - f_new) <= stop.ftol * jnp.abs(f_new))
-  done_new = failed | small_grad | stalled | (it_new >= stop.max_iter)
+  done_new = (failed | small_grad | stalled | (it_new >= stop.max_iter)
+              | no_gain)
+  x_new = jnp.where(no_gain, x, x_new)
+  f_new = jnp.where(no_gain, f, f_new)
+  g_new = jnp.where(no_gain, g, g_new)
+  failed = failed & ~no_gain
   new = (x_new, f_new, g_new, S, Y, rho, pos, count, it_new, done_new, failed)
   return jax.tree.map(lambda o, n: jnp.where(done, o, n), st, new)
 
@@ -170,31 +204,51 @@ def _advance(objective, state, weights_BxM, data, stop, n_iter):
 BLOCK = 1024  # Lanes per jitted call: keeps the working set in cache.
 
 
-def _bucket(n: int) -> int:
-  """Padded lane count of a block: 64, 256 or BLOCK."""
+def _bucket(n: int, block: int) -> int:
+  """Padded lane count of a block: 64, 256 or block (at most block)."""
   for b in (64, 256):
-    if n <= b:
+    if n <= b <= block:
       return b
-  return BLOCK
+  return block
 
 
-def _blocks(lanes: np.ndarray):
-  """Splits lane indices into blocks of at most BLOCK, padded to a bucket."""
-  for i in range(0, lanes.size, BLOCK):
-    blk = lanes[i:i + BLOCK]
-    pad = np.concatenate([blk, np.full(_bucket(blk.size) - blk.size, blk[0])])
+def _blocks(lanes: np.ndarray, block: int):
+  """Splits lane indices into blocks of at most block, padded to a bucket."""
+  for i in range(0, lanes.size, block):
+    blk = lanes[i:i + block]
+    pad = np.concatenate([blk, np.full(_bucket(blk.size, block) - blk.size,
+                                       blk[0])])
     yield blk, pad
+
+
+def evaluate(objective: Callable, x_BxP, weights_BxM, data,
+             block: int = BLOCK) -> np.ndarray:
+  """objective at every lane (no steps), in the blocks ``run`` compiles.
+
+  Uses the same jitted start-up as ``run``, so evaluating a grid of starts
+  and then refining them compiles the objective once.
+  """
+  x = np.asarray(x_BxP, np.float64)
+  w = np.asarray(weights_BxM, np.float64)
+  f = np.empty(x.shape[0])
+  with x64():
+    data = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), data)
+    for blk, pad in _blocks(np.arange(x.shape[0]), block):
+      f[blk] = np.asarray(_init(objective, jnp.asarray(x[pad]),
+                                jnp.asarray(w[pad]), data)[1])[:blk.size]
+  return np.where(np.isfinite(f), f, np.inf)
 
 
 def run(objective: Callable, x0_BxP, weights_BxM, data,
         stop: StopRule = StopRule(), chunk: int = 20,
-        keep: Optional[Callable[[np.ndarray, int], np.ndarray]] = None
-        ) -> Dict[str, np.ndarray]:
+        keep: Optional[Callable[[np.ndarray, int], np.ndarray]] = None,
+        block: int = BLOCK) -> Dict[str, np.ndarray]:
   """Minimises objective(x, w, data) for each lane from x0_BxP[lane].
 
   Lanes are advanced ``chunk`` iterations at a time in blocks of at most
-  BLOCK lanes (padded to one of three shapes, so at most three compilations
-  per objective and settings); between chunks, stopped lanes are retired on the host.
+  ``block`` lanes (padded to one of three shapes, so at most three
+  compilations per objective and settings); between chunks, stopped lanes
+  are retired on the host.
 
   Args:
     objective: pure function (x_P, weights_M, data) -> scalar.
@@ -205,6 +259,9 @@ def run(objective: Callable, x0_BxP, weights_BxM, data,
     chunk: iterations between host-side retirements of stopped lanes.
     keep: optional pruning rule keep(f_running, iteration) -> bool mask over
       the running lanes; lanes it drops are retired as 'pruned'.
+    block: lanes per jitted call. A vmapped line search costs every lane of
+      a block as many evaluations as its slowest lane, so objectives that
+      are costly to evaluate run faster in smaller blocks.
 
   Returns:
     dict of NumPy arrays over lanes: x, f, n_iter, converged (stopped by a
@@ -218,7 +275,7 @@ def run(objective: Callable, x0_BxP, weights_BxM, data,
   with x64():
     data = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), data)
     state = None
-    for blk, pad in _blocks(np.arange(n_lanes)):
+    for blk, pad in _blocks(np.arange(n_lanes), block):
       st = jax.tree.map(np.asarray, _init(
           objective, jnp.asarray(x0[pad]), jnp.asarray(w[pad]), data))
       if state is None:
@@ -227,7 +284,7 @@ def run(objective: Callable, x0_BxP, weights_BxM, data,
         full[blk] = part[:blk.size]
     active = np.nonzero(~state[9])[0]
     while active.size:
-      for blk, pad in _blocks(active):
+      for blk, pad in _blocks(active, block):
         st = _advance(objective, tuple(jnp.asarray(a[pad]) for a in state),
                       jnp.asarray(w[pad]), data, stop, chunk)
         for full, part in zip(state, st):

@@ -1,14 +1,18 @@
 """Chinchilla Approach 3: fit L(N, D) = E + A/N^alpha + B/D^beta.
 
-Two estimators, both from Hoffmann's 4500-point initialisation grid:
+Three estimators (``METHODS``; docs/approach3.md compares them):
 
-* ``method='huber_grid'`` (Hoffmann et al. 2022, Sec. 3.3 and App. D.2):
+* ``method='grid_lbfgs'`` (Hoffmann et al. 2022, Sec. 3.3 and App. D.2):
   minimise sum_i Huber_delta(LSE(a - alpha log N_i, b - beta log D_i, e)
   - log L_i), delta = 1e-3, over (a, b, e, alpha, beta) with A = e^a,
-  B = e^b, E = e^e; L-BFGS from every grid point, keep the lowest objective.
+  B = e^b, E = e^e; L-BFGS from every point of Hoffmann's 4500-point grid,
+  keep the lowest objective. ``'huber_grid'`` (its name before) is an alias.
 * ``method='mle'`` (Besiroglu et al. 2024, arXiv:2404.10102): maximise the
   Huber likelihood of the log-loss residuals with a free scale log sigma,
-  started from the best ``huber_grid`` solutions.
+  started from the best ``grid_lbfgs`` solutions.
+* ``method='vpnls'`` (:mod:`scaling.vpnls`): the ``grid_lbfgs`` objective
+  by variable projection: (E, A, B) >= 0 solved for fixed (alpha, beta),
+  only the two exponents searched.
 
 The solver is :mod:`scaling.lbfgs` (vmapped, jitted, float64 in a scoped
 ``x64`` block, exact gradients by ``jax.grad``).
@@ -41,6 +45,21 @@ HOFFMANN_GRID = np.array(
         np.arange(0.0, 2.5, 0.5))], dtype=np.float64)
 
 PARAM_NAMES = ("a", "b", "e", "alpha", "beta")
+
+# Approach-3 fit methods (see the module docstring) and the names they had
+# before, so stored fit.json files and old calls stay readable.
+METHODS = ("grid_lbfgs", "mle", "vpnls")
+METHOD_ALIASES = {"huber_grid": "grid_lbfgs"}
+
+
+def canonical_method(method: str) -> str:
+  """The METHODS name of ``method`` (resolving aliases) or an error."""
+  m = METHOD_ALIASES.get(method, method)
+  if m not in METHODS:
+    raise ParametricFitError(
+        f"method must be one of {', '.join(METHODS)} (alias: "
+        f"{', '.join(METHOD_ALIASES)}), got {method!r}")
+  return m
 
 
 def log_predict(theta, logN, logD):
@@ -78,13 +97,18 @@ def mle_negloglik(theta6, w, data):
   return -jnp.sum(w * huber_lib.huber_logpdf(r, theta6[5], delta))
 
 
-def frontier(A, B, alpha, beta, C=None) -> Dict[str, Any]:
+def frontier(A, B, alpha, beta, C=None, F=None) -> Dict[str, Any]:
   """G, a, b and, at budgets C, N_opt and D_opt (Hoffmann 2022, Eq. 4).
 
-  The one implementation of Eq. 4; broadcasts like NumPy, so parameter
-  arrays (bootstrap samples, shape (S,)) and budgets (shape (K, 1)) give
-  (K, S) frontiers.
+  The one implementation of the compute-optimal frontier; broadcasts like
+  NumPy, so parameter arrays (bootstrap samples, shape (S,)) and budgets
+  (shape (K, 1)) give (K, S) frontiers. ``F`` is the training FLOPs per
+  token of C's convention (``scaling.token_flops``): None or 6N gives Eq. 4
+  in closed form, any other F the numeric minimum of L subject to
+  F(N) D = C (``scaling.optimum.constrained``). a and b are the law's
+  exponents, beta/(alpha+beta) and alpha/(alpha+beta), under any F ∝ N.
   """
+  from scaling import optimum  # pylint: disable=g-import-not-at-top
   A, B, alpha, beta = (np.asarray(v, np.float64) for v in (A, B, alpha, beta))
   # Hoffmann et al. 2022, Eq. 4: G = (alpha A / (beta B))^(1/(alpha+beta)),
   # a = beta/(alpha+beta), b = alpha/(alpha+beta).
@@ -93,22 +117,21 @@ def frontier(A, B, alpha, beta, C=None) -> Dict[str, Any]:
   b = alpha / (alpha + beta)
   out = {"a": a, "b": b, "G": G}
   if C is not None:
-    x = np.asarray(C, np.float64) / 6.0
-    out["N_opt"] = G * x**a  # Hoffmann 2022, Eq. 4 (C = 6ND).
-    out["D_opt"] = x**b / G  # Hoffmann 2022, Eq. 4.
+    out.update(optimum.constrained(A, B, alpha, beta, C, F))
   return out
 
 
-def derived(E, A, B, alpha, beta, budgets=()) -> Dict[str, Any]:
+def derived(E, A, B, alpha, beta, budgets=(), F=None) -> Dict[str, Any]:
   """Compute-optimal frontier implied by (E, A, B, alpha, beta).
 
-  Works elementwise on arrays (bootstrap samples) as well as scalars.
+  Works elementwise on arrays (bootstrap samples) as well as scalars;
+  ``F`` as in :func:`frontier`.
   """
   E = np.asarray(E, np.float64)
   out = frontier(A, B, alpha, beta)
   for C in budgets:
     C = float(C)
-    f = frontier(A, B, alpha, beta, C)
+    f = frontier(A, B, alpha, beta, C, F)
     N_opt, D_opt = f["N_opt"], f["D_opt"]
     L_opt = predict_loss(dict(E=E, A=A, B=B, alpha=alpha, beta=beta),
                          N_opt, D_opt)  # Hoffmann 2022, Eq. 2.
@@ -159,12 +182,16 @@ class ParametricFit:
   def G(self) -> float:
     return float(frontier(self.A, self.B, self.alpha, self.beta)["G"])
 
-  def compute_optimal(self, C) -> Dict[str, np.ndarray]:
-    """N_opt, D_opt, D/N and L at FLOP budget(s) C (Hoffmann 2022, Eq. 4)."""
+  def compute_optimal(self, C, F=None) -> Dict[str, np.ndarray]:
+    """N_opt, D_opt, D/N and L at FLOP budget(s) C subject to F(N) D = C.
+
+    F: training FLOPs per token of C's convention (default 6N: Hoffmann
+    2022, Eq. 4); see :func:`frontier`.
+    """
     C = np.asarray(C, np.float64)
     if np.any(~np.isfinite(C)) or np.any(C <= 0):
       raise ParametricFitError(f"budgets must be positive, got {C}")
-    f = frontier(self.A, self.B, self.alpha, self.beta, C)
+    f = frontier(self.A, self.B, self.alpha, self.beta, C, F)
     N_opt, D_opt = f["N_opt"], f["D_opt"]
     return dict(N_opt=N_opt, D_opt=D_opt, tokens_per_param=D_opt / N_opt,
                 loss=predict_loss(self.params, N_opt, D_opt))
@@ -254,7 +281,7 @@ def _fit_from(obj, starts, data, n, prune=True):
                    keep=_halving if prune else None)
 
 
-def fit_parametric(N, D, loss, *, method: str = "huber_grid",
+def fit_parametric(N, D, loss, *, method: str = "grid_lbfgs",
                    delta: float = huber_lib.HUBER_DELTA,
                    grid: Optional[np.ndarray] = None,
                    objective: str = "sum", prune: bool = True
@@ -263,20 +290,25 @@ def fit_parametric(N, D, loss, *, method: str = "huber_grid",
 
   Args:
     N, D, loss: 1-D arrays of parameters, tokens and final loss (nats).
-    method: 'huber_grid' (Hoffmann 2022) or 'mle' (Besiroglu et al. 2024).
+    method: one of METHODS ('grid_lbfgs', Hoffmann 2022; 'mle', Besiroglu
+      et al. 2024; 'vpnls', variable projection) or an alias.
     delta: Huber threshold on the log-loss residual.
-    grid: (k, 5) starts (a, b, e, alpha, beta); default HOFFMANN_GRID.
+    grid: grid_lbfgs / mle: (k, 5) starts (a, b, e, alpha, beta), default
+      HOFFMANN_GRID; vpnls: 1-D exponent values (default vpnls.VP_GRID).
     objective: 'sum' (Hoffmann) or 'mean' of the Huber terms; our solver's
       stopping rule is scale free, so both give the same minimiser here.
-    prune: successive halving over the starts (see _fit_from); False runs
-      every start to its own stop (slow, exact Hoffmann procedure).
+    prune: grid_lbfgs / mle: successive halving over the starts (see
+      _fit_from); False runs every start to its own stop (slow, exact
+      Hoffmann procedure).
 
   Returns:
-    ParametricFit.
+    ParametricFit (its ``method`` is the canonical name).
   """
-  if method not in ("huber_grid", "mle"):
-    raise ParametricFitError(
-        f"method must be 'huber_grid' or 'mle', got {method!r}")
+  method = canonical_method(method)
+  if method == "vpnls":
+    from scaling import vpnls  # pylint: disable=g-import-not-at-top
+    return vpnls.fit_vpnls(N, D, loss, delta=delta, objective=objective,
+                           grid=grid)
   data = make_data(N, D, loss, delta, objective)
   n = data[0].shape[0]
   starts = HOFFMANN_GRID if grid is None else np.asarray(grid, np.float64)
@@ -286,10 +318,10 @@ def fit_parametric(N, D, loss, *, method: str = "huber_grid",
         f"{starts.shape}")
   pol = _fit_from(huber_objective, starts, data, n, prune)
   i = _best_of(pol, 1)[0]
-  theta = pol["x"][i]
   stages = {"grid": _stage_counts(pol, i)}
   settings = dict(
-      delta=float(delta), objective=objective, prune=bool(prune),
+      delta=float(delta), objective=objective,
+      objective_definition=OBJECTIVE_DEFINITION[method], prune=bool(prune),
       prune_rule=(f"successive halving every {PRUNE_EVERY} iterations to the "
                   f"best {PRUNE_FRAC:g} (at least {PRUNE_MIN})" if prune
                   else "none"),
@@ -302,11 +334,28 @@ def fit_parametric(N, D, loss, *, method: str = "huber_grid",
               winner_converged=stages["grid"]["winner_converged"],
               stages=stages, settings=settings,
               n_iter=int(pol["n_iter"][i]), grad_max=float(pol["grad_max"][i]))
-  if method == "huber_grid":
-    return _make_fit(theta, method, float(pol["f"][i]), n, **info)
-  # MLE: start from the best Huber solutions with sigma = delta * mean |r|:
-  # when most |r| > delta sigma the Huber density is Laplace with scale
-  # sigma / delta, whose MLE is mean |r|.
+  if method == "grid_lbfgs":
+    return _make_fit(pol["x"][i], method, float(pol["f"][i]), n, **info)
+  return _fit_mle(pol, data, delta, n, info)
+
+
+# What each method minimises (recorded in fit.json settings).
+OBJECTIVE_DEFINITION = {
+    "grid_lbfgs": "sum_i Huber_delta(log L_hat_i - log L_i), delta=1e-3 "
+                  "(Hoffmann 2022 Eq. 10), over (log A, log B, log E, alpha, "
+                  "beta) by L-BFGS from Hoffmann's grid",
+    "mle": "-sum_i log p_Huber(log L_i - log L_hat_i; sigma), sigma free "
+           "(Besiroglu et al. 2024), from the best grid_lbfgs solutions",
+}
+
+
+def _fit_mle(pol, data, delta, n, info) -> ParametricFit:
+  """MLE stage: from the best Huber solutions, sigma = delta * mean |r|.
+
+  When most |r| > delta sigma the Huber density is Laplace with scale
+  sigma / delta, whose MLE is mean |r|.
+  """
+  stages = info["stages"]
   top = _best_of(pol, 4)
   x0 = []
   with lbfgs.x64():
@@ -320,7 +369,7 @@ def fit_parametric(N, D, loss, *, method: str = "huber_grid",
   stages["mle"] = _stage_counts(mle, k)
   info.update(n_iter=int(mle["n_iter"][k]), grad_max=float(mle["grad_max"][k]),
               winner_converged=stages["mle"]["winner_converged"])
-  return _make_fit(mle["x"][k], method, float(mle["f"][k]), n,
+  return _make_fit(mle["x"][k], "mle", float(mle["f"][k]), n,
                    loglik=-float(mle["f"][k]), log_sigma=float(mle["x"][k][5]),
                    **info)
 

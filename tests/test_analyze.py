@@ -45,7 +45,8 @@ def test_analyze_recovers_known_law(tmp_path):
   assert fit["approach2"]["a"] == pytest.approx(a_true, abs=0.03)
   lo, hi = fit["approach3"]["ci"]["alpha"]
   assert lo <= fit["approach3"]["alpha"] <= hi
-  assert fit["approach3"]["n_bootstrap"] == 50 and fit["approach3"]["ci_interval"]
+  assert fit["approach3"]["n_bootstrap"] == 50
+  assert fit["approach3"]["interval_procedure"].startswith("run resampling")
   prov = fit["provenance"]["input"]
   assert prov["param_convention"] == "total"
   assert prov["flop_convention"] == "6N"
@@ -57,6 +58,16 @@ def test_analyze_recovers_known_law(tmp_path):
   assert on_disk["approach2"]["a"] == fit["approach2"]["a"]
   text = summary_text(report)
   assert "a = " in text and "diverged" in text
+
+
+def test_analyze_with_the_seed_noise_scheme_names_its_sigma(tmp_path):
+  _write_ledger(str(tmp_path))
+  fit = analyze(str(tmp_path), bootstrap=40, approaches=(2,), plots=False,
+                isoflop_scheme="seed_noise")["fit"]
+  a2 = fit["approach2"]
+  assert a2["scheme"] == "seed_noise" and a2["weighted"]
+  assert a2["interval_procedure"].startswith("seed-noise perturbation, σ=")
+  assert "residual-based" in a2["interval_procedure"]   # no seed repeats here
 
 
 def test_ledger_rejects_bad_lines(tmp_path):
@@ -73,3 +84,21 @@ def test_ledger_rejects_bad_lines(tmp_path):
 def test_analyze_without_ledger_is_a_clear_error(tmp_path):
   with pytest.raises(FileNotFoundError, match="run the sweep first"):
     analyze(str(tmp_path))
+
+
+def test_analysis_settings_are_validated_once_with_one_line_errors():
+  from experiments.analysis_settings import AnalysisSettings
+  from lm.config import ConfigError
+  s = AnalysisSettings.from_config({"bootstrap": 200, "isoflop_estimator": "all"})
+  assert s.bootstrap == 200 and s.isoflop_estimator == "all"
+  assert s.with_overrides(bootstrap=None, isoflop_scheme="seed_noise") == \
+      AnalysisSettings(bootstrap=200, isoflop_estimator="all",
+                       isoflop_scheme="seed_noise")
+  for bad, match in (({"isoflop_estimator": "spline"}, "one of parabola"),
+                     ({"bootstrapp": 3}, "unknown analysis field 'bootstrapp'"),
+                     ({"bootstrap": 1}, "analysis.bootstrap must be an integer >= 0"),
+                     ({"isoflop_k": 2}, "analysis.isoflop_k must be an integer >= 3"),
+                     ({"isoflop_on_edge": "x"}, "'drop' or 'keep'")):
+    with pytest.raises(ConfigError, match=match) as e:
+      AnalysisSettings.from_config(bad)
+    assert "\n" not in str(e.value)

@@ -86,11 +86,16 @@ def test_failed_append_leaves_the_ledger_bytes_unchanged(tmp_path, monkeypatch):
 
 def test_append_of_a_run_already_in_the_ledger_is_refused(tmp_path):
   from experiments.ledger import Ledger, LedgerError
-  path = _write_ledger(tmp_path / "results.jsonl", [_record("a")])
+  path = _write_ledger(tmp_path / "results.jsonl",
+                       [_record("a"), _record("b", status="failed")])
   before = open(path, "rb").read()
-  with pytest.raises(LedgerError, match="already in the ledger"):
+  with pytest.raises(LedgerError, match="already has a final outcome"):
     Ledger(path).append(_record("a"))
   assert open(path, "rb").read() == before
+  # A failed run is retried: its new outcome supersedes the failed line.
+  Ledger(path).append(_record("b"))
+  assert {r["run_id"]: r["status"] for r in Ledger(path).read()} == {
+      "a": "ok", "b": "ok"}
 
 
 def test_one_schema_for_writer_and_readers(tmp_path):

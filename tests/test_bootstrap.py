@@ -162,3 +162,27 @@ def test_immediate_line_search_failure_is_failed_not_converged():
                  (np.zeros(1),))
   assert ok["converged"].all() and not ok["failed"].any()
   np.testing.assert_allclose(ok["x"], 1.0, atol=1e-6)
+
+
+def _concave_then_convex(x, w, data):
+  """1e-6 (x^4/4 - x^2/2): concave for |x| < 0.577, minimum at x = 1."""
+  del w, data
+  return 1e-6 * (0.25 * x[0]**4 - 0.5 * x[0]**2)
+
+
+def test_unit_restart_leaves_a_concave_region_with_tiny_gradients():
+  """Where the curvature is negative every memory update is skipped: steps
+  of length |g| = 1e-7 crawl, unit-length restarts do not."""
+  x0, w, d = np.array([[0.1]]), np.ones((1, 1)), (np.zeros(1),)
+  crawl = lbfgs.run(_concave_then_convex, x0, w, d,
+                    lbfgs.StopRule(max_iter=50))
+  unit = lbfgs.run(_concave_then_convex, x0, w, d,
+                   lbfgs.StopRule(max_iter=50, unit_restart=True))
+  assert abs(crawl["x"][0, 0] - 0.1) < 1e-3 and not crawl["converged"][0]
+  assert unit["x"][0, 0] == pytest.approx(1.0, abs=1e-4)
+  assert unit["converged"][0]
+  # evaluate() is the objective at the lanes, in run()'s compiled blocks.
+  np.testing.assert_allclose(
+      lbfgs.evaluate(_concave_then_convex, np.array([[0.1], [1.0]]),
+                     np.ones((2, 1)), d),
+      [1e-6 * (0.25e-4 - 0.005), -0.25e-6], rtol=1e-12)

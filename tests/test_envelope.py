@@ -157,3 +157,53 @@ def test_failed_bootstrap_replicates_are_counted_and_warned():
   d = fit.to_dict()
   assert d["n_failed_replicates"] == fit.n_failed_replicates
   assert d["n_bootstrap_requested"] == 200
+
+
+def _eval_workdir(root, horizons=(1.0,), eval_every=4):
+  """Runs whose metrics.jsonl has train loss every step and eval_loss at
+  every ``eval_every``-th step (as lm.trainer writes them)."""
+  for i, N in enumerate(np.logspace(6, 8, 9)):
+    for h in horizons:
+      recs = []
+      final = 60 * N * h
+      for step in range(1, 41):
+        tokens = final * step / 40
+        rec = {"step": step, "tokens": tokens, "flops": 6 * N * tokens,
+               "loss": float(_law(N, tokens)) + 0.05}
+        if step % eval_every == 0:
+          rec["eval_loss"] = float(_law(N, tokens))
+        recs.append(rec)
+      _write_run(str(root), f"r{i}_h{h}", int(N), recs)
+
+
+def test_approach1_uses_eval_records_at_their_steps_and_names_its_horizons(tmp_path):
+  from scaling import report
+  from scaling.methods import approach1
+  _eval_workdir(tmp_path)
+  ev = curves_lib.load_workdir_curves(str(tmp_path), loss_key="eval_loss")
+  assert len(ev) == 9 and all(c.C.size == 10 for c in ev)  # steps 4, ..., 40
+  c0 = ev[0]
+  assert c0.loss == pytest.approx(_law(c0.N, c0.D))   # eval at its own step
+  assert approach1.horizons(ev) == "single-horizon"
+  res = report.run_fit(None, approaches=(1,), curves=ev, bootstrap=20,
+                       options={1: {"smooth_window": 1, "drop_edge_sizes": False,
+                                    "min_token_fraction": 0.0}})
+  d1 = res["approach1"]
+  assert d1["a"] == pytest.approx(A_TRUE, abs=0.05)
+  assert approach1.SINGLE_HORIZON in d1["label"] and "eval_loss" in d1["label"]
+  assert d1["interval_procedure"].startswith("distinct-run subsample")
+  two = tmp_path / "two"
+  _eval_workdir(two, horizons=(0.5, 1.0))
+  assert approach1.horizons(curves_lib.load_workdir_curves(
+      str(two), loss_key="eval_loss")) == "multi-horizon"
+
+
+def test_analyze_skips_approach1_when_runs_evaluate_only_at_the_end(tmp_path):
+  from experiments.analyze import _curves
+  from experiments.analysis_settings import AnalysisSettings
+  _eval_workdir(tmp_path, eval_every=40)            # one eval record per run
+  with pytest.warns(UserWarning, match="Approach 1 skipped: too few "
+                    "eval_loss records.*train.eval_every"):
+    curves, why = _curves(str(tmp_path), AnalysisSettings())
+  assert curves is None and why.startswith("Approach 1 skipped: ")
+  assert _curves(str(tmp_path), AnalysisSettings(curve_loss="loss"))[0] is not None

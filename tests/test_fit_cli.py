@@ -49,12 +49,15 @@ def _isoflop_rows(budgets, n_sizes=5):
 def test_cli_approach2_writes_all_outputs(tmp_path):
   out = tmp_path / "out"
   rc, stdout, err = _cli("--input=chinchilla_epoch_isoflop", "--approach=2",
-                         "--bootstrap=50", f"--out={out}", "--budgets=1e21,5.76e23")
+                         "--bootstrap=50", f"--out={out}", "--budgets=1e21,5.76e23",
+                         "--isoflop_estimator=parabola")
   assert rc == 0, err
   assert "warning: IsoFLOP: dropping budget C=1e+20" in err
-  assert "N* @ C=5.76e+23" in stdout and "2 (IsoFLOP)" in stdout
+  assert "N* @ C=5.76e+23" in stdout and "Approach 2 (IsoFLOP, parabola)" in stdout
   res = json.loads((out / "fit.json").read_text())
+  assert res["schema_version"] == 2 and not res["alternatives"]
   d2 = res["approach2"]
+  assert d2["method"] == "approach2.parabola" and d2["default"] is False
   assert set(["a", "b", "k_N", "k_D", "ci", "minima", "dropped"]) <= set(d2)
   assert d2["a"] == pytest.approx(0.4951, abs=0.005)
   assert list(d2["dropped"]) == ["1e+20"] and len(d2["minima"]) == 8
@@ -64,21 +67,52 @@ def test_cli_approach2_writes_all_outputs(tmp_path):
   prov = res["provenance"]
   assert prov["input"]["n_rows"] == 123 and len(prov["input"]["sha256"]) == 64
   assert prov["input"]["flop_convention"] == "6ND"
+  assert res["conventions"]["flop_convention"] == "6ND"
+  assert res["conventions"]["flops_per_token"]["rule"] == "six_n"
   assert set(prov["versions"]) >= {"jax", "numpy", "scipy", "scalinglm"}
   assert "--approach=2" in prov["command_line"] and prov["date_utc"]
   assert "approach3" not in res and "approach1" not in res
   assert r"\toprule" in (out / "fit.tex").read_text()
-  assert "| 2 (IsoFLOP) | a |" in (out / "fit.md").read_text()
+  md = (out / "fit.md").read_text()
+  assert "## Approach 2 (IsoFLOP, parabola)" in md and "| a | 0.49" in md
   for png in ("isoflop.png", "frontier.png"):
     assert (out / png).stat().st_size > 1000
-  assert res["plots"] == ["isoflop.png", "frontier.png"]
+  assert {"isoflop.png", "frontier.png"} <= set(res["plots"])
   # The replicates used and the interval are recorded and shown.
   assert d2["n_bootstrap_requested"] == 50
   assert d2["n_bootstrap_ok"] + d2["n_bootstrap_failed"] == 50
   assert d2["n_bootstrap_ok"] == d2["n_bootstrap"] > 0
-  assert d2["ci_interval"] == "percentile 2.5-97.5% (95%)"
-  assert "value [percentile 2.5-97.5% (95%)]" in stdout
-  assert "value [percentile 2.5-97.5\\% (95\\%)]" in (out / "fit.tex").read_text()
+  proc = ("run resampling within budgets, n=%d, percentile 2.5-97.5%%"
+          % d2["n_bootstrap_ok"])
+  assert d2["interval_procedure"] == proc
+  assert f"[intervals: {proc}]" in stdout and f"Intervals: {proc}." in md
+  assert proc.replace("%", "\\%") in (out / "fit.tex").read_text()
+  # F(N*) D* = C on every budget (D* = C / F(N*), F = 6N here).
+  assert d2["max_abs_compute_residual"] < 1e-12
+
+
+def test_cli_every_estimator_side_by_side(tmp_path):
+  rc, stdout, err = _cli("--input=llama3_isoflop", "--approach=2",
+                         "--bootstrap=30", "--isoflop_estimator=all",
+                         f"--out={tmp_path}", "--noplots")
+  assert rc == 0, err
+  from scaling import isoflop_estimators
+  res = json.loads((tmp_path / "fit.json").read_text())
+  names = list(isoflop_estimators.ESTIMATORS)
+  keys = [res["approach2"]["method"]] + list(res["alternatives"])
+  assert sorted(keys) == sorted(f"approach2.{n}" for n in names)
+  assert res["approach2"]["default"] is True
+  assert res["approach2"]["estimator"] == isoflop_estimators.DEFAULT_ESTIMATOR
+  assert not any(e["default"] for e in res["alternatives"].values())
+  side = stdout.split("Approach 2, every estimator:")[1].split("\n\n")[0]
+  for n in names:   # one row per estimator, with a, b and their intervals
+    row = [l for l in side.splitlines() if l.startswith(n + " ") or
+           l.startswith(n + "  ")]
+    assert len(row) == 1, side
+    assert row[0].count("[") == 2
+  assert f"{isoflop_estimators.DEFAULT_ESTIMATOR} (default)" in side
+  parabola = res["alternatives"].get("approach2.parabola") or res["approach2"]
+  assert parabola["b"] == pytest.approx(0.537, abs=0.005)  # Llama 3 Sec. 3.2.1
 
 
 def test_cli_approach1_on_misfitting_curves(tmp_path):
@@ -88,7 +122,7 @@ def test_cli_approach1_on_misfitting_curves(tmp_path):
   res = json.loads((tmp_path / "fit.json").read_text())
   assert 0.3 < res["approach1"]["a"] < 0.8
   assert res["provenance"]["curves"]["n_rows_read"] == 4852
-  assert "1 (envelope)" in stdout
+  assert "Approach 1, " in stdout and "envelope" in stdout
   d1 = res["approach1"]
   assert d1["n_bootstrap_requested"] == 20 and d1["bootstrap_cap"] == 1000
   assert d1["n_bootstrap_ok"] + d1["n_bootstrap_failed"] == 20
@@ -141,6 +175,8 @@ def test_cli_missing_column_is_one_line_error(tmp_path):
      "bootstrap"),
     (("--input=chinchilla_epoch_isoflop", "--approach=2", "--bootstrap=1"),
      "bootstrap must be 0"),
+    (("--input=chinchilla_epoch_isoflop", "--approach=2",
+      "--isoflop_estimator=spline"), "unknown approach2 method 'spline'"),
 ])
 def test_cli_bad_flags_are_one_line_errors(args, match):
   rc, _, err = _cli(*args)
@@ -187,12 +223,15 @@ def test_run_fit_approaches_2_and_3_json_schema(tmp_path):
         options={3: {"fit": {"grid": np.array([[6.0, 7.5, 0.5, 0.3, 0.3]])}}})
   d3 = res["approach3"]
   for k in ("E", "A", "B", "alpha", "beta", "a", "b", "G", "objective", "ci",
-            "compute_optimal"):
+            "compute_optimal", "interval_procedure", "method", "citation"):
     assert k in d3, k
+  assert d3["method"] == "approach3.grid_lbfgs" and d3["default"]
   # Counts and provenance that make the interval and the fit reproducible.
   assert d3["n_bootstrap_requested"] == 20
   assert d3["n_bootstrap_ok"] + d3["n_bootstrap_failed"] == 20
-  assert d3["ci_interval"] == "percentile 2.5-97.5% (95%)"
+  assert d3["interval_procedure"] == (
+      f"run resampling (all runs, with replacement), n={d3['n_bootstrap_ok']}, "
+      "percentile 2.5-97.5%")
   prov3 = d3["provenance"]
   assert prov3["fit"]["grid"] == "custom (1 starts)"
   assert prov3["fit"]["objective"] == "sum" and prov3["fit"]["prune"] is True
@@ -206,5 +245,5 @@ def test_run_fit_approaches_2_and_3_json_schema(tmp_path):
   assert lo < row["N_opt"] < hi
   on_disk = json.loads((tmp_path / "fit.json").read_text())
   assert on_disk["approach3"]["a"] == pytest.approx(d3["a"])
-  assert "3 (parametric)" in (tmp_path / "fit.md").read_text()
+  assert "Approach 3 (parametric" in (tmp_path / "fit.md").read_text()
   assert (tmp_path / "contours.png").exists()

@@ -9,7 +9,6 @@ import pytest
 from lm.config import ConfigError, ModelConfig
 from lm.model import Transformer, cross_entropy
 from lm import flops as F
-from lm import params as P
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 V_CHINCHILLA, T_CHINCHILLA = 32000, 2048   # Hoffmann et al. 2022, Table A4 caption

@@ -25,7 +25,7 @@ MICRO = ("--config=lm/configs/tiny.py", "--config.model.d_model=32",
          "--config.train.batch_size=8", f"--config.train.steps={STEPS}",
          "--config.train.warmup_steps=5", "--config.train.lr=1e-2",
          "--config.train.steps_per_call=5", "--config.train.log_every=10",
-         "--config.train.eval_every=0", "--config.train.eval_batches=2",
+         "--config.train.eval_every=0", "--config.train.eval_tokens=2048",
          "--config.train.ckpt_every=20", "--config.train.progress=False",
          "--config.train.tensorboard=False")
 

@@ -3,13 +3,13 @@ import json
 import math
 import warnings
 
+import numpy as np
 import pytest
 
 from experiments import planner
 from experiments.configs import c4_small, quickstart, tiny_sweep
-from lm import flops as flops_lib
 from lm import params as params_lib
-from lm.config import ModelConfig, default_config_dict
+from lm.config import ConfigError, ModelConfig, default_config_dict
 from lm.config_dict import ConfigDict
 
 
@@ -116,25 +116,75 @@ def test_sizes_log_spaced_and_centred():
     assert 1 / 1.6 < gmean / planner.center_N(C, cfg.sweep) < 1.6
 
 
+def _fit_json(path, conventions=("6N", "total"), **entries):
+  c, p = conventions
+  path.write_text(json.dumps({
+      "schema_version": 2, "conventions": {"flop_convention": c,
+                                           "param_convention": p},
+      **entries}))
+  return str(path)
+
+
 def test_fit_json_centre_moves_sizes(tmp_path):
   base = planner.make_plan(_cfg())
   fit = tmp_path / "fit.json"
   # Approach 2 only: N_opt = k_N C^a with 4x the prior at C = 1e11.
   k = 4 * 0.5 * math.sqrt(1e11 / 120) / (1e11 ** 0.5)
-  fit.write_text(json.dumps({"approach2": {"k_N": k, "a": 0.5}}))
+  _fit_json(fit, approach2={"k_N": k, "a": 0.5})
   cfg = _cfg(center=str(fit))
   assert planner.center_N(1e11, cfg.sweep) == pytest.approx(
       4 * planner.center_N(1e11, _cfg().sweep))
   moved = planner.make_plan(cfg)
   mean = lambda p: sum(math.log(r.N) for r in p.runs) / len(p.runs)
   assert mean(moved) > mean(base) + math.log(2)
-  # Approach 3 takes precedence: N_opt = G (C/6)^a (Hoffmann 2022, Eq. 4).
-  fit.write_text(json.dumps({"approach2": {"k_N": k, "a": 0.5},
-                             "approach3": {"G": 0.1, "a": 0.5}}))
-  assert planner.center_N(6e10, cfg.sweep) == pytest.approx(0.1 * 1e5)
-  fit.write_text(json.dumps({"approach3": {"G": None, "a": None}}))
+  # Approach 3 takes precedence: N_opt = G (C/6)^a (Hoffmann 2022, Eq. 4);
+  # alpha = beta and A = B give G = 1, a = 1/2: N_opt(6e10) = 1e5.
+  _fit_json(fit, approach2={"k_N": k, "a": 0.5},
+            approach3={"A": 400.0, "B": 400.0, "alpha": 0.3, "beta": 0.3})
+  assert planner.center_N(6e10, cfg.sweep) == pytest.approx(1e5, rel=1e-9)
+  _fit_json(fit, approach3={"A": None, "a": None})
   with pytest.raises(planner.PlanError, match="neither"):
     planner.center_N(1e11, cfg.sweep)
+
+
+def test_fit_json_centre_of_another_convention_is_refused(tmp_path):
+  fit = tmp_path / "fit.json"
+  cfg = _cfg(center=_fit_json(fit, ("attention_inclusive", "total"),
+                              approach2={"k_N": 1e-3, "a": 0.5}))
+  with pytest.raises(planner.PlanError, match="counts C as 'attention_inclusive'"):
+    planner.make_plan(cfg)
+  _fit_json(fit, ("6N", "non_embedding"), approach2={"k_N": 1e-3, "a": 0.5})
+  with pytest.raises(planner.PlanError, match="counts N as 'non_embedding'"):
+    planner.center_N(1e11, cfg.sweep)
+  fit.write_text(json.dumps({"approach2": {"k_N": 1e-3, "a": 0.5}}))  # v1
+  with pytest.raises(planner.PlanError, match="does not record the FLOP"):
+    planner.center_N(1e11, cfg.sweep)
+  # scaling's built-in data say "6ND": the same C = 6ND convention as "6N".
+  _fit_json(fit, ("6ND", None), approach2={"k_N": 1e-3, "a": 0.5})
+  assert planner.center_N(1e10, cfg.sweep) == pytest.approx(1e-3 * 1e5)
+
+
+def test_fit_json_centre_solves_the_sweeps_own_constraint(tmp_path):
+  # attention_inclusive: F(N) > 6N, so Approach 3's N* solves min L subject
+  # to F(N) D = C numerically, not Eq. 4; check it is the constrained
+  # minimum under the planner's own F.
+  from experiments.sweep_flops import planner_flops_per_token
+  from scaling import parametric
+  law = {"E": 1.8, "A": 400.0, "B": 900.0, "alpha": 0.34, "beta": 0.3}
+  fit = _fit_json(tmp_path / "fit.json", ("attention_inclusive", "total"),
+                  approach3=law)
+  cfg = _cfg(center=fit, flop_convention="attention_inclusive")
+  C = 1e11
+  got = planner.center_N(C, cfg.sweep, planner_flops_per_token(
+      {"sweep": cfg.sweep.to_dict(), "lm": cfg.lm.to_dict()}, 1e7))
+  F = planner_flops_per_token({"sweep": cfg.sweep.to_dict(),
+                               "lm": cfg.lm.to_dict()}, 1e7)
+  N = got * np.exp(np.linspace(-0.5, 0.5, 2001))
+  L = parametric.predict_loss(law, N, C / F(N))
+  assert abs(np.log(N[np.argmin(L)] / got)) < 1e-3
+  six = parametric.frontier(law["A"], law["B"], law["alpha"], law["beta"], C)
+  assert abs(np.log(got / six["N_opt"])) > 0.01   # the convention matters
+  assert planner.make_plan(cfg).centers[C] == pytest.approx(got, rel=1e-6)
 
 
 def test_too_small_budget_is_a_one_line_error():
@@ -207,9 +257,9 @@ def test_config_hash_tracks_sweep_and_lm_fields(tmp_path):
   c.sweep.est_flops_per_s = 1e12
   assert planner.config_hash(c) == h
   fit = tmp_path / "fit.json"
-  fit.write_text(json.dumps({"approach2": {"k_N": 1e-3, "a": 0.5}}))
+  _fit_json(fit, approach2={"k_N": 1e-3, "a": 0.5})
   h1 = planner.config_hash(_cfg(center=str(fit)))
-  fit.write_text(json.dumps({"approach2": {"k_N": 2e-3, "a": 0.5}}))
+  _fit_json(fit, approach2={"k_N": 2e-3, "a": 0.5})
   assert planner.config_hash(_cfg(center=str(fit))) != h1   # refit -> new hash
 
 
@@ -353,3 +403,14 @@ def test_quickstart_counts_its_corpus_and_repeats_no_data():
   U = planner.count_unique_tokens(cfg)
   plan = planner.make_plan(cfg, unique_train_tokens=U)
   assert U > 0 and max(plan.epochs(r) for r in plan.runs) <= 1.0
+
+
+def test_unprepared_tfds_is_not_counted_but_bad_files_are_errors(tmp_path):
+  cfg = c4_small.get_config()
+  cfg.lm.data.tfds_data_dir = str(tmp_path / "no_such_dir")
+  assert planner.count_unique_tokens(cfg) is None    # --plan_only on a laptop
+  files = _cfg()
+  files.lm.data.source = "files"
+  files.lm.data.path = str(tmp_path / "missing.txt")
+  with pytest.raises(ConfigError, match="missing.txt"):
+    planner.count_unique_tokens(files)

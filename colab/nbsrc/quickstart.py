@@ -171,19 +171,16 @@ if report is None:
   print("no fit in SMALL mode; see the message above")
 else:
   fit = report["fit"]
-  print(f"{'approach':<38} {'a (N* ~ C^a)':>24} {'b (D* ~ C^b)':>24}  interval")
-  for key, name in (("approach1", "1: envelope of training curves"),
-                    ("approach2", "2: IsoFLOP parabolas"),
-                    ("approach3", "3: parametric L(N, D)")):
+  print(f"{'fit':<54} {'a (N* ~ C^a)':>24} {'b (D* ~ C^b)':>24}")
+  for key in ("approach1", "approach2", "approach3"):
     f = fit.get(key)
     if not f:
       continue
     ci = f.get("ci", {})
-    # Approach 3 intervals: scaling.bootstrap default scheme 'epoch' (95%).
-    level = f.get("ci_level") or f.get("settings", {}).get("ci_level") or 0.95
-    print(f"{name:<38} {fmt(f['a'], ci.get('a')):>24} "
-          f"{fmt(f['b'], ci.get('b')):>24}  {level:.0%}, "
-          f"{f.get('n_bootstrap', 0)} bootstrap")
+    print(f"{f['label'][:54]:<54} {fmt(f['a'], ci.get('a')):>24} "
+          f"{fmt(f['b'], ci.get('b')):>24}")
+    # Every interval names the procedure that made it (fit.json).
+    print(f"    interval: {f['interval_procedure'] or 'none'}")
   print()
   for key in ("approach2", "approach3"):
     rows = (fit.get(key) or {}).get("compute_optimal", {})
