@@ -55,10 +55,12 @@ def _plot_loss_curves(curves, out_path: str) -> Optional[str]:
   cmap = plt.get_cmap("viridis")
   for c in curves.curves:
     t = 0.5 if hi == lo else (np.log(c.N) - lo) / (hi - lo)
-    ax.plot(c.C, c.loss, color=cmap(t), lw=0.8, alpha=0.8)
+    ax.plot(c.C, c.loss, color=cmap(t), lw=0.8, alpha=0.8,
+            marker="o" if c.C.size < 10 else None, ms=3)
   ax.set_xscale("log")
   ax.set_xlabel("training FLOPs C (cumulative)")
-  ax.set_ylabel("train loss (nats/token)")
+  loss = str(curves.provenance.get("loss", "loss")).split()[0]
+  ax.set_ylabel(f"{loss} (nats/token)")
   ax.set_title("loss curves, coloured by N (dark = small)")
   fig.tight_layout()
   fig.savefig(out_path, dpi=120)
@@ -103,8 +105,9 @@ def _fittable(runs, curves, approaches, fit_kwargs):
   return tuple(keep), skipped
 
 
-def _curves(workdir: str, settings: AnalysisSettings):
-  """Approach-1 curves from the runs' metrics (None, with a warning, if too few).
+def _curves(workdir: str, settings: AnalysisSettings, records):
+  """Approach-1 curves: a wsd_trunk sweep's branch ends (scaling.curves.
+  branch_curves), else the runs' metrics (None, with a warning, if too few).
 
   Returns (curves or None, the skip message or None).
 
@@ -112,10 +115,12 @@ def _curves(workdir: str, settings: AnalysisSettings):
   it was measured (its own tokens and FLOPs), not smoothed; a run needs at
   least 2 eval records.
   """
-  from scaling.curves import load_workdir_curves
+  from scaling.curves import branch_curves, load_workdir_curves
   from scaling.data import ScalingDataError
   key = settings.curve_loss
   try:
+    if any(r.get("trunk_id") for r in records):  # wsd_trunk: branch ends
+      return branch_curves(records, workdir), None
     curves = load_workdir_curves(workdir, loss_key=key)
   except (ScalingDataError, FileNotFoundError, ValueError) as e:
     hint = (" (train.eval_every=0 evaluates only at the end of each run; set "
@@ -160,7 +165,7 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
       bootstrap=bootstrap, seed=seed, isoflop_scheme=isoflop_scheme,
       isoflop_estimator=isoflop_estimator, isoflop_on_edge=isoflop_on_edge)
   runs = load_runs(ledger_path)
-  curves, no_curves = (_curves(workdir, settings) if 1 in approaches
+  curves, no_curves = (_curves(workdir, settings, records) if 1 in approaches
                        else (None, None))
   if curves is None:
     approaches = tuple(a for a in approaches if a != 1)

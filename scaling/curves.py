@@ -15,6 +15,8 @@ Two sources:
     loss); (ii) checkpoints past ``total_steps`` are
     dropped; (iii) duplicate steps keep the last row; (iv) curves with fewer
     than 2 checkpoints are dropped.
+  * A ``sweep.scheme='wsd_trunk'`` ledger (``branch_curves``): one curve per
+    trunk, its points the end-of-cooldown eval losses of its branches.
   * An experiments working directory ``<workdir>/runs/<run_id>/`` holding
     ``metrics.jsonl`` (one JSON object per report step with ``step``,
     ``tokens``, ``flops`` (cumulative), ``loss`` (train) and sometimes
@@ -233,6 +235,49 @@ def load_workdir_curves(workdir: str, *, loss_key: str = "loss",
       "loss": loss_key, "N": f"params[{params_key!r}]",
       "flop_convention": ",".join(sorted(conventions)),
       "completions_6nd": completions})
+
+
+WSD_BRANCHES = "wsd_branches"
+
+
+def branch_curves(records: Sequence[Dict[str, Any]], source: str) -> Curves:
+  """One curve per WSD trunk from its cooldown branches' ledger lines.
+
+  Every point is the eval loss at the *end* of a schedule (the branch's
+  cooldown), at that branch's C and D: the multi-horizon curves Hoffmann et
+  al. 2022's Approach 1 asks for (Sec. 3.1: each size trained to several
+  horizons), which a WSD trunk provides at the price of its cooldowns
+  (Hägele et al. 2024, Sec. 4). Seed repeats (``repeat_of``) are left out:
+  a minimum over two seeds of one size would bias the envelope low. A trunk
+  with fewer than 2 branches has no curve (recorded in ``exclusions``).
+  """
+  by_trunk: Dict[str, List[Dict[str, Any]]] = collections.defaultdict(list)
+  exclusions = []
+  for r in records:
+    if r.get("status") != "ok" or not r.get("trunk_id"):
+      continue
+    if r.get("repeat_of"):
+      exclusions.append(f"run {r['run_id']}: seed repeat, not in the envelope")
+      continue
+    by_trunk[r["trunk_id"]].append(r)
+  curves = []
+  for trunk_id, rs in sorted(by_trunk.items()):
+    if len(rs) < 2:
+      exclusions.append(f"trunk {trunk_id}: fewer than 2 branches")
+      continue
+    curves.append(_make_curve(
+        trunk_id, rs[0]["N"], [r["C"] for r in rs], [r["D"] for r in rs],
+        [r["eval_loss"] for r in rs],
+        {"flop_convention": rs[0].get("flop_convention"),
+         "budget": float("nan")}))
+  _check(curves, source)
+  return Curves(tuple(curves), {
+      "source": os.path.abspath(source), "kind": WSD_BRANCHES,
+      "n_curves": len(curves), "n_rows": int(sum(c.C.size for c in curves)),
+      "exclusions": exclusions,
+      "loss": "eval_loss at the end of each WSD cooldown branch",
+      "flop_convention": ",".join(sorted({str(c.meta["flop_convention"])
+                                          for c in curves}))})
 
 
 def curves_from_arrays(run_id: Sequence[str], N: Sequence[float],

@@ -207,3 +207,28 @@ def test_analyze_skips_approach1_when_runs_evaluate_only_at_the_end(tmp_path):
     curves, why = _curves(str(tmp_path), AnalysisSettings())
   assert curves is None and why.startswith("Approach 1 skipped: ")
   assert _curves(str(tmp_path), AnalysisSettings(curve_loss="loss"))[0] is not None
+
+
+def test_wsd_branch_curves_recover_a_known_law():
+  """End-of-schedule points (what WSD cooldown branches give) of
+  L = E + A/N^α + B/D^β: Approach 1's envelope finds a = β/(α+β)."""
+  from scaling import curves as curves_lib
+  from scaling.methods import FitInputs, METHODS
+  E, A, B, alpha, beta = 1.7, 400.0, 400.0, 0.34, 0.28
+  recs = []
+  for i, N in enumerate(np.geomspace(1e6, 1e9, 13)):
+    for C in np.geomspace(1e17, 1e22, 21):
+      D = C / (6 * N)
+      if not 2 <= D / N <= 2000:
+        continue
+      recs.append({"run_id": f"r{i}_{C:.3g}", "status": "ok", "N": N, "D": D,
+                   "C": C, "eval_loss": E + A / N**alpha + B / D**beta,
+                   "trunk_id": f"t{i}", "flop_convention": "6N"})
+  recs.append(dict(recs[0], run_id="rep", repeat_of=recs[0]["run_id"],
+                   eval_loss=0.0))     # a seed repeat: never in the envelope
+  curves = curves_lib.branch_curves(recs, "synthetic")
+  res = METHODS["approach1.envelope"].fit(
+      FitInputs(runs=None, curves=curves, budgets=(), bootstrap=0, seed=0,
+                flops_per_token=None), {})
+  assert res.horizons == "multi-horizon"
+  assert res.fit.a == pytest.approx(beta / (alpha + beta), abs=0.03)

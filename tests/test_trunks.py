@@ -180,3 +180,21 @@ def test_killed_at_every_kind_of_point_resumes_bitwise(uninterrupted, tmp_path):
   for g in got:
     assert {k: g.get(k) for k in COMPARE} == {
         k: want[g["run_id"]].get(k) for k in COMPARE}
+
+
+def test_branch_ends_are_the_multi_horizon_curves_of_approach_1(uninterrupted):
+  from scaling import curves as curves_lib
+  from scaling.methods import approach1
+  recs = Ledger(os.path.join(uninterrupted, "results.jsonl")).read()
+  curves = curves_lib.branch_curves(recs, uninterrupted)
+  assert approach1.horizons(curves) == "multi-horizon"
+  by_trunk = {}
+  for r in recs:
+    by_trunk.setdefault(r["trunk_id"], []).append(r)
+  want = {t: rs for t, rs in by_trunk.items() if len(rs) >= 2}
+  assert {c.run_id for c in curves} == set(want)
+  for c in curves:   # each point: one branch's end-of-cooldown (C, D, L)
+    rs = sorted(want[c.run_id], key=lambda r: r["C"])
+    assert list(c.C) == [r["C"] for r in rs]
+    assert list(c.D) == [r["D"] for r in rs]
+    assert list(c.loss) == [r["eval_loss"] for r in rs]

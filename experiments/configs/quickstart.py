@@ -1,19 +1,20 @@
 """Quickstart IsoFLOP sweep: byte-level models on the embedded corpus, CPU.
 
-3 budgets x 5-6 sizes (16 runs, ~3k-70k params, seq 64, batch 8; per-run
-estimates: ``python -m experiments.isoflop
---config=experiments/configs/quickstart.py --plan_only``). Sizes span D/N
-~5-900 per budget so each budget's loss-vs-N curve has an interior minimum.
+6 budgets a factor 2 apart (1e10 .. 3.2e11 FLOPs, 1.5 decades) on one shared
+grid of 6 shapes (1-layer models of 2.9k-70k params, seq 64, batch 8), 3-5
+sizes per budget, trained as WSD trunks with (1-sqrt) cooldown branches
+(``sweep.scheme='wsd_trunk'``, Hägele et al. 2024): one constant-lr trunk per
+shape and seed, one 20 % cooldown per (shape, budget). Each budget's central
+size is trained again with a second seed (``sweep.seed_repeats=1``), so the
+seed noise that sets Approach 2's interval is measured, not assumed. The plan
+(``--plan_only``) prints the runs, the trunks and the compute spent against
+independent runs (~68 %).
 
 Every run scores the same 262,144 held-out tokens (4096 rows of 64 from ~110
 whole stdlib files never trained on; one eval_sha256), with a per-document
-standard error of ~0.02 nats, and trains on < 0.23 epochs of the corpus.
-Evaluation is ~8 % of the sweep's FLOPs (not counted in C) and ~6 % of its
-training wall time (measured on a heavily shared 2-core machine, where the
-16 runs took 647 s of wall time; 279 s on 2 idle cores before the fixed eval
-set was added). Minimum eval loss at N = 13k, 21k, 30k for C = 3e10, 1e11,
-3e11, each with larger and smaller sizes on both sides (about 0.6-0.8
-sqrt(C/120)).
+standard error of ~0.02 nats, and trains on < 0.25 epochs of the corpus.
+``python -m benchmarks.wsd_vs_cosine`` trains the same shapes and budgets as
+independent cosine runs and compares (docs/wsd.md).
 """
 from experiments import planner
 from lm.config import default_config_dict
@@ -29,7 +30,7 @@ def get_config():
       model=dict(mlp="swiglu", tie_embeddings=True),
       # The whole stdlib (~31 MB of byte tokens). 5 % of its bytes, as whole
       # documents (~110 files, ~1.6M tokens), are held out; the other ~29.5M
-      # training tokens are 4.4x what the largest run trains on (6.7M), so no
+      # training tokens are 4.1x what the largest run trains on (7.1M), so no
       # run repeats data (sweep.max_epochs=1, the default, refuses a plan
       # that would).
       data=dict(source="default", tokenizer="byte", seq_len=64,
@@ -42,13 +43,20 @@ def get_config():
           eval_batch_size=64,   # 64 eval batches (fastest on CPU), independent of B
           ckpt_every=2000,      # a killed sweep resumes within 2000 steps
           progress=False, tensorboard=False,
-          weight_decay=0.1, min_lr_ratio=0.1, seed=0),
+          weight_decay=0.1, min_lr_ratio=0.1, seed=0,
+          # Warmup, constant lr, then a 20 % (1-sqrt) cooldown to
+          # min_lr_ratio (Hägele et al. 2024); sweep.scheme='wsd_trunk' needs it.
+          schedule="wsd", cooldown_fraction=0.2, cooldown_shape="1-sqrt"),
   )
   c.sweep = planner.default_sweep(
-      budgets=(3e10, 1e11, 3e11),   # training FLOPs, counted as 6N per token
+      # Training FLOPs, counted as 6N per token: a factor 2 apart, so a shape
+      # serves 2-6 budgets from one trunk.
+      budgets=(1e10, 2e10, 4e10, 8e10, 1.6e11, 3.2e11),
+      scheme="wsd_trunk",           # trunks + cooldown branches (docs/wsd.md)
+      seed_repeats=1,               # each budget's central size, seed 1 too
       flop_convention="6N",         # Kaplan et al. 2020 Sec. 2.1, N total
       param_convention="total",     # Hoffmann et al. 2022 count embeddings
-      n_sizes=6,                    # targets per budget (deduplicated shapes)
+      n_sizes=6,                    # grid points per budget (shared grid)
       size_range=12.0,              # largest / smallest target
       center="prior",
       # Tiny byte models are compute-optimal well below Chinchilla's
@@ -63,10 +71,9 @@ def get_config():
       min_tokens_per_param=0.0,
       max_tokens_per_param=1000.0,  # beyond, the corpus would repeat
   )
-  # Fit settings (not part of the sweep hash: refit freely). With 5-6 sizes per
+  # Fit settings (not part of the sweep hash: refit freely). With 3-5 sizes per
   # budget, resampling runs within a budget often leaves 3 distinct points and
-  # a meaningless parabola; perturbing losses by the estimated seed noise
-  # (Porian et al. 2024) gives the steadier Approach-2 interval.
-  c.analysis = ConfigDict(dict(bootstrap=1000,
-                                              isoflop_scheme="seed_noise"))
+  # a meaningless parabola; perturbing losses by the seed noise measured from
+  # the seed repeats (Porian et al. 2024) gives the meaningful interval.
+  c.analysis = ConfigDict(dict(bootstrap=1000, isoflop_scheme="seed_noise"))
   return c

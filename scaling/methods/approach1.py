@@ -15,6 +15,7 @@ import dataclasses
 import os
 from typing import Any, Dict
 
+from scaling import curves as curves_lib
 from scaling import envelope as envelope_lib
 from scaling import methods
 
@@ -23,7 +24,10 @@ SINGLE_HORIZON = "single-horizon envelope (not Hoffmann's multi-horizon Approach
 
 
 def horizons(curves) -> str:
-  """'multi-horizon' when every size has >= 2 distinct final token counts."""
+  """'multi-horizon' when every size has >= 2 distinct final token counts
+  (or every point is the end of a schedule: WSD cooldown branches)."""
+  if curves.provenance.get("kind") == curves_lib.WSD_BRANCHES:
+    return "multi-horizon"
   by_N = collections.defaultdict(set)
   for c in curves:
     by_N[c.N].add(round(float(c.D[-1]), 6))
@@ -69,6 +73,9 @@ class Approach1Result(methods.PowerLawResult):
 
 def _fit(inputs: methods.FitInputs, options: Dict[str, Any]):
   n_boot = min(inputs.bootstrap, BOOTSTRAP_CAP)
+  if inputs.curves.provenance.get("kind") == curves_lib.WSD_BRANCHES:
+    # Every point ends a schedule: nothing to smooth, no warm-up transient.
+    options = dict(options, smooth_window=1, min_token_fraction=0.0)
   fit = envelope_lib.fit_envelope(inputs.curves, bootstrap=n_boot,
                                   seed=inputs.seed, **options)
   loss = str(inputs.curves.provenance.get("loss", "loss"))
