@@ -51,7 +51,7 @@ def summarize(workdir: str) -> Dict[str, Any]:
   """Compute spent and the Approach-2 fit of a finished sweep (reading only)."""
   from experiments import compute as compute_lib
   from experiments import ledger as ledger_lib
-  records = ledger_lib.Ledger(workdir).read()
+  records = ledger_lib.Ledger(os.path.join(workdir, "results.jsonl")).read()
   with open(os.path.join(workdir, "report", "fit.json")) as f:
     fit = json.load(f)
   a2 = fit["approach2"]

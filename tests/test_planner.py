@@ -336,12 +336,18 @@ def test_format_plan_table():
 
 
 def test_quickstart_shape():
+  # Issue 11: >= 4 budgets (the extrapolation check holds one out), each with
+  # >= 3 distinct sizes and a seed repeat; WSD trunks that cost <= 70 % of
+  # independent runs of the same points.
   plan = planner.make_plan(quickstart.get_config())
   budgets = plan.budgets()
-  assert len(budgets) >= 3
+  assert len(budgets) >= 4
   for C in budgets:
-    assert sum(r.budget == C for r in plan.runs) >= 5
+    runs = [r for r in plan.runs if r.budget == C]
+    assert len({r.N for r in runs}) >= 3
+    assert sum(r.repeat_of is not None for r in runs) == 1
   assert all(2_000 <= r.N <= 150_000 for r in plan.runs)
+  assert plan.spent_flops() <= 0.7 * plan.independent_flops()
 
 
 def test_seed_repeats_copy_the_central_run_with_new_seeds():

@@ -198,3 +198,31 @@ def test_branch_ends_are_the_multi_horizon_curves_of_approach_1(uninterrupted):
     assert list(c.C) == [r["C"] for r in rs]
     assert list(c.D) == [r["D"] for r in rs]
     assert list(c.loss) == [r["eval_loss"] for r in rs]
+
+
+def test_wsd_vs_cosine_accounting_on_the_same_points(uninterrupted, tmp_path):
+  """The reduced benchmark (benchmarks/wsd_vs_cosine.py): the same shapes and
+  budgets trained as independent cosine runs give the same (N, D, C) points;
+  what each sweep reports it spent is what its plan says, and the trunks
+  spend less than the independent runs."""
+  from experiments import compute as compute_lib
+  from experiments.executor import run_sweep
+  cosine = str(tmp_path / "cosine")
+  run_sweep(_cfg("independent"), cosine, progress=False, log=lambda m: None)
+  read = lambda d: {r["run_id"]: r for r in Ledger(
+      os.path.join(d, "results.jsonl")).read()}
+  ind, wsd = read(cosine), read(uninterrupted)
+  assert set(ind) == set(wsd)
+  for k in ind:
+    assert (ind[k]["N"], ind[k]["D"], ind[k]["C"]) == (
+        wsd[k]["N"], wsd[k]["D"], wsd[k]["C"])
+    assert (ind[k]["schedule"], wsd[k]["schedule"]) == ("cosine", "wsd")
+  spent = {d: compute_lib.sweep_compute(d, list(read(d).values()))
+           for d in (cosine, uninterrupted)}
+  for d, cfg in ((cosine, _cfg("independent")), (uninterrupted, _cfg())):
+    plan = planner.make_plan(cfg)
+    assert spent[d]["spent"] == pytest.approx(plan.spent_flops(), rel=1e-9)
+    assert spent[d]["independent"] == pytest.approx(
+        plan.independent_flops(), rel=1e-9)
+  assert spent[cosine]["ratio"] == pytest.approx(1.0)
+  assert spent[uninterrupted]["spent"] < spent[cosine]["spent"]

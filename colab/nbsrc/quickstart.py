@@ -27,10 +27,12 @@ terminal: `python -m experiments.isoflop
 
 `jax.default_backend()` tells CPU, GPU and TPU apart.
 
-* **CPU**: `experiments/configs/quickstart.py` as it is: 3 budgets (3e10,
-  1e11, 3e11 FLOPs, counted as 6N per token), 16 runs of 3k-70k-parameter
-  models, measured at about 5 minutes on 2 CPU cores.
-* **GPU / TPU**: the same recipe over 1e12-1e13 FLOPs (batch 32, the whole
+* **CPU**: `experiments/configs/quickstart.py` as it is: 6 budgets a factor
+  2 apart (1e10 to 3.2e11 FLOPs, counted as 6N per token), 31 results of
+  3k-70k-parameter models trained as WSD trunks with cooldown branches
+  (about 2/3 of the compute of independent runs), about 3 minutes on 2 CPU
+  cores.
+* **GPU / TPU**: the same recipe over 3e11-1e13 FLOPs (batch 32, the whole
   ~30 MB corpus). This setting has **not** been run by the project yet (no
   accelerator was available to it), so no timing is claimed; the plan's time
   column below is the 2-core CPU model.
@@ -55,7 +57,7 @@ elif BACKEND == "cpu":
   BOOTSTRAP = int(cfg.analysis.bootstrap)
 else:
   cfg = quickstart.get_config()
-  cfg.sweep.budgets = (1e12, 3e12, 1e13)  # ~30x the CPU budgets
+  cfg.sweep.budgets = tuple(30 * C for C in cfg.sweep.budgets)  # 3e11-1e13
   cfg.sweep.batch_size = 32               # 2k tokens per step
   cfg.lm.data.max_corpus_bytes = 0        # the whole embedded corpus (~30 MB)
   BOOTSTRAP = 1000
@@ -67,9 +69,13 @@ print(f"config {cfg.name!r}: budgets {tuple(cfg.sweep.budgets)}, "
 ## The plan
 
 For each budget the planner centres a log-spaced set of model sizes on a
-prior N\\*(C), picks the nearest model shape for each, and sets the number of
-steps so that the counted FLOPs match the budget within 1 %. The time column
-is a model of a 2-core CPU; on an accelerator it does not apply.
+prior N\\*(C) (on one grid of shapes shared by all budgets), picks the
+nearest model shape for each, and sets the number of steps so that the
+counted FLOPs match the budget within 1 %. With `sweep.scheme='wsd_trunk'`
+each shape trains one constant-learning-rate trunk, and every (shape, budget)
+point is a 20 % cooldown branch from the trunk's checkpoint (Hägele et al.
+2024); the table's last lines list the trunks and the compute saved. The time
+column is a model of a 2-core CPU; on an accelerator it does not apply.
 '''),
     code('''
 from experiments import planner

@@ -49,9 +49,11 @@ def get_config():
           schedule="wsd", cooldown_fraction=0.2, cooldown_shape="1-sqrt"),
   )
   c.sweep = planner.default_sweep(
-      # Training FLOPs, counted as 6N per token: a factor 2 apart, so a shape
-      # serves 2-6 budgets from one trunk.
-      budgets=(1e10, 2e10, 4e10, 8e10, 1.6e11, 3.2e11),
+      # Training FLOPs, counted as 6N per token: 9 budgets a factor sqrt(2)
+      # apart over 1.2 decades, so a shape serves up to 9 budgets from one
+      # trunk (about half the compute of independent runs).
+      budgets=(1e10, 1.41e10, 2e10, 2.83e10, 4e10, 5.66e10, 8e10, 1.13e11,
+               1.6e11),
       scheme="wsd_trunk",           # trunks + cooldown branches (docs/wsd.md)
       seed_repeats=1,               # each budget's central size, seed 1 too
       flop_convention="6N",         # Kaplan et al. 2020 Sec. 2.1, N total
