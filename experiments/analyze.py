@@ -105,7 +105,7 @@ def _fittable(runs, curves, approaches, fit_kwargs):
   return tuple(keep), skipped
 
 
-def _curves(workdir: str, settings: AnalysisSettings, records):
+def _curves(workdir: str, settings: AnalysisSettings, records=()):
   """Approach-1 curves: a wsd_trunk sweep's branch ends (scaling.curves.
   branch_curves), else the runs' metrics (None, with a warning, if too few).
 
