@@ -7,7 +7,9 @@ Calls ``scaling`` (Approach 2 on the ledger's final losses, Approach 3 on the
 same points, Approach 1 on the runs' eval-loss curves) and writes
 ``report.md``, ``fit.json`` (same schema as ``scaling.fit``), ``fit.md``,
 ``fit.tex`` and PNG plots (isoFLOP curves with parabolas, N*(C) and D*(C)
-frontiers with bands, L(N, D) contours, loss curves).
+frontiers with bands, L(N, D) contours, loss curves). With >= 4 budgets the
+report includes the extrapolation check (``scaling.extrapolation``: fit on
+every budget but the largest, predict its N* and L*).
 """
 from __future__ import annotations
 
@@ -149,6 +151,7 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
   """
   from scaling.data import ScalingDataError, load_runs
   from scaling.report import run_fit, write_outputs
+  requested = tuple(approaches)
 
   ledger_path = os.path.join(workdir, "results.jsonl")
   if not os.path.exists(ledger_path):
@@ -185,16 +188,39 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
                 curves=curves, plots=plots, **fit_kwargs)
   if skipped:  # fit.json must say which approaches are missing, and why
     fit["warnings"] = skipped + fit.get("warnings", [])
-    write_outputs(fit, out_dir)
   if plots and curves is not None:
     p = _plot_loss_curves(curves, os.path.join(out_dir, "loss_curves.png"))
     if p:
       fit.setdefault("plots", []).append(os.path.basename(p))
+  _extrapolation(fit, runs, settings, fit_kwargs["flops_per_token"],
+                 2 in requested, out_dir if plots else None)
+  write_outputs(fit, out_dir)
   report = {"fit": fit, "sweep": _sweep_summary(records, meta),
             "settings": dataclasses.asdict(settings)}
   with open(os.path.join(out_dir, "report.md"), "w") as f:
     f.write(report_markdown(report))
   return report
+
+
+def _extrapolation(fit, runs, settings, F, with_approach2, plot_dir) -> None:
+  """Adds the extrapolation check (scaling.extrapolation) to ``fit``."""
+  from scaling import extrapolation, fit_schema
+  if not with_approach2:
+    check = extrapolation.ExtrapolationCheck(
+        "skipped", "Approach 2 not requested (--approach)", None, None)
+  else:
+    check = extrapolation.check_extrapolation(
+        runs, estimator=settings.isoflop_estimator,
+        options=settings.isoflop_options(), bootstrap=settings.bootstrap,
+        seed=settings.seed, flops_per_token=F)
+  fit_schema.set_extrapolation(fit, check.to_dict())
+  if plot_dir and check.status == "done":
+    try:
+      path = extrapolation.plot_extrapolation(
+          fit["extrapolation"], os.path.join(plot_dir, "extrapolation.png"))
+      fit.setdefault("plots", []).append(os.path.basename(path))
+    except ImportError as e:
+      warnings.warn(f"extrapolation plot skipped: {e}")
 
 
 def _sweep_summary(records, meta) -> Dict[str, Any]:
@@ -279,6 +305,8 @@ def summary_text(report: Dict[str, Any]) -> str:
     lines.append(f"{a1['label']}: a = "
                  f"{_fmt_ci(a1['a'], ci.get('a'))}, b = "
                  f"{_fmt_ci(a1['b'], ci.get('b'))}{_interval_note(a1)}")
+  from scaling import extrapolation, fit_schema
+  lines += extrapolation.summary_lines(fit_schema.extrapolation(fit))
   for w in fit.get("warnings", []):
     lines.append(f"warning: {w}")
   return "\n".join(lines)

@@ -3,7 +3,7 @@ r"""Command line: fit compute-optimal scaling laws (Hoffmann et al. 2022).
   python -m scaling.fit --input=chinchilla_epoch --approach=2,3 --out=/tmp/fit \
       [--budgets=1e21,5.76e23] [--bootstrap=4000] [--seed=0] \
       [--isoflop_estimator=local_parabola|parabola|akima|huber_parabola|all] \
-      [--approach3_method=grid_lbfgs|mle|vpnls|all]
+      [--approach3_method=grid_lbfgs|mle|vpnls|all] [--extrapolation]
   python -m scaling.fit --input=runs.csv --approach=powerlaw --x=N --y=loss \
       [--powerlaw_offset] [--out=/tmp/pl]
 
@@ -66,6 +66,10 @@ _X = flags.DEFINE_list("x", None, "--approach=powerlaw: x column(s); several "
 _Y = flags.DEFINE_string("y", None, "--approach=powerlaw: the y column.")
 _PL_OFFSET = flags.DEFINE_boolean("powerlaw_offset", False, "--approach="
                                   "powerlaw: fit y = c + a x^b (one x).")
+_EXTRAP = flags.DEFINE_boolean(
+    "extrapolation", False, "also run the extrapolation check "
+    "(scaling.extrapolation: Approach 2 on every budget but the largest, "
+    "predicting its N* and L*; needs >= 4 budgets).")
 _PLOTS = flags.DEFINE_boolean("plots", True, "write PNG plots (needs "
                               "matplotlib).")
 
@@ -154,16 +158,34 @@ def _fit_args():
   return runs, kw
 
 
+def _extrapolation(runs, kw, result) -> None:
+  """Runs, prints and (with --out) stores the extrapolation check."""
+  from scaling import extrapolation, fit_schema
+  check = extrapolation.check_extrapolation(
+      runs, estimator=_ESTIMATOR.value, options=kw["options"][2],
+      bootstrap=_BOOTSTRAP.value, seed=_SEED.value)
+  fit_schema.set_extrapolation(result, check.to_dict())
+  print("\n".join(extrapolation.summary_lines(result["extrapolation"])))
+  if _OUT.value:
+    fit_schema.write(result, os.path.join(_OUT.value, "fit.json"))
+
+
 def main(argv):
   if len(argv) > 1:
     raise data_lib.ScalingDataError(f"unexpected arguments {argv[1:]}")
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     runs, kw = _fit_args()
+    if _EXTRAP.value and runs is None:
+      raise data_lib.ScalingDataError(
+          "--extrapolation needs final-loss runs (Approach 2), not "
+          "--approach=powerlaw")
     result = run_fit(runs, **kw)
   for m in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
     print(f"warning: {m}", file=sys.stderr)
   print(text_table(result), end="")
+  if _EXTRAP.value:
+    _extrapolation(runs, kw, result)
   if _OUT.value:
     print(f"wrote {os.path.join(_OUT.value, 'fit.json')}, fit.md, fit.tex"
           + (", " + ", ".join(result["plots"]) if result.get("plots") else ""))

@@ -12,6 +12,11 @@
                   the primary fit of each family present (an *entry*)
   alternatives    {method key: entry} for every other fit (e.g. the other
                   Approach-2 estimators with --isoflop_estimator=all)
+  extrapolation   (experiments.analyze) the extrapolation check: fit on every
+                  budget but the largest, predict its N*, D*, L* with
+                  intervals against the measured ones (record:
+                  ``scaling.extrapolation.ExtrapolationCheck``; status
+                  'done' or 'skipped' with a reason)
   warnings        every warning raised during the fit
   plots           PNG names written next to fit.json
   provenance      command_line, date_utc, versions, seed, bootstrap, input,
@@ -41,6 +46,8 @@ FAMILIES = ("approach1", "approach2", "approach3", "loss_vs_compute",
             "powerlaw")
 ENTRY_KEYS = ("method", "family", "label", "citation", "default",
               "interval_procedure")
+EXTRAPOLATION_KEYS = ("status", "reason", "n_budgets", "held_out_C",
+                      "procedure", "N_opt", "D_opt", "L_opt")
 
 
 class FitFileError(ValueError):
@@ -83,6 +90,20 @@ def add_entry(result: Dict[str, Any], entry: Dict[str, Any],
     result[entry["family"]] = entry
   else:
     result.setdefault("alternatives", {})[entry["method"]] = entry
+
+
+def set_extrapolation(result: Dict[str, Any], record: Dict[str, Any]) -> None:
+  """Stores the extrapolation check's record (``ExtrapolationCheck.to_dict``)."""
+  missing = [k for k in EXTRAPOLATION_KEYS if k not in record]
+  if missing or record["status"] not in ("done", "skipped"):
+    raise ValueError(f"extrapolation record lacks {missing} or has status "
+                     f"{record.get('status')!r}")
+  result["extrapolation"] = jsonable(record)
+
+
+def extrapolation(result: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+  """The extrapolation check's record, or None (files without one)."""
+  return result.get("extrapolation") or None
 
 
 def entries(result: Dict[str, Any]) -> Iterator[Tuple[str, Dict[str, Any]]]:

@@ -20,6 +20,9 @@ Two schemes, each re-running the budget's estimator on every replicate:
 estimates and to every replicate (same weights), giving the percentile
 intervals.
 
+Each budget's replicate L* spread (``L_opt_sd``, the std over the replicates
+kept) is recorded too: the noise of its minimum loss, for fits of L*(C).
+
 Per-budget spread (the weights of the weighted fit, Porian et al.):
 sigma_b = max(std(ln N*_b), 0.33 x mean ln-spacing of the budget's sizes) x
 R / n_valid; the floor and the inflation are theirs (min_std_factor=0.33).
@@ -52,6 +55,7 @@ class Replicates:
   edge_fraction: np.ndarray   # (K,) replicate minima outside/at the edge
   fail_fraction: np.ndarray   # (K,) replicates with no minimum
   unusable: List[int]         # budgets with < R/2 valid (seed_noise)
+  L_opt_sd: np.ndarray        # (K,) std of the replicate L* over the kept ones
 
 
 def _floor(x_sizes: np.ndarray) -> float:
@@ -78,7 +82,7 @@ def replicate_minima(locate, budgets: Sequence[Dict[str, np.ndarray]],
     sigma: loss noise std (seed_noise).
   """
   K = len(budgets)
-  vals, oks, edges = [], [], []
+  vals, oks, edges, Ls = [], [], [], []
   for b in budgets:
     n = b["x"].size
     if scheme == "runs":
@@ -89,11 +93,14 @@ def replicate_minima(locate, budgets: Sequence[Dict[str, np.ndarray]],
       y = b["loss"] + sigma * rng.standard_normal((R, n))
     out = locate(b["x"], y, w)
     vals.append(out["x_opt"] * LN10)
+    Ls.append(out["L_opt"])
     oks.append(out["ok"])
     edges.append(out["ok"] & ~out["inside"])
   ok = np.stack(oks, 1) if K else np.zeros((R, 0), bool)
   edge = np.stack(edges, 1) if K else np.zeros((R, 0), bool)
   ln = np.stack(vals, 1) if K else np.zeros((R, 0))
+  L = np.stack(Ls, 1) if K else np.zeros((R, 0))
+  sd = lambda v: float(np.std(v)) if v.size > 1 else float("nan")
   fail_fraction = (~ok).mean(0)
   floor = np.array([_floor(b["x"]) for b in budgets])
   if scheme == "runs":
@@ -103,7 +110,8 @@ def replicate_minima(locate, budgets: Sequence[Dict[str, np.ndarray]],
     edge_fraction = (edge[rows].mean(0) if rows.any()
                      else np.full(K, np.nan))
     return Replicates(ln[rows], sp, floor, infl, R, int((~rows).sum()),
-                      edge_fraction, fail_fraction, [])
+                      edge_fraction, fail_fraction, [],
+                      np.array([sd(L[rows, k]) for k in range(K)]))
   valid = ok & ~edge
   n_valid = valid.sum(0)
   unusable = [k for k in range(K) if n_valid[k] < R / 2]
@@ -116,7 +124,8 @@ def replicate_minima(locate, budgets: Sequence[Dict[str, np.ndarray]],
   for k in keep:
     paired[:, k] = ln[valid[:, k], k][:m]
   return Replicates(paired, sp, floor, infl, R, R - m, edge.mean(0),
-                    fail_fraction, unusable)
+                    fail_fraction, unusable,
+                    np.array([sd(L[valid[:, k], k]) for k in range(K)]))
 
 
 def drop_unusable(rows, dropped, rep):
@@ -134,7 +143,8 @@ def drop_unusable(rows, dropped, rep):
       rep, ln_N=rep.ln_N[:, keep], spread=rep.spread[keep],
       floor=rep.floor[keep], inflation=rep.inflation[keep],
       edge_fraction=rep.edge_fraction[keep],
-      fail_fraction=rep.fail_fraction[keep], unusable=[])
+      fail_fraction=rep.fail_fraction[keep], unusable=[],
+      L_opt_sd=rep.L_opt_sd[keep])
   return rows, rep
 
 
@@ -148,6 +158,7 @@ def record(rows, rep, scheme):
     row["bootstrap_edge_fraction"] = float(rep.edge_fraction[k])
     row["bootstrap_fail_fraction"] = float(rep.fail_fraction[k])
     row["ln_N_opt_spread"] = float(rep.spread[k])
+    row["L_opt_sd"] = float(rep.L_opt_sd[k])
     if rep.edge_fraction[k] > _WARN_FRACTION:
       warnings.warn(
           f"IsoFLOP bootstrap: budget C={row['C']:.3g}: the minimum lies "

@@ -167,4 +167,5 @@ from scaling.methods import approach1  # noqa: E402,F401
 from scaling.methods import approach2  # noqa: E402,F401
 from scaling.methods import approach3  # noqa: E402,F401
 from scaling.methods import saturation  # noqa: E402,F401
+from scaling.methods import loss_power_law  # noqa: E402,F401
 from scaling.methods import power_law  # noqa: E402,F401

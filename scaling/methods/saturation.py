@@ -2,23 +2,55 @@
 
 Porian et al. 2024's saturating fit (``scaling.saturation``) of the
 per-budget minimum losses L*(C) of the primary Approach-2 fit, reported with
-its intervals and used to predict L* at the report's budgets. Registered
-when ``scaling.saturation`` is present. Intervals: with Approach 2's
-seed-noise scheme, Porian's perturbation of every L* by the runs' sigma
-(an upper bound on the noise of a minimum fitted through several runs);
-otherwise the budgets resampled with replacement.
+its intervals and used to predict L* at the report's budgets. Intervals:
+with Approach 2's seed-noise scheme, Porian's perturbation of every L* by
+the runs' sigma (an upper bound on the noise of a minimum fitted through
+several runs); otherwise the budgets resampled with replacement. Option
+``sigma='replicate_spread'`` perturbs each L* by its own Approach-2
+replicate spread instead (``loss_sigma``; ``scaling.extrapolation`` uses
+it, since resampling a handful of budgets is degenerate).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
 from scaling import methods
+from scaling.data import ScalingDataError
 
 MIN_BUDGETS = 3   # three parameters
+
+
+def loss_sigma(a2_fit, source: Optional[str] = None
+               ) -> Tuple[Optional[np.ndarray], Optional[str]]:
+  """Per-budget sigma of Approach 2's minimum losses L*, for L*(C) intervals.
+
+  Returns (sigma (K,) or None, a phrase naming the perturbation).
+  ``source`` None: the runs' seed-noise sigma under Approach 2's seed_noise
+  scheme (Porian et al. 2024; an upper bound on the noise of a minimum
+  fitted through several runs), else None. ``'replicate_spread'``: each budget's ``L_opt_sd``, the
+  std of its L* over Approach 2's bootstrap replicates (either scheme); None
+  when a budget has none.
+  """
+  if source is None:
+    s = a2_fit.seed_noise_std if a2_fit.scheme == "seed_noise" else None
+    if s is None:
+      return None, None
+    return (np.full(len(a2_fit.minima), s),
+            f"seed-noise perturbation of each budget's L*, σ={s:.3g} (the "
+            "runs' σ)")
+  if source != "replicate_spread":
+    raise ScalingDataError(f"loss sigma must be None or 'replicate_spread', "
+                           f"got {source!r}")
+  s = np.array([m.get("L_opt_sd", np.nan) for m in a2_fit.minima], np.float64)
+  if not np.all(np.isfinite(s) & (s > 0)):
+    return None, None
+  return s, (f"perturbation of each budget's L* by N(0, σ_b²), σ_b = its "
+             f"spread over the Approach-2 replicates ∈ [{s.min():.3g}, "
+             f"{s.max():.3g}] ({a2_fit.interval_procedure})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +59,8 @@ class SaturationResult:
   fit: Any                  # scaling.saturation.SaturationFit
   C: np.ndarray             # per-budget C of the Approach-2 minima
   L: np.ndarray             # their L*
-  sigma: Optional[float]
+  sigma: Optional[np.ndarray]  # per-budget sigma of L* (noise scheme)
+  sigma_note: Optional[str] = None   # names it (loss_sigma)
 
   @property
   def interval_procedure(self) -> Optional[str]:
@@ -37,8 +70,7 @@ class SaturationResult:
     n = f.n_bootstrap - f.n_failed
     pct = f"percentile {50 * (1 - f.level):g}-{50 * (1 + f.level):g}%"
     if f.scheme == "noise":
-      return (f"seed-noise perturbation of each budget's L*, σ={self.sigma:.3g} "
-              f"(the runs' σ), n={n}, {pct}")
+      return f"{self.sigma_note}, n={n}, {pct}"
     return f"budget resampling (minima with replacement), n={n}, {pct}"
 
   def predict(self, C) -> Dict[str, np.ndarray]:
@@ -99,15 +131,16 @@ def _fit(inputs: methods.FitInputs, options: Dict[str, Any]):
         f"needs >= {MIN_BUDGETS} Approach-2 budgets, has {len(minima)}")
   C = np.array([m["C"] for m in minima])
   L = np.array([m["L_opt"] for m in minima])
-  sigma = a2.fit.seed_noise_std if a2.fit.scheme == "seed_noise" else None
+  options = dict(options)
+  sigma, note = loss_sigma(a2.fit, options.pop("sigma", None))
   try:
     fit = saturation.fit_saturation(
-        C, L, sigma=None if sigma is None else np.full(C.size, sigma),
-        bootstrap=inputs.bootstrap, seed=inputs.seed, **options)
+        C, L, sigma=sigma, bootstrap=inputs.bootstrap, seed=inputs.seed,
+        **options)
   except saturation.SaturationError as e:
     raise methods.MethodSkipped(str(e)) from None
   return SaturationResult(methods.METHODS["loss_vs_compute.saturation"], fit,
-                          C, L, sigma)
+                          C, L, sigma, note)
 
 
 methods.register(methods.FitMethod(
