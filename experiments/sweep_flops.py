@@ -28,7 +28,7 @@ def planner_flops_per_token(config: Dict[str, Any], max_N: float):
   produce, continuous in between, and F/N is held beyond the ends. Returns
   a ``scaling.token_flops.TokenFlops``.
   """
-  from experiments import planner
+  from experiments import shape_search
   from lm import flops as flops_lib
   from lm import params as params_lib
   from scaling.token_flops import TokenFlops
@@ -37,10 +37,10 @@ def planner_flops_per_token(config: Dict[str, Any], max_N: float):
   s = cfg.sweep
   T, conv, pconv = int(s.seq_len), s.flop_convention, s.param_convention
   shapes = params_lib.enumerate_shapes(
-      vocab_size=planner.vocab_size_of(cfg.lm.data), seq_len=T,
+      vocab_size=shape_search.vocab_size_of(cfg.lm.data), seq_len=T,
       max_params=float(max_N), convention=pconv, head_dim=int(s.head_dim),
       ff_multiple=int(s.ff_multiple),
-      **planner._shape_kwargs(cfg.lm))  # pylint: disable=protected-access
+      **shape_search.shape_kwargs(cfg.lm))
   n = np.array([params_lib.n_params(m, pconv) for m in shapes], np.float64)
   F = np.array([flops_lib.flops_per_token(m, T, conv) for m in shapes])
   return TokenFlops.from_points(n, F, (

@@ -30,6 +30,9 @@ from lm import flops as flops_lib
 from lm import params as params_lib
 from lm import schedules
 from lm.config import ConfigError
+from experiments.plan_records import PlannedRun, SkippedCandidate
+from experiments.shape_search import (choose_batch, format_run_id, marin_lr,
+                                      seed_repeats)
 
 _SIZE_KEYS = ("d_model", "n_layers", "n_heads", "d_ff")
 
@@ -115,7 +118,6 @@ class _Shape:
 def grid_shapes(centers: Dict[float, float], s, vocab: int, kwargs,
                 skipped: list) -> List[_Shape]:
   """The distinct shapes of the shared grid (smallest first)."""
-  from experiments.planner import SkippedCandidate
   r = grid_ratio(s)
   N0 = min(centers.values()) * r ** (-(int(s.n_sizes) - 1) / 2)
   by_key: Dict[Tuple[int, ...], _Shape] = {}
@@ -165,8 +167,6 @@ def _trunk_id(N: int, shape: Dict[str, int], seed: int, base_seed: int) -> str:
 
 def _shape_runs(sh: _Shape, s, spc: int, seed: int, train) -> Tuple[list, list]:
   """(PlannedRuns, SkippedCandidates) of one grid shape, one per budget."""
-  from experiments.planner import (PlannedRun, SkippedCandidate, _fmt_id,
-                                   choose_batch, marin_lr)
   m, T, conv = sh.model, int(s.seq_len), s.flop_convention
   wsd = s.scheme == "wsd_trunk"
   f = float(train.get("cooldown_fraction", 0.2)) if wsd else 0.0
@@ -192,7 +192,7 @@ def _shape_runs(sh: _Shape, s, spc: int, seed: int, train) -> Tuple[list, list]:
     D = S * B * T
     flops = flops_lib.training_flops(m, T, D, conv)
     runs.append(PlannedRun(
-        run_id=_fmt_id(C, sh.N, shape), budget=float(C), N=int(sh.N),
+        run_id=format_run_id(C, sh.N, shape), budget=float(C), N=int(sh.N),
         shape=shape, D=int(D), steps=S, batch_size=B, seq_len=T,
         lr=marin_lr(B, m.d_model, s), warmup_steps=W, flops=float(flops),
         flops_error=float(flops / C - 1.0), flop_convention=conv,
@@ -233,7 +233,6 @@ def plan_shared(s, centers: Dict[float, float], vocab: int, kwargs,
                 spc: int, seed: int, train) -> Tuple[list, list]:
   """(runs, skipped) of the shared grid, seed repeats included: every
   (shape, budget) of ``grid_shapes`` that meets its budget."""
-  from experiments.planner import seed_repeats
   skipped: list = []
   runs = []
   for sh in grid_shapes(centers, s, vocab, kwargs, skipped):

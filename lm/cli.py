@@ -34,7 +34,7 @@ _VERBOSE = flags.DEFINE_bool(
 # Exception classes that mean bad input, by (module, class). Looked up in
 # sys.modules only: a class whose module was never imported was never raised.
 USER_ERRORS = (
-    ("lm.config", "ConfigError"), ("lm.checkpoint", "CheckpointError"),
+    ("lm.validation", "ConfigError"), ("lm.checkpoint", "CheckpointError"),
     ("lm.workdir", "WorkdirBusy"), ("experiments.sweep_config", "PlanError"),
     ("experiments.executor", "SweepConfigChanged"),
     ("experiments.executor", "EvalSetMismatch"),

@@ -1,9 +1,10 @@
 """Field checks: every setting against its meaning, named in the error.
 
-Used by the ``validate()`` methods of ``lm.config`` and by the entry points'
-flag checks; each failure is one ``lm.config.ConfigError`` line such as
-``train.b1 must be a finite number in [0, 1) (Adam first-moment decay), got
-2.0``.
+Used by the ``validate()`` methods of the config sections (``lm.config``)
+and by the entry points' flag checks; each failure is one ``ConfigError``
+line such as ``train.b1 must be a finite number in [0, 1) (Adam first-moment
+decay), got 2.0``. ``ConfigError`` is defined here, below every config module,
+and re-exported as ``lm.config.ConfigError``.
 """
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import math
 from typing import Any, Optional
 
 
-def _error(msg: str):
-  from lm.config import ConfigError  # pylint: disable=g-import-not-at-top
+class ConfigError(ValueError):
+  """A user-facing configuration error; its message is one actionable line."""
+
+
+def _error(msg: str) -> ConfigError:
   return ConfigError(msg)
 
 

@@ -136,6 +136,51 @@ def _envelope(L, frac, logN, include, min_token_fraction, drop_edge_sizes):
   return winner, valid
 
 
+def _bootstrap(L, frac, logN, logD, logG, bootstrap: int, seed: int,
+               ci_level: float, min_token_fraction: float,
+               drop_edge_sizes: bool):
+  """Step 6: (samples, ci, n_failed) of ``bootstrap`` replicates that resample
+  the runs with replacement and redo steps 3-5 (``_CHUNK`` replicates at a
+  time); percentile intervals at ``ci_level``. Replicates without a usable
+  envelope are discarded with a warning."""
+  samples = {k: np.empty(0) for k in ("a", "b", "log_k_N", "log_k_D")}
+  ci: Dict[str, Tuple[float, float]] = {}
+  if not bootstrap > 0:
+    return samples, ci, 0
+  R, cols = L.shape[0], np.arange(L.shape[1])
+  rng = np.random.default_rng(seed)
+  draws = {k: [] for k in samples}
+  for start in range(0, bootstrap, _CHUNK):
+    B = min(_CHUNK, bootstrap - start)
+    idx = rng.integers(0, R, size=(B, R))
+    include = np.zeros((B, R), bool)
+    include[np.arange(B)[:, None], idx] = True
+    wb, vb = _envelope(L, frac, logN, include, min_token_fraction,
+                       drop_edge_sizes)
+    vw = vb.astype(np.float64)
+    sa, si_N = wls_line(logG, logN[wb], vw)
+    sb, si_D = wls_line(logG, logD[wb, cols], vw)
+    for k, v in zip(samples, (sa, sb, si_N, si_D)):
+      draws[k].append(v)
+  samples = {k: np.concatenate(v) for k, v in draws.items()}
+  ok = np.isfinite(samples["a"]) & np.isfinite(samples["b"])
+  n_failed = int((~ok).sum())
+  if n_failed:
+    warnings.warn(
+        f"Approach 1 bootstrap: {n_failed}/{bootstrap} replicates had no "
+        "usable envelope (fewer than 2 valid grid points) and were "
+        "discarded.")
+  samples = {k: v[ok] for k, v in samples.items()}
+  q = 50.0 * (1.0 - ci_level), 50.0 * (1.0 + ci_level)
+  if ok.any():
+    for name, s in (("a", samples["a"]), ("b", samples["b"]),
+                    ("k_N", np.exp(samples["log_k_N"])),
+                    ("k_D", np.exp(samples["log_k_D"]))):
+      lo, hi = np.percentile(s, q)
+      ci[name] = (float(lo), float(hi))
+  return samples, ci, n_failed
+
+
 def fit_envelope(curves: Curves, *, n_grid: int = 1500, smooth_window: int = 5,
                  min_token_fraction: float = 0.1, drop_edge_sizes: bool = True,
                  bootstrap: int = 0, seed: int = 0,
@@ -164,40 +209,9 @@ def fit_envelope(curves: Curves, *, n_grid: int = 1500, smooth_window: int = 5,
   a, icpt_N = wls_line(logG, y_N, w)  # Hoffmann 2022 Sec. 3.1: N_opt ∝ C^a
   b, icpt_D = wls_line(logG, y_D, w)  # Hoffmann 2022 Sec. 3.1: D_opt ∝ C^b
 
-  samples = {k: np.empty(0) for k in ("a", "b", "log_k_N", "log_k_D")}
-  ci: Dict[str, Tuple[float, float]] = {}
-  n_failed = 0
-  if bootstrap > 0:
-    rng = np.random.default_rng(seed)
-    draws = {k: [] for k in samples}
-    for start in range(0, bootstrap, _CHUNK):
-      B = min(_CHUNK, bootstrap - start)
-      idx = rng.integers(0, R, size=(B, R))
-      include = np.zeros((B, R), bool)
-      include[np.arange(B)[:, None], idx] = True
-      wb, vb = _envelope(L, frac, logN, include, min_token_fraction,
-                         drop_edge_sizes)
-      vw = vb.astype(np.float64)
-      sa, si_N = wls_line(logG, logN[wb], vw)
-      sb, si_D = wls_line(logG, logD[wb, cols], vw)
-      for k, v in zip(samples, (sa, sb, si_N, si_D)):
-        draws[k].append(v)
-    samples = {k: np.concatenate(v) for k, v in draws.items()}
-    ok = np.isfinite(samples["a"]) & np.isfinite(samples["b"])
-    n_failed = int((~ok).sum())
-    if n_failed:
-      warnings.warn(
-          f"Approach 1 bootstrap: {n_failed}/{bootstrap} replicates had no "
-          "usable envelope (fewer than 2 valid grid points) and were "
-          "discarded.")
-    samples = {k: v[ok] for k, v in samples.items()}
-    q = 50.0 * (1.0 - ci_level), 50.0 * (1.0 + ci_level)
-    if ok.any():
-      for name, s in (("a", samples["a"]), ("b", samples["b"]),
-                      ("k_N", np.exp(samples["log_k_N"])),
-                      ("k_D", np.exp(samples["log_k_D"]))):
-        lo, hi = np.percentile(s, q)
-        ci[name] = (float(lo), float(hi))
+  samples, ci, n_failed = _bootstrap(
+      L, frac, logN, logD, logG, bootstrap, seed, ci_level,
+      min_token_fraction, drop_edge_sizes)
 
   any_run = np.isfinite(L).any(0)
   L_env = np.where(any_run, np.where(np.isfinite(L), L, np.inf).min(0), np.nan)

@@ -27,6 +27,18 @@ def micro():
   return micro_config
 
 
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+  """A finished 60-step run of tests/helpers/micro_run.py with checkpoints at
+  20, 40, 60, shared by the bad-input test modules (trained once per test
+  process; tests that change it work on a ``micro_run.copy_run``)."""
+  from lm.trainer import train
+  from tests.helpers.micro_run import micro_config_dict
+  workdir = str(tmp_path_factory.mktemp("trained") / "run")
+  train(micro_config_dict(), workdir, verbose=False)
+  return workdir
+
+
 def run_cli(module, *args, timeout=600, env=None):
   import subprocess
   e = dict(os.environ)

@@ -1,16 +1,16 @@
-"""Bad input and faults against lm.train and lm.sample (issue 12).
+"""Bad input and faults against lm.train and lm.sample (issue 12): settings,
+config files, the environment, a second driver, lm.sample's flags.
 
 Every case asserts the exit code, the single ``error:`` / ``warning:`` line
 and, where nothing should change, that the workdir's bytes (checkpoints,
 run.json, metrics) are unchanged. Entry points run in-process exactly as
 ``python -m`` runs them (tests/helpers/entry.py); a subprocess only where a
-second process matters (locks). One tiny trained workdir is shared (copied
-per test when a test may change it).
+second process matters (locks). One tiny trained workdir is shared
+(``conftest.trained``; copied per test when a test may change it). Damaged
+checkpoints: test_bad_inputs_checkpoints.py.
 """
-import json
 import os
 import resource
-import shutil
 import signal
 import socket
 
@@ -18,82 +18,7 @@ import pytest
 
 from tests.helpers.entry import run_entry
 from tests.helpers.faults import hold_lock, one_line, snapshot
-
-STEPS = 60
-# lm/configs/tiny.py shrunk to a ~20k-parameter model: 3 checkpoints (20/40/60).
-MICRO = ["--config=lm/configs/tiny.py", "--config.model.d_model=32",
-         "--config.model.n_layers=1", "--config.model.n_heads=2",
-         "--config.model.d_ff=64", "--config.data.seq_len=32",
-         "--config.data.max_corpus_bytes=1000000",
-         "--config.train.batch_size=8", f"--config.train.steps={STEPS}",
-         "--config.train.warmup_steps=5", "--config.train.steps_per_call=5",
-         "--config.train.log_every=10", "--config.train.eval_every=0",
-         "--config.train.eval_tokens=4096", "--config.train.ckpt_every=20",
-         "--config.train.keep_checkpoints=3", "--config.train.progress=False",
-         "--config.train.tensorboard=False"]
-
-
-def train_cli(capfd, workdir, *extra):
-  return run_entry(capfd, "lm.train", *MICRO, f"--workdir={workdir}", *extra)
-
-
-def micro_config_dict(*extra):
-  """The ConfigDict that ``lm.train`` builds from MICRO (+ extra) flags."""
-  import ast
-  from tests.helpers.load_config import load
-  cfg = load("lm/configs/tiny.py")
-  for flag in list(MICRO[1:]) + list(extra):
-    key, value = flag[len("--config."):].split("=", 1)
-    section, name = key.split(".")
-    try:
-      value = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-      pass
-    cfg[section][name] = value
-  return cfg
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-  """A finished 60-step run with checkpoints at 20, 40, 60 (in-process, so
-  the later in-process lm.train calls reuse its compiled steps)."""
-  from lm.trainer import train
-  workdir = str(tmp_path_factory.mktemp("trained") / "run")
-  train(micro_config_dict(), workdir, verbose=False)
-  return workdir
-
-
-def _copy(trained, tmp_path, name="w"):
-  dst = str(tmp_path / name)
-  shutil.copytree(trained, dst)
-  os.remove(os.path.join(dst, ".lock"))
-  return dst
-
-
-def _eval_loss(workdir):
-  return json.load(open(os.path.join(workdir, "run.json")))["eval_loss"]
-
-
-def _state_file(workdir, step):
-  d = os.path.join(workdir, "checkpoints", str(step), "state",
-                   "ocdbt.process_0", "d")
-  return max((os.path.join(d, f) for f in os.listdir(d)), key=os.path.getsize)
-
-
-def flip_bytes(workdir, step, n=64):
-  """Flips n bytes in the middle of the largest array file (size unchanged)."""
-  path = _state_file(workdir, step)
-  data = bytearray(open(path, "rb").read())
-  mid = len(data) // 2
-  for i in range(mid, mid + n):
-    data[i] ^= 0xFF
-  open(path, "wb").write(bytes(data))
-
-
-def truncate(workdir, step):
-  path = _state_file(workdir, step)
-  data = open(path, "rb").read()
-  open(path, "wb").write(data[: len(data) // 2])
+from tests.helpers.micro_run import copy_run, train_cli
 
 
 # ---------------------------------------------------------------- settings
@@ -205,7 +130,7 @@ def test_disk_full_during_checkpoint_save(capfd, trained, tmp_path):
 def test_second_driver_is_refused_and_a_crash_leaves_no_stale_lock(
     capfd, trained, tmp_path):
   from lm.workdir import locked
-  workdir = _copy(trained, tmp_path)
+  workdir = copy_run(trained, tmp_path)
   holder = hold_lock(workdir, "lm.train run")
   try:
     before = snapshot(workdir)
@@ -220,146 +145,6 @@ def test_second_driver_is_refused_and_a_crash_leaves_no_stale_lock(
     holder.wait()
   with locked(workdir):  # the kernel released the dead holder's lock
     pass
-
-
-# ---------------------------------------------------------------- checkpoints
-
-def test_flipped_bytes_fall_back_with_one_warning(capfd, trained, tmp_path):
-  """Bytes flipped in the newest checkpoint (size unchanged) used to restore
-  and report divergence; now they are caught: by the digests when the bytes
-  still decode (raw data), by TensorStore when they do not (which of the two
-  depends on where OCDBT placed the arrays in the file)."""
-  workdir = _copy(trained, tmp_path)
-  os.remove(os.path.join(workdir, "run.json"))  # an unfinished run
-  flip_bytes(workdir, 60)
-  rc, out, err = train_cli(capfd, workdir)
-  assert rc == 0, err
-  line = one_line(err, "warning: ")
-  assert "step 60" in line
-  assert "digest mismatch" in line or "unreadable" in line
-  assert "falling back to step 40" in line
-  run = json.load(open(os.path.join(workdir, "run.json")))
-  assert run["resumed_from_step"] == 40 and run["status"] == "completed"
-  assert run["eval_loss"] == _eval_loss(trained)  # bitwise: resume is exact
-  kept = [d for d in os.listdir(os.path.join(workdir, "checkpoints"))
-          if d.startswith("60.unreadable")]
-  assert len(kept) == 1  # kept aside, never deleted
-
-
-def test_arrays_that_do_not_match_their_digests_are_skipped(capfd, trained,
-                                                           tmp_path):
-  """Arrays that decode but differ from what was saved (the record says
-  otherwise): the digest check names the array; a reader changes nothing."""
-  workdir = _copy(trained, tmp_path)
-  meta = os.path.join(workdir, "checkpoints", "60", "integrity", "metadata")
-  record = json.load(open(meta))
-  digest = record["fingerprint"]["params/embedding"]
-  record["fingerprint"]["params/embedding"] = digest[:-1] + (
-      "0" if digest[-1] != "0" else "1")
-  with open(meta, "w") as f:
-    json.dump(record, f)
-  before = snapshot(workdir)
-  rc, out, err = run_entry(capfd, "lm.sample", f"--workdir={workdir}",
-                           "--prompt=def ", "--max_tokens=3")
-  assert rc == 0, err
-  line = one_line(err, "warning: ")
-  assert "array digest mismatch in params/embedding" in line
-  assert "falling back to step 40" in line
-  assert snapshot(workdir) == before
-
-
-def test_truncated_checkpoint_is_one_warning_line(capfd, trained, tmp_path):
-  workdir = _copy(trained, tmp_path)
-  os.remove(os.path.join(workdir, "run.json"))
-  truncate(workdir, 60)
-  rc, _, err = train_cli(capfd, workdir)
-  assert rc == 0, err
-  line = one_line(err, "warning: ")  # was 65 lines
-  assert "step 60" in line and "unreadable" in line
-
-
-def test_nan_right_after_restore_is_a_bad_checkpoint_not_divergence(
-    capfd, trained, tmp_path):
-  """A checkpoint whose digests match but whose params blow up (finite but
-  huge) gives NaN on its first step: fall back and retrain, not 'diverged'."""
-  import jax
-  from lm.checkpoint import Checkpointer
-  from lm import config as config_lib, sharding, step as step_lib
-  workdir = _copy(trained, tmp_path)
-  run = json.load(open(os.path.join(workdir, "run.json")))
-  os.remove(os.path.join(workdir, "run.json"))       # crashed ...
-  shutil.rmtree(os.path.join(workdir, "checkpoints", "60"))  # ... before 60
-  c = run["config"]
-  mc = config_lib.ModelConfig(**c["model"])
-  tc = config_lib.TrainConfig(**c["train"])
-  mesh = sharding.make_mesh(config_lib.MeshConfig(shape=(1, 1, 1)),
-                            devices=jax.devices()[:1])
-  compiled = step_lib.compiled_for(mc, step_lib.StepOptions.from_train(tc),
-                                   mesh, config_lib.MeshConfig().rules)
-  ck = Checkpointer(os.path.join(workdir, "checkpoints"))
-  good = ck.restore_latest(compiled.abstract_state)
-  assert good.step == 40
-  huge = good.state.replace(params=jax.tree.map(lambda p: p * 1e30,
-                                                good.state.params))
-  os.rename(os.path.join(workdir, "checkpoints", "40"),
-            str(tmp_path / "orig40"))
-  ck.manager.reload()
-  ck.save(40, huge, good.data_state, good.record)
-  ck.close()
-  rc, _, err = train_cli(capfd, workdir)
-  assert rc == 0, err
-  line = one_line(err, "warning: ")
-  assert "step 40" in line and "first step after restoring" in line
-  assert "falling back to step 20" in line
-  meta = json.load(open(os.path.join(workdir, "run.json")))
-  assert meta["status"] == "completed" and meta["resumed_from_step"] == 20
-  assert meta["eval_loss"] == _eval_loss(trained)
-
-
-def test_all_checkpoints_bad_is_an_error(capfd, trained, tmp_path):
-  workdir = _copy(trained, tmp_path)
-  os.remove(os.path.join(workdir, "run.json"))
-  for step in (20, 40, 60):
-    flip_bytes(workdir, step)
-  rc, _, err = train_cli(capfd, workdir)
-  assert rc == 2
-  lines = [l for l in err.splitlines() if l.strip()]
-  assert len(lines) == 4 and all(l.startswith("warning: ") for l in lines[:3])
-  assert lines[-1].startswith("error: none of the checkpoints [20, 40, 60]")
-
-
-def test_deleted_run_json_does_not_make_a_foreign_checkpoint_adoptable(
-    capfd, trained, tmp_path):
-  workdir = _copy(trained, tmp_path)
-  os.remove(os.path.join(workdir, "run.json"))
-  for f in os.listdir(workdir):
-    if f.endswith(".jsonl"):
-      os.remove(os.path.join(workdir, f))
-  before = snapshot(workdir, lock=False)
-  rc, _, err = train_cli(capfd, workdir, "--config.train.seed=7")
-  assert rc == 2
-  line = one_line(err)
-  assert "checkpoint at step 60" in line and "train.seed=0" in line
-  assert snapshot(workdir, lock=False) == before
-
-
-def test_checkpoint_of_another_sweep_is_refused(trained, tmp_path):
-  from lm.config import ConfigError
-  from lm.trainer import train
-  workdir = _copy(trained, tmp_path)
-  os.remove(os.path.join(workdir, "run.json"))
-  before = snapshot(workdir, lock=False)
-  with pytest.raises(ConfigError, match="sweep_config_hash"):
-    train(micro_config_dict(), workdir, verbose=False,
-          provenance={"sweep_config_hash": "f00d" * 16})
-  assert snapshot(workdir, lock=False) == before
-
-
-def test_rerun_of_finished_run_changes_nothing(capfd, trained):
-  before = snapshot(trained, lock=False)
-  rc, out, err = train_cli(capfd, trained)
-  assert rc == 0 and not err.strip(), err
-  assert snapshot(trained, lock=False) == before
 
 
 # ---------------------------------------------------------------- lm.sample
@@ -384,31 +169,7 @@ def test_sample_not_a_workdir(capfd, tmp_path):
   assert not os.path.exists(tmp_path / "none")
 
 
-def test_sample_with_corrupted_latest_checkpoint_changes_nothing(
-    capfd, trained, tmp_path):
-  """Reading never modifies a workdir: the bad checkpoint is skipped in
-  memory (it used to be renamed)."""
-  workdir = _copy(trained, tmp_path)
-  flip_bytes(workdir, 60)
-  before = snapshot(workdir)
-  rc, out, err = run_entry(capfd, "lm.sample", f"--workdir={workdir}",
-                           "--prompt=def ", "--max_tokens=5")
-  assert rc == 0 and out.startswith("def ")
-  line = one_line(err, "warning: ")
-  assert "step 60" in line and "directory unchanged" in line
-  assert snapshot(workdir) == before
-
-
-def test_sample_with_every_checkpoint_corrupted(capfd, trained, tmp_path):
-  workdir = _copy(trained, tmp_path)
-  for step in (20, 40, 60):
-    truncate(workdir, step)
-  before = snapshot(workdir)
-  rc, _, err = run_entry(capfd, "lm.sample", f"--workdir={workdir}")
-  assert rc == 2
-  assert err.strip().splitlines()[-1].startswith("error: none of the")
-  assert snapshot(workdir) == before
-
+# ---------------------------------------------------------------- data
 
 def test_binary_corpus_warns(tmp_path):
   import numpy as np
