@@ -136,6 +136,14 @@ def _envelope(L, frac, logN, include, min_token_fraction, drop_edge_sizes):
   return winner, valid
 
 
+def _distinct_winners(winner: np.ndarray, valid: np.ndarray) -> np.ndarray:
+  """(B,) number of distinct winning runs over each replicate's valid points."""
+  w = np.where(valid, winner, -1)
+  w.sort(axis=1)
+  new = (np.diff(w, axis=1) != 0) & (w[:, 1:] >= 0)
+  return new.sum(1) + (w[:, :1] >= 0).sum(1)
+
+
 def _bootstrap(L, frac, logN, logD, logG, bootstrap: int, seed: int,
                ci_level: float, min_token_fraction: float,
                drop_edge_sizes: bool):
@@ -157,6 +165,9 @@ def _bootstrap(L, frac, logN, logD, logG, bootstrap: int, seed: int,
     include[np.arange(B)[:, None], idx] = True
     wb, vb = _envelope(L, frac, logN, include, min_token_fraction,
                        drop_edge_sizes)
+    # As the point fit: an envelope won by fewer than 2 distinct runs
+    # determines no power law (its slope would be 0 by construction).
+    vb &= (_distinct_winners(wb, vb) >= 2)[:, None]
     vw = vb.astype(np.float64)
     sa, si_N = wls_line(logG, logN[wb], vw)
     sb, si_D = wls_line(logG, logD[wb, cols], vw)
@@ -168,8 +179,8 @@ def _bootstrap(L, frac, logN, logD, logG, bootstrap: int, seed: int,
   if n_failed:
     warnings.warn(
         f"Approach 1 bootstrap: {n_failed}/{bootstrap} replicates had no "
-        "usable envelope (fewer than 2 valid grid points) and were "
-        "discarded.")
+        "usable envelope (fewer than 2 valid grid points, or won by fewer "
+        "than 2 distinct runs) and were discarded.")
   samples = {k: v[ok] for k, v in samples.items()}
   q = 50.0 * (1.0 - ci_level), 50.0 * (1.0 + ci_level)
   if ok.any():

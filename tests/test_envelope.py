@@ -232,3 +232,22 @@ def test_wsd_branch_curves_recover_a_known_law():
                 flops_per_token=None), {})
   assert res.horizons == "multi-horizon"
   assert res.fit.a == pytest.approx(beta / (alpha + beta), abs=0.03)
+
+
+def test_bootstrap_drops_replicates_won_by_one_run():
+  """A replicate whose envelope is won by a single run has slope 0 by
+  construction (N constant): it is discarded, as the point fit refuses it."""
+  E, A, B, alpha, beta = 1.7, 400.0, 400.0, 0.34, 0.28
+  Ns = np.geomspace(1e6, 1e9, 5)
+  C = [np.geomspace(1e17, 1e22, 30)] * len(Ns)
+  loss = [E + A / N**alpha + B / (c / (6 * N))**beta for N, c in zip(Ns, C)]
+  curves = curves_lib.curves_from_arrays([f"r{i}" for i in range(5)], Ns, C,
+                                         loss)
+  with pytest.warns(UserWarning, match="fewer than 2 distinct runs"):
+    fit = envelope.fit_envelope(curves, bootstrap=300, smooth_window=1,
+                                min_token_fraction=0.0, drop_edge_sizes=False)
+  assert fit.samples["a"].size < 300
+  assert np.all(np.abs(fit.samples["a"]) > 1e-6)
+  w = np.array([[0, 0, 1, 1], [2, 2, 2, 2], [0, 1, 2, 3]])
+  v = np.array([[1, 1, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0]], bool)
+  np.testing.assert_array_equal(envelope._distinct_winners(w, v), [2, 1, 0])
