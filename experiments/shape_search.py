@@ -149,6 +149,15 @@ def plan_candidate(budget, cfg_model, s, n_params, steps_per_call, seed):
       max_epochs=float(s.max_epochs)), None
 
 
+def shape_for_target(N_t: float, s, vocab: int, kwargs):
+  """The model shape of ``N_t`` parameters under the sweep's shape rule
+  (``lm.params.shape_for_params``); ConfigError when none exists."""
+  return params_lib.shape_for_params(
+      N_t, vocab_size=vocab, seq_len=int(s.seq_len),
+      convention=s.param_convention, head_dim=int(s.head_dim),
+      ff_multiple=int(s.ff_multiple), **kwargs)
+
+
 def plan_per_budget(s, budgets, centers, vocab, kwargs, spc, seed):
   """(runs, skipped): each budget's n_sizes targets centred on its N*(C)."""
   runs: List[PlannedRun] = []
@@ -157,10 +166,7 @@ def plan_per_budget(s, budgets, centers, vocab, kwargs, spc, seed):
     seen: Dict[Tuple[int, ...], float] = {}
     for N_t in size_targets(centers[C], int(s.n_sizes), float(s.size_range)):
       try:
-        m = params_lib.shape_for_params(
-            N_t, vocab_size=vocab, seq_len=int(s.seq_len),
-            convention=s.param_convention, head_dim=int(s.head_dim),
-            ff_multiple=int(s.ff_multiple), **kwargs)
+        m = shape_for_target(N_t, s, vocab, kwargs)
       except ConfigError as e:
         run, reason = None, f"no shape: {e}"
       else:

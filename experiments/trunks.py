@@ -32,7 +32,7 @@ from lm import schedules
 from lm.config import ConfigError
 from experiments.plan_records import PlannedRun, SkippedCandidate
 from experiments.shape_search import (choose_batch, format_run_id, marin_lr,
-                                      seed_repeats)
+                                      seed_repeats, shape_for_target)
 
 _SIZE_KEYS = ("d_model", "n_layers", "n_heads", "d_ff")
 
@@ -125,10 +125,7 @@ def grid_shapes(centers: Dict[float, float], s, vocab: int, kwargs,
     for j in idx:
       N_t = N0 * r ** j
       try:
-        m = params_lib.shape_for_params(
-            N_t, vocab_size=vocab, seq_len=int(s.seq_len),
-            convention=s.param_convention, head_dim=int(s.head_dim),
-            ff_multiple=int(s.ff_multiple), **kwargs)
+        m = shape_for_target(N_t, s, vocab, kwargs)
       except ConfigError as e:
         skipped.append(SkippedCandidate(C, float(N_t), f"no shape: {e}"))
         continue

@@ -113,6 +113,20 @@ def resolve(family: str, choice: Optional[str]) -> Tuple[List[FitMethod], FitMet
   return [METHODS[key]], METHODS[key]
 
 
+def approach2_minima(inputs: FitInputs, min_budgets: int):
+  """(Approach-2 result, C, L*) of the per-budget minima a loss-vs-compute
+  method fits; MethodSkipped without Approach 2 or with too few budgets."""
+  a2 = inputs.previous.get("approach2")
+  if a2 is None:
+    raise MethodSkipped("needs Approach 2's per-budget minima")
+  minima = a2.fit.minima
+  if len(minima) < min_budgets:
+    raise MethodSkipped(
+        f"needs >= {min_budgets} Approach-2 budgets, has {len(minima)}")
+  return (a2, np.array([m["C"] for m in minima]),
+          np.array([m["L_opt"] for m in minima]))
+
+
 def bootstrap_counts(requested: int, ok: int) -> Dict[str, int]:
   """Bootstrap replicates asked for, used and discarded (fit.json keys)."""
   return dict(n_bootstrap_requested=int(requested), n_bootstrap_ok=int(ok),

@@ -92,15 +92,7 @@ class LossPowerLawResult:
 
 def _fit(inputs: methods.FitInputs, options: Dict[str, Any]):
   del options   # none
-  a2 = inputs.previous.get("approach2")
-  if a2 is None:
-    raise methods.MethodSkipped("needs Approach 2's per-budget minima")
-  minima = a2.fit.minima
-  if len(minima) < MIN_BUDGETS:
-    raise methods.MethodSkipped(
-        f"needs >= {MIN_BUDGETS} Approach-2 budgets, has {len(minima)}")
-  C = np.array([m["C"] for m in minima])
-  L = np.array([m["L_opt"] for m in minima])
+  a2, C, L = methods.approach2_minima(inputs, MIN_BUDGETS)
   x, y = np.log(C), np.log(L)
   slope, icpt = np.polyfit(x, y, 1)        # ln L* = ln A - gamma ln C
   s2 = float(((y - icpt - slope * x)**2).sum() / (C.size - 2))

@@ -122,15 +122,7 @@ class SaturationResult:
 
 def _fit(inputs: methods.FitInputs, options: Dict[str, Any]):
   from scaling import saturation  # pylint: disable=g-import-not-at-top
-  a2 = inputs.previous.get("approach2")
-  if a2 is None:
-    raise methods.MethodSkipped("needs Approach 2's per-budget minima")
-  minima = a2.fit.minima
-  if len(minima) < MIN_BUDGETS:
-    raise methods.MethodSkipped(
-        f"needs >= {MIN_BUDGETS} Approach-2 budgets, has {len(minima)}")
-  C = np.array([m["C"] for m in minima])
-  L = np.array([m["L_opt"] for m in minima])
+  a2, C, L = methods.approach2_minima(inputs, MIN_BUDGETS)
   options = dict(options)
   sigma, note = loss_sigma(a2.fit, options.pop("sigma", None))
   try:
