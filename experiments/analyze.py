@@ -296,7 +296,9 @@ def summary_text(report: Dict[str, Any]) -> str:
     ci = lc.get("ci", {})
     preds = ", ".join(f"L*({k}) = {_fmt_ci(r['loss'], r.get('loss_ci'))}"
                       for k, r in lc.get("compute_optimal", {}).items())
-    lines.append(f"{lc['label']}: E = {_fmt_ci(lc['E'], ci.get('E'))}, "
+    E = ("0 (at its bound: no saturation visible over these budgets)"
+         if lc.get("E_at_zero") else _fmt_ci(lc.get("E"), ci.get("E")))
+    lines.append(f"{lc['label']}: E = {E}, "
                  f"gamma = {_fmt_ci(lc['gamma'], ci.get('gamma'))}; {preds}"
                  f"{_interval_note(lc)}")
   a1 = fit.get("approach1")

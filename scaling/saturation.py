@@ -33,6 +33,7 @@ CITATION = "Porian et al. 2024, arXiv:2406.19146 (saturating loss-compute fit)"
 OBJECTIVE = ("sum_i w_i Huber_delta(log(E + A C_i^-gamma) - log L*_i), "
              "delta=1e-3, E, A > 0, L-BFGS from a grid of starts")
 SCHEMES = ("noise", "resample")
+E_ZERO = 1e-6   # E below E_ZERO x min L*: at its bound 0 (SaturationFit.E_at_zero)
 
 
 class SaturationError(ValueError):
@@ -65,6 +66,10 @@ class SaturationFit:
   level: float = 0.95
   interval: Optional[str] = None
   settings: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  # E ran to its bound 0 (E < E_ZERO x min L*): no saturation is visible in
+  # these budgets, L* is a pure power law, and E has no interval (replicates
+  # started there stay there: the objective is flat in log E).
+  E_at_zero: bool = False
 
   def predict(self, C) -> Dict[str, np.ndarray]:
     """L* at budgets C, with a pointwise band when bootstrapped."""
@@ -89,7 +94,8 @@ class SaturationFit:
                 ci={k: [float(v[0]), float(v[1])] for k, v in self.ci.items()},
                 ci_interval=self.interval, ci_scheme=self.scheme,
                 n_bootstrap=self.n_bootstrap, n_bootstrap_failed=self.n_failed,
-                seed=self.seed, settings=dict(self.settings))
+                seed=self.seed, settings=dict(self.settings),
+                E_at_zero=self.E_at_zero)
 
 
 def _inputs(C, L, sigma, weights):
@@ -163,16 +169,19 @@ def fit_saturation(C, L, *, sigma=None, weights=None,
     samples, n_failed = _bootstrap(logC, L, sigma, w, th, delta, bootstrap,
                                    scheme, seed)
   q = 50.0 * (1.0 - level), 50.0 * (1.0 + level)
+  E_at_zero = bool(np.exp(th[1]) < E_ZERO * L.min())
   ci = {k: (float(np.percentile(v, q[0])), float(np.percentile(v, q[1])))
-        for k, v in samples.items()}
+        for k, v in samples.items() if not (E_at_zero and k == "E")}
   return SaturationFit(
-      E=float(np.exp(th[1])), A=float(np.exp(th[0])), gamma=float(-th[2]),
+      E=0.0 if E_at_zero else float(np.exp(th[1])), A=float(np.exp(th[0])),
+      gamma=float(-th[2]),
       objective=float(point["f"][0]), n_points=int(C.size), weights=w_note,
       samples=samples, ci=ci, scheme=scheme if bootstrap else None,
       n_bootstrap=int(bootstrap), n_failed=n_failed, seed=seed, level=level,
       interval=(f"percentile {q[0]:g}-{q[1]:g}% ({100 * level:g}%) bootstrap"
                 if bootstrap else None),
-      settings=dict(delta=float(delta), objective=OBJECTIVE))
+      settings=dict(delta=float(delta), objective=OBJECTIVE),
+      E_at_zero=E_at_zero)
 
 
 def _bootstrap(logC, L, sigma, w, theta, delta, n, scheme, seed):

@@ -93,6 +93,23 @@ def test_saturation_recovers_law_and_bands_cover():
   assert "Porian" in d["citation"] and d["ci_scheme"] == "noise"
 
 
+def test_saturation_without_saturation_says_E_is_at_its_bound():
+  """A pure power law (E = 0): E runs to its bound, and its 'interval' (the
+  replicates stay where they start, the objective being flat in log E) is
+  not reported; gamma and the L* bands still are."""
+  C = np.logspace(10, 11.2, 9)
+  sigma = np.full(C.size, 0.003)
+  L = 22.4 * C**-0.0975 + sigma * np.random.default_rng(0).standard_normal(9)
+  f = saturation.fit_saturation(C, L, sigma=sigma, bootstrap=200, seed=0)
+  assert f.E_at_zero and f.E == 0.0 and "E" not in f.ci
+  assert f.to_dict()["E_at_zero"] is True
+  assert f.gamma == pytest.approx(0.0975, abs=0.01)
+  assert "gamma" in f.ci and "L_opt_ci" in f.predict(C)
+  C2, L2, sigma2, _ = _saturating()
+  g = saturation.fit_saturation(C2, L2, sigma=sigma2)
+  assert not g.E_at_zero and g.E > 1.0
+
+
 def test_saturation_resample_scheme_and_errors():
   C, L, _, _ = _saturating(seed=1)
   f = saturation.fit_saturation(C, L, bootstrap=50, seed=0)
