@@ -195,7 +195,7 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
   _extrapolation(fit, runs, settings, fit_kwargs["flops_per_token"],
                  2 in requested, out_dir if plots else None)
   write_outputs(fit, out_dir)
-  report = {"fit": fit, "sweep": _sweep_summary(records, meta),
+  report = {"fit": fit, "sweep": _sweep_summary(records, meta, workdir),
             "settings": dataclasses.asdict(settings)}
   with open(os.path.join(out_dir, "report.md"), "w") as f:
     f.write(report_markdown(report))
@@ -223,7 +223,8 @@ def _extrapolation(fit, runs, settings, F, with_approach2, plot_dir) -> None:
       warnings.warn(f"extrapolation plot skipped: {e}")
 
 
-def _sweep_summary(records, meta) -> Dict[str, Any]:
+def _sweep_summary(records, meta, workdir: str) -> Dict[str, Any]:
+  from experiments.compute import trunk_totals
   ok = [r for r in records if r["status"] == "ok"]
   return {
       "name": (meta.get("config") or {}).get("name", ""),
@@ -231,6 +232,7 @@ def _sweep_summary(records, meta) -> Dict[str, Any]:
       "n_runs": len(records), "n_ok": len(ok),
       "n_diverged": sum(r["status"] == "diverged" for r in records),
       "wall_time_s": sum(r.get("wall_time_s") or 0.0 for r in records),
+      "trunk_wall_time_s": trunk_totals(workdir)["wall_time_s"],
       "flop_convention": records[0].get("flop_convention"),
       "param_convention": records[0].get("param_convention"),
   }
@@ -269,6 +271,11 @@ def _approach2_lines(fit) -> list:
   return lines
 
 
+def _trunk_note(sw: Dict[str, Any]) -> str:
+  t = sw.get("trunk_wall_time_s") or 0.0
+  return f" in the runs + {t:.0f}s in their WSD trunks" if t else ""
+
+
 def summary_text(report: Dict[str, Any]) -> str:
   """The printed summary: per-budget minima and the exponents with intervals.
 
@@ -278,7 +285,7 @@ def summary_text(report: Dict[str, Any]) -> str:
   conv = fit.get("conventions") or {}
   lines = [f"sweep {sw['name']!r}: {sw['n_ok']} ok / {sw['n_runs']} runs "
            f"({sw['n_diverged']} diverged), {sw['wall_time_s']:.0f}s of "
-           f"training; C counted as {sw['flop_convention']}, N as "
+           f"training{_trunk_note(sw)}; C counted as {sw['flop_convention']}, N as "
            f"{sw['param_convention']}; F(N): "
            f"{(conv.get('flops_per_token') or {}).get('label', '?')}"]
   if fit.get("approach2"):

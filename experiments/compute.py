@@ -18,15 +18,18 @@ from typing import Any, Dict, List
 from experiments.scheduler import TRUNKS_DIR
 
 
-def _trunk_flops(workdir: str) -> float:
-  total = 0.0
+def trunk_totals(workdir: str) -> Dict[str, float]:
+  """{'flops', 'wall_time_s'} summed over the trunks' run.json (what the
+  trunks trained and how long, all their segments and attempts)."""
+  total = {"flops": 0.0, "wall_time_s": 0.0}
   for path in glob.glob(os.path.join(workdir, TRUNKS_DIR, "*", "run.json")):
     try:
       with open(path) as f:
         meta = json.load(f)
     except (OSError, ValueError):
       continue
-    total += float(meta.get("compute_spent") or 0.0)
+    total["flops"] += float(meta.get("compute_spent") or 0.0)
+    total["wall_time_s"] += float(meta.get("wall_time_s") or 0.0)
   return total
 
 
@@ -36,7 +39,7 @@ def sweep_compute(workdir: str, records: List[Dict[str, Any]]
   over the ledger's results with a measured loss (status ok)."""
   ok = [r for r in records if r.get("status") == "ok"]
   results = sum(float(r.get("compute_spent", r["C"]) or 0.0) for r in ok)
-  trunks = _trunk_flops(workdir)
+  trunks = trunk_totals(workdir)["flops"]
   independent = sum(float(r["C"]) for r in ok)
   spent = results + trunks
   return {"spent": spent, "trunks": trunks, "results": results,
