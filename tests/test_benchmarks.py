@@ -88,3 +88,24 @@ def test_data_throughput_runs_on_cpu(tmp_path):
   figures = json.load(open(tmp_path / "dt.json"))
   assert figures["cache_tokens_per_s_per_host"] > 0
   assert set(figures["tokenize_mb_per_s"]) == {"1", "2"}
+
+
+def test_seed_vmap_trains_each_seed_exactly_as_alone():
+  """benchmarks/seed_vmap.py times a vmapped step: it must compute what the
+  separate runs compute (same params and losses per seed), else its speed-up
+  would compare different work."""
+  import jax
+  import numpy as np
+  from benchmarks import seed_vmap
+  init, call = seed_vmap._setup(8, 1, 16, 2, 3)
+  carries = [init(k) for k in jax.random.split(jax.random.PRNGKey(0), 3)]
+  tokens = np.random.default_rng(0).integers(0, 257, (3, 3, 2, 17)).astype(np.int32)
+  alone = [jax.jit(call)(c, t) for c, t in zip(carries, tokens)]
+  stacked = jax.tree.map(lambda *x: np.stack(x), *carries)
+  together = jax.jit(jax.vmap(call))(stacked, tokens)
+  for s, (carry, losses) in enumerate(alone):
+    np.testing.assert_allclose(together[1][s], losses, rtol=1e-5, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(carry[0]),
+                    jax.tree.leaves(jax.tree.map(lambda x: x[s], together[0][0]))):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  assert not np.allclose(alone[0][1], alone[1][1])   # seeds differ
