@@ -60,7 +60,7 @@ _ON_EDGE = flags.DEFINE_enum("isoflop_on_edge", "drop", ["drop", "keep"],
 _A3_METHOD = flags.DEFINE_string(
     "approach3_method", None, "Approach-3 estimator: grid_lbfgs (Hoffmann "
     "2022; alias huber_grid), mle (Besiroglu et al. 2024), vpnls (variable "
-    "projection, when installed) or all (default: grid_lbfgs).")
+    "projection) or all (default: grid_lbfgs).")
 _X = flags.DEFINE_list("x", None, "--approach=powerlaw: x column(s); several "
                        "give y = a * prod x_k^b_k.")
 _Y = flags.DEFINE_string("y", None, "--approach=powerlaw: the y column.")

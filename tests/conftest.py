@@ -4,6 +4,9 @@ import sys
 
 import pytest
 
+# Helpers that assert: pytest explains their failures as it does a test's.
+pytest.register_assert_rewrite("tests.helpers.epoch_published")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -8,6 +8,7 @@ import pytest
 from scaling import data
 from scaling import parametric
 from scaling import scipy_reference
+from tests.helpers.epoch_published import assert_epoch_published
 
 ANCHORS = json.load(open(os.path.join(data.DATASETS_DIR, "anchors.json")))
 EPOCH = ANCHORS["besiroglu2024_epoch"]
@@ -51,13 +52,7 @@ def test_objective_at_published_params(epoch_runs):
 def test_epoch_grid_fit_reproduces_published(grid_fit):
   """Besiroglu et al. 2024: alpha .3473, beta .3672, E 1.8172, obj 1.0183e-3."""
   f = grid_fit
-  assert f.alpha == pytest.approx(0.3473, abs=0.002)
-  assert f.beta == pytest.approx(0.3672, abs=0.002)
-  assert f.E == pytest.approx(1.8172, abs=0.003)
-  assert f.objective == pytest.approx(1.0183e-3, rel=0.01)
-  assert f.A == pytest.approx(477.84, rel=0.05)
-  assert f.B == pytest.approx(2143.86, rel=0.1)
-  assert f.a == pytest.approx(0.5139, abs=0.002)
+  assert_epoch_published(f)
   assert f.n_starts == 4500
 
 
