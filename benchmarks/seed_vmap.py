@@ -26,7 +26,7 @@ import numpy as np
 import optax
 
 
-def _setup(d: int, L: int, T: int, B: int, spc: int):
+def _setup(d: int, L: int, T: int, B: int):
   from lm import optim
   from lm.config import default_config_dict, from_config_dict
   from lm.model import Transformer, cross_entropy
@@ -73,7 +73,7 @@ def _time(fn, args, reps: int) -> float:
 
 
 def measure(d: int, S: int, *, L=1, T=64, B=8, spc=100, reps=5):
-  init, call = _setup(d, L, T, B, spc)
+  init, call = _setup(d, L, T, B)
   keys = jax.random.split(jax.random.PRNGKey(0), S)
   rng = np.random.default_rng(0)
   tokens = jnp.asarray(rng.integers(0, 257, (S, spc, B, T + 1)), jnp.int32)

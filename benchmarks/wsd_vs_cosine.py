@@ -58,15 +58,8 @@ def summarize(workdir: str) -> Dict[str, Any]:
   return {"compute": compute_lib.sweep_compute(workdir, records),
           "a": (a2["a"], a2["ci"]["a"]), "b": (a2["b"], a2["ci"]["b"]),
           "minima": {m["C"]: m["L_opt"] for m in a2["minima"]},
-          "L_ci": _L_intervals(fit), "procedure": a2["interval_procedure"],
+          "procedure": a2["interval_procedure"],
           "estimator": a2["estimator"]}
-
-
-def _L_intervals(fit) -> Dict[float, Any]:
-  """Budget -> L*(C) interval of the loss-vs-compute fit, where it has one."""
-  lc = fit.get("loss_vs_compute") or {}
-  rows = lc.get("compute_optimal") or {}
-  return {float(C): r.get("loss_ci") for C, r in rows.items()}
 
 
 def _inside(x: float, ci) -> bool:

@@ -97,7 +97,7 @@ def test_seed_vmap_trains_each_seed_exactly_as_alone():
   import jax
   import numpy as np
   from benchmarks import seed_vmap
-  init, call = seed_vmap._setup(8, 1, 16, 2, 3)
+  init, call = seed_vmap._setup(8, 1, 16, 2)
   carries = [init(k) for k in jax.random.split(jax.random.PRNGKey(0), 3)]
   tokens = np.random.default_rng(0).integers(0, 257, (3, 3, 2, 17)).astype(np.int32)
   alone = [jax.jit(call)(c, t) for c, t in zip(carries, tokens)]
