@@ -120,14 +120,18 @@ def _curves(workdir: str, settings: AnalysisSettings, records=()):
   from scaling.curves import branch_curves, load_workdir_curves
   from scaling.data import ScalingDataError
   key = settings.curve_loss
+  branches = any(r.get("trunk_id") for r in records)  # wsd_trunk: branch ends
   try:
-    if any(r.get("trunk_id") for r in records):  # wsd_trunk: branch ends
+    if branches:
       return branch_curves(records, workdir), None
     curves = load_workdir_curves(workdir, loss_key=key)
   except (ScalingDataError, FileNotFoundError, ValueError) as e:
-    hint = (" (train.eval_every=0 evaluates only at the end of each run; set "
-            "train.eval_every, or analysis.curve_loss='loss' for train loss)"
-            if key == "eval_loss" else "")
+    if branches:
+      key, hint = "branch", " (each trunk needs >= 2 finished branches)"
+    else:
+      hint = (" (train.eval_every=0 evaluates only at the end of each run; "
+              "set train.eval_every, or analysis.curve_loss='loss' for train "
+              "loss)" if key == "eval_loss" else "")
     msg = f"Approach 1 skipped: too few {key} records: {e}{hint}"
     warnings.warn(msg)
     return None, " ".join(msg.split())
