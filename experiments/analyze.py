@@ -23,7 +23,6 @@ from experiments.analysis_settings import AnalysisSettings
 from experiments.ledger import Ledger
 from experiments.sweep_flops import sweep_flops_per_token
 
-DEFAULT_BOOTSTRAP = AnalysisSettings().bootstrap
 
 
 def _sweep_meta(workdir: str) -> Dict[str, Any]:

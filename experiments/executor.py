@@ -37,7 +37,7 @@ from experiments import compute as compute_lib
 from experiments import provenance as provenance_lib
 from experiments import runners as runners_lib
 from experiments import scheduler as scheduler_lib
-from experiments.ledger import Ledger
+from experiments.ledger import FINAL, Ledger
 from experiments.runners.base import Outcome, RunTask
 from lm import logs
 from lm import workdir as workdir_lib
@@ -166,7 +166,8 @@ class _Progress:
 def run_sweep(cfg, workdir: str, *, executor: str = "local",
               executor_options: Optional[Dict[str, Any]] = None,
               progress: bool = True, trainer: str = RunTask.trainer,
-              log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+              log: Callable[[str], None] = print,
+              plan=None) -> List[Dict[str, Any]]:
   """Executes every planned run without a final outcome; returns the ledger.
 
   ``executor``: a key of ``experiments.runners.RUNNERS``; ``executor_options``
@@ -175,10 +176,13 @@ def run_sweep(cfg, workdir: str, *, executor: str = "local",
   run in the ledger (its outcome); failed runs are in it with status
   ``failed``. The driver holds ``DIR/.lock`` (lm.workdir) throughout: a
   second driver on the same directory is refused, naming the first.
+  ``plan``: ``cfg``'s plan when the caller has made it already (else made
+  here, counting the data's unique tokens for the epoch guard).
   """
   from lm import sharding
-  plan = planner_lib.make_plan(
-      cfg, unique_train_tokens=planner_lib.count_unique_tokens(cfg))
+  if plan is None:
+    plan = planner_lib.make_plan(
+        cfg, unique_train_tokens=planner_lib.count_unique_tokens(cfg))
   spec = runners_lib.get(executor)
   if spec.multi_host:
     sharding.maybe_initialize_distributed(cfg.lm.mesh)
@@ -199,7 +203,7 @@ def run_sweep(cfg, workdir: str, *, executor: str = "local",
     check_workdir(workdir, cfg, plan, write=is_main)
     ledger = Ledger(os.path.join(workdir, "results.jsonl"))
     latest = ledger.latest()  # also validates every existing line
-    done = ledger.finished_ids()
+    done = {k for k, r in latest.items() if r["status"] in FINAL}
     todo = [r for r in plan.runs if r.run_id not in done]
     if done or latest:
       retried = sum(r.run_id in latest for r in todo)

@@ -106,7 +106,8 @@ def main(argv):
   print(planner.format_plan(plan))
   options = {"address": _RAY_ADDRESS.value} if _RAY_ADDRESS.value else {}
   records = run_sweep(cfg, _WORKDIR.value, progress=_PROGRESS.value,
-                      executor=_EXECUTOR.value, executor_options=options)
+                      executor=_EXECUTOR.value, executor_options=options,
+                      plan=plan)
   t_sweep = time.time() - t0
   print(f"sweep finished in {t_sweep:.0f}s -> {_WORKDIR.value}/results.jsonl")
   is_main = _is_process_0()

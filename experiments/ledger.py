@@ -73,9 +73,6 @@ class Ledger:
     with open(self.path, "rb") as f:
       return parse_lines(f.read(), self.path)
 
-  def run_ids(self) -> set:
-    return set(self.latest())
-
   def append(self, record: Dict[str, Any]) -> None:
     line = encode(record)
     if record["run_id"] in self.finished_ids():

@@ -167,7 +167,7 @@ def make_plan(cfg, *, unique_train_tokens: Optional[int] = None) -> Plan:
   _check_runs(budgets, runs, skipped)
   trunks = ()
   if schemes_lib.SCHEMES[s.scheme].trunks:
-    runs, trunks = trunks_lib.attach_trunks(runs, cfg.lm.train, seed)
+    runs, trunks = trunks_lib.attach_trunks(runs, seed)
   plan = Plan(runs=tuple(runs), skipped=tuple(skipped),
               config_hash=config_hash(cfg), centers=centers,
               est_flops_per_s=float(s.est_flops_per_s),

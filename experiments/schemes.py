@@ -1,7 +1,8 @@
 """Sweep schemes: how the runs of an IsoFLOP plan are trained (``sweep.scheme``).
 
-One entry per scheme; the planner, the executor and the plan table look the
-entry up instead of branching on names.
+One entry per scheme; the planner looks the entry up (its grid, whether it
+plans trunks) instead of branching on names, and marks the runs it plans
+(``trunk_id``), which is all the executor and the plan table read.
 
 * ``independent``: every (shape, budget) run trains from scratch with its own
   schedule (``lm.train.schedule``, cosine by default; Hoffmann et al. 2022).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from lm import flops as flops_lib
 from lm import params as params_lib
@@ -19,7 +19,8 @@ from lm.config import ConfigError
 from experiments.plan_records import PlannedRun, SkippedCandidate
 from experiments.sweep_config import PlanError
 
-_SIZE_KEYS = ("d_model", "n_layers", "n_heads", "d_ff", "max_seq_len")
+SHAPE_KEYS = ("d_model", "n_layers", "n_heads", "d_ff")   # a run's shape
+_SIZE_KEYS = SHAPE_KEYS + ("max_seq_len",)                # set per run
 BYTE_VOCAB = 257  # lm.data.tokenizers.ByteTokenizer: 256 bytes + EOS
 
 
@@ -113,6 +114,23 @@ def seed_repeats(runs: List[PlannedRun], center: float, k: int
           for j in range(1, k + 1)]
 
 
+def skip_reason(exact: float, steps: int, B: int, err: float, tpp: float,
+                s) -> Optional[str]:
+  """Why a candidate of ``steps`` (``exact`` before rounding) at batch B,
+  counted-FLOP error ``err`` and D/N ``tpp`` is skipped, or None."""
+  if steps < s.min_steps:
+    return (f"{exact:.1f} steps at batch {B} < min_steps={s.min_steps}: "
+            "model too large for this budget")
+  if abs(err) > s.tolerance:
+    return (f"rounding {exact:.2f} steps to {steps} misses C by {err:+.2%} "
+            f"(> tolerance {s.tolerance:.2%})")
+  if s.min_tokens_per_param and tpp < s.min_tokens_per_param:
+    return f"D/N = {tpp:.3g} < min_tokens_per_param={s.min_tokens_per_param}"
+  if s.max_tokens_per_param and tpp > s.max_tokens_per_param:
+    return f"D/N = {tpp:.3g} > max_tokens_per_param={s.max_tokens_per_param}"
+  return None
+
+
 def plan_candidate(budget, cfg_model, s, n_params, steps_per_call, seed):
   """(PlannedRun, None) or (None, reason): one shape at one budget."""
   T, conv = int(s.seq_len), s.flop_convention
@@ -121,24 +139,14 @@ def plan_candidate(budget, cfg_model, s, n_params, steps_per_call, seed):
   exact = budget / (fpt * B * T)   # C = F x D (Kaplan et al. 2020, Sec. 2.1)
   # Half the tolerance for alignment; the exact check below uses all of it.
   steps, spc = aligned_steps(exact, steps_per_call, s.tolerance / 2)
-  if steps < s.min_steps:
-    return None, (f"{exact:.1f} steps at batch {B} < min_steps="
-                  f"{s.min_steps}: model too large for this budget")
   D = steps * B * T
   flops = flops_lib.training_flops(cfg_model, T, D, conv)
   err = flops / budget - 1.0
-  if abs(err) > s.tolerance:
-    return None, (f"rounding {exact:.2f} steps to {steps} misses C by "
-                  f"{err:+.2%} (> tolerance {s.tolerance:.2%})")
-  tpp = D / n_params
-  if s.min_tokens_per_param and tpp < s.min_tokens_per_param:
-    return None, (f"D/N = {tpp:.3g} < min_tokens_per_param="
-                  f"{s.min_tokens_per_param}")
-  if s.max_tokens_per_param and tpp > s.max_tokens_per_param:
-    return None, (f"D/N = {tpp:.3g} > max_tokens_per_param="
-                  f"{s.max_tokens_per_param}")
+  reason = skip_reason(exact, steps, B, err, D / n_params, s)
+  if reason:
+    return None, reason
   warmup = max(int(s.min_warmup_steps), int(round(s.warmup_fraction * steps)))
-  shape = {k: int(getattr(cfg_model, k)) for k in _SIZE_KEYS[:4]}
+  shape = {k: int(getattr(cfg_model, k)) for k in SHAPE_KEYS}
   return PlannedRun(
       run_id=format_run_id(budget, n_params, shape), budget=float(budget),
       N=int(n_params), shape=shape, D=int(D), steps=steps, batch_size=B,
@@ -170,7 +178,7 @@ def plan_per_budget(s, budgets, centers, vocab, kwargs, spc, seed):
       except ConfigError as e:
         run, reason = None, f"no shape: {e}"
       else:
-        key = tuple(int(getattr(m, k)) for k in _SIZE_KEYS[:4])
+        key = tuple(int(getattr(m, k)) for k in SHAPE_KEYS)
         if key in seen:
           run, reason = None, (f"same shape as N_target={seen[key]:.4g} "
                                f"(d_model={m.d_model}, n_layers={m.n_layers})")

@@ -31,10 +31,10 @@ from lm import params as params_lib
 from lm import schedules
 from lm.config import ConfigError
 from experiments.plan_records import PlannedRun, SkippedCandidate
-from experiments.shape_search import (choose_batch, format_run_id, marin_lr,
-                                      seed_repeats, shape_for_target)
+from experiments.shape_search import (SHAPE_KEYS, choose_batch,
+                                      format_run_id, marin_lr, seed_repeats,
+                                      shape_for_target, skip_reason)
 
-_SIZE_KEYS = ("d_model", "n_layers", "n_heads", "d_ff")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +129,7 @@ def grid_shapes(centers: Dict[float, float], s, vocab: int, kwargs,
       except ConfigError as e:
         skipped.append(SkippedCandidate(C, float(N_t), f"no shape: {e}"))
         continue
-      key = tuple(int(getattr(m, k)) for k in _SIZE_KEYS)
+      key = tuple(int(getattr(m, k)) for k in SHAPE_KEYS)
       entry = by_key.setdefault(key, _Shape(
           m, params_lib.n_params(m, s.param_convention), [], N_t))
       if C not in entry.budgets:
@@ -143,18 +143,7 @@ def _steps(C: float, fpt: float, B: int, s, N: int) -> Tuple[int, Optional[str]]
   exact = C / (fpt * B * T)   # C = F x D (Kaplan et al. 2020, Sec. 2.1)
   S = max(1, int(round(exact)))
   err = fpt * B * T * S / C - 1.0
-  if S < s.min_steps:
-    return S, (f"{exact:.1f} steps at batch {B} < min_steps={s.min_steps}: "
-               "model too large for this budget")
-  if abs(err) > s.tolerance:
-    return S, (f"rounding {exact:.2f} steps to {S} misses C by {err:+.2%} "
-               f"(> tolerance {s.tolerance:.2%})")
-  tpp = S * B * T / N
-  if s.min_tokens_per_param and tpp < s.min_tokens_per_param:
-    return S, f"D/N = {tpp:.3g} < min_tokens_per_param={s.min_tokens_per_param}"
-  if s.max_tokens_per_param and tpp > s.max_tokens_per_param:
-    return S, f"D/N = {tpp:.3g} > max_tokens_per_param={s.max_tokens_per_param}"
-  return S, None
+  return S, skip_reason(exact, S, B, err, S * B * T / N, s)
 
 
 def _trunk_id(N: int, shape: Dict[str, int], seed: int, base_seed: int) -> str:
@@ -183,7 +172,7 @@ def _shape_runs(sh: _Shape, s, spc: int, seed: int, train) -> Tuple[list, list]:
   # Warmup ends before every run's first decaying step (the trunk's warmup
   # is every branch's).
   W = min(W, schedules.decay_start(S_min, f) if wsd else S_min - 1)
-  shape = {k: int(getattr(m, k)) for k in _SIZE_KEYS}
+  shape = {k: int(getattr(m, k)) for k in SHAPE_KEYS}
   runs = []
   for C, S in steps.items():
     D = S * B * T
@@ -199,12 +188,12 @@ def _shape_runs(sh: _Shape, s, spc: int, seed: int, train) -> Tuple[list, list]:
   return runs, skipped
 
 
-def attach_trunks(runs: list, train, base_seed: int) -> Tuple[list, list]:
+def attach_trunks(runs: list, base_seed: int) -> Tuple[list, list]:
   """(runs with trunk_id set, their PlannedTrunks): one trunk per (shape,
   seed), the WSD run of its largest budget, kept at every branch point."""
   groups: Dict[Tuple, list] = {}
   for r in runs:
-    groups.setdefault((tuple(r.shape[k] for k in _SIZE_KEYS), r.seed),
+    groups.setdefault((tuple(r.shape[k] for k in SHAPE_KEYS), r.seed),
                       []).append(r)
   trunks, out = [], []
   for (_, seed), members in sorted(groups.items(),

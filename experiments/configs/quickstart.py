@@ -1,18 +1,18 @@
 """Quickstart IsoFLOP sweep: byte-level models on the embedded corpus, CPU.
 
-6 budgets a factor 2 apart (1e10 .. 3.2e11 FLOPs, 1.5 decades) on one shared
-grid of 6 shapes (1-layer models of 2.9k-70k params, seq 64, batch 8), 3-5
+9 budgets a factor sqrt(2) apart (1e10 .. 1.6e11 FLOPs, 1.2 decades) on one
+shared grid of 6 shapes (1-layer models of 2.9k-70k params, seq 64, batch 8), 3-5
 sizes per budget, trained as WSD trunks with (1-sqrt) cooldown branches
 (``sweep.scheme='wsd_trunk'``, Hägele et al. 2024): one constant-lr trunk per
 shape and seed, one 20 % cooldown per (shape, budget). Each budget's central
 size is trained again with a second seed (``sweep.seed_repeats=1``), so the
 seed noise that sets Approach 2's interval is measured, not assumed. The plan
 (``--plan_only``) prints the runs, the trunks and the compute spent against
-independent runs (~68 %).
+independent runs (51 %; 9 trunks: 6 shapes, 3 of them again with seed 1).
 
 Every run scores the same 262,144 held-out tokens (4096 rows of 64 from ~110
 whole stdlib files never trained on; one eval_sha256), with a per-document
-standard error of ~0.02 nats, and trains on < 0.25 epochs of the corpus.
+standard error of ~0.02 nats, and trains on < 0.13 epochs of the corpus.
 ``python -m benchmarks.wsd_vs_cosine`` trains the same shapes and budgets as
 independent cosine runs and compares (docs/wsd.md).
 """
@@ -30,7 +30,7 @@ def get_config():
       model=dict(mlp="swiglu", tie_embeddings=True),
       # The whole stdlib (~31 MB of byte tokens). 5 % of its bytes, as whole
       # documents (~110 files, ~1.6M tokens), are held out; the other ~29.5M
-      # training tokens are 4.1x what the largest run trains on (7.1M), so no
+      # training tokens are 8.3x what the largest run trains on (3.6M), so no
       # run repeats data (sweep.max_epochs=1, the default, refuses a plan
       # that would).
       data=dict(source="default", tokenizer="byte", seq_len=64,

@@ -7,7 +7,6 @@ what every runner guarantees, is in ``experiments.runners.base``.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from typing import Any, Dict
 
 from lm.config import ConfigError
@@ -22,8 +21,8 @@ class RunnerSpec:
   extra: str = ""      # setup.cfg extra it needs
 
   def make(self, **options: Any):
-    module, _, cls = self.target.partition(":")
-    return getattr(importlib.import_module(module), cls)(**options)
+    from experiments.runners.base import load
+    return load(self.target)(**options)
 
 
 RUNNERS: Dict[str, RunnerSpec] = {

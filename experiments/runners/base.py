@@ -104,7 +104,8 @@ def one_line(e: BaseException) -> str:
   return line[:ERROR_CHARS]
 
 
-def _load(path: str) -> Callable[..., Dict[str, Any]]:
+def load(path: str) -> Callable[..., Any]:
+  """The object named by "module:name" (a trainer, a runner class)."""
   module, _, name = path.partition(":")
   return getattr(importlib.import_module(module), name)
 
@@ -134,7 +135,7 @@ def execute(task: RunTask, *, catch_errors: bool = True) -> Outcome:
                    where=where, **kw)
 
   try:
-    train = _load(task.trainer)
+    train = load(task.trainer)
     meta = train(task.lm_config, task.run_dir, **task.train_kwargs())
     return outcome("ok", meta)
   except TrainingDiverged:
