@@ -25,7 +25,8 @@ from absl import flags
 from scaling import curves as curves_lib
 from scaling import data as data_lib
 from scaling import isoflop_estimators
-from scaling.report import DEFAULT_BUDGETS, run_fit, text_table  # noqa: F401
+from scaling.report import DEFAULT_BUDGETS, run_fit
+from scaling.tables import text_table
 
 _INPUT = flags.DEFINE_string("input", None, "built-in data set, .csv/.jsonl "
                              "file, misfitting_curves, or a workdir.")
@@ -136,8 +137,6 @@ def _fit_args():
     if len(approaches) > 1:
       raise data_lib.ScalingDataError(
           "--approach=powerlaw runs alone; drop the other approaches")
-    from scaling import report  # pylint: disable=g-import-not-at-top
-    report.families_of(approaches)   # one-line error if not installed
     from scaling import powerlaw_report  # pylint: disable=g-import-not-at-top
     cols, prov = powerlaw_report.load_columns(_INPUT.value)
     kw.update(approaches=approaches, table=(cols, prov), options={

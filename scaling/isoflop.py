@@ -42,8 +42,7 @@ from scaling import seed_noise as noise_lib
 from scaling import token_flops as flops_lib
 from scaling.budgets import GAP_DECADES, group_budgets  # noqa: F401 (re-export)
 from scaling.data import ScalingDataError, complete_6nd
-from scaling.loglinear import (  # noqa: F401 (re-exported for callers)
-    percentile_bands, power_law_bands, power_law_predict, wls_line)
+from scaling.loglinear import percentile_bands
 
 _MIN_BOOTSTRAP_FOR_WEIGHTS = 20
 SCHEMES = ("runs", "seed_noise")

@@ -243,7 +243,8 @@ def fit_offset_law(logx, logy, w, *, delta: Optional[float] = None,
               failed=out["failed"])
 
 
-def _percentile_ci(samples, level):
+def percentile_cis(samples, level):
+  """({name: (lo, hi)}, the interval's text) of bootstrap ``samples``."""
   q = 50.0 * (1.0 - level), 50.0 * (1.0 + level)
   interval = f"percentile {q[0]:g}-{q[1]:g}% ({100 * level:g}%) bootstrap"
   return {k: (float(np.percentile(v, q[0])), float(np.percentile(v, q[1])))
@@ -300,7 +301,7 @@ def fit_powerlaw(X, y, *, names: Optional[Sequence[str]] = None,
       samples.update({f"b[{nm}]": cb[ok, 1 + i] for i, nm in enumerate(names)})
       samples["_failed"] = np.array([np.sum(~ok)])
   n_failed = int(samples.pop("_failed", np.zeros(1))[0])
-  ci, interval = _percentile_ci(samples, level) if samples else ({}, None)
+  ci, interval = percentile_cis(samples, level) if samples else ({}, None)
   return PowerLawFit(
       x_names=names, y_name=y_name, a=a, b=b, c=c, offset=offset,
       objective=OBJECTIVES[offset], n_points=n,

@@ -23,7 +23,6 @@ from scaling import methods as methods_lib
 from scaling import tables
 from scaling import token_flops
 from scaling.data import ScalingDataError
-from scaling.tables import latex_table, markdown_table, text_table  # noqa: F401
 
 # 5.76e23 FLOPs = the Chinchilla/Gopher budget (Hoffmann 2022 Sec. 4).
 DEFAULT_BUDGETS = (1e21, 5.76e23)

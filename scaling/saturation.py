@@ -168,18 +168,17 @@ def fit_saturation(C, L, *, sigma=None, weights=None,
   if bootstrap:
     samples, n_failed = _bootstrap(logC, L, sigma, w, th, delta, bootstrap,
                                    scheme, seed)
-  q = 50.0 * (1.0 - level), 50.0 * (1.0 + level)
   E_at_zero = bool(np.exp(th[1]) < E_ZERO * L.min())
-  ci = {k: (float(np.percentile(v, q[0])), float(np.percentile(v, q[1])))
-        for k, v in samples.items() if not (E_at_zero and k == "E")}
+  ci, interval = (powerlaw.percentile_cis(
+      {k: v for k, v in samples.items() if not (E_at_zero and k == "E")},
+      level) if bootstrap else ({}, None))
   return SaturationFit(
       E=0.0 if E_at_zero else float(np.exp(th[1])), A=float(np.exp(th[0])),
       gamma=float(-th[2]),
       objective=float(point["f"][0]), n_points=int(C.size), weights=w_note,
       samples=samples, ci=ci, scheme=scheme if bootstrap else None,
       n_bootstrap=int(bootstrap), n_failed=n_failed, seed=seed, level=level,
-      interval=(f"percentile {q[0]:g}-{q[1]:g}% ({100 * level:g}%) bootstrap"
-                if bootstrap else None),
+      interval=interval,
       settings=dict(delta=float(delta), objective=OBJECTIVE),
       E_at_zero=E_at_zero)
 

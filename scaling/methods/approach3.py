@@ -74,8 +74,7 @@ class Approach3Result:
                                   if "@" not in k}
     n_req = 0 if boot is None else int(boot.n_resamples)
     n_ok = 0 if boot is None else int(boot.n_resamples - boot.n_failed)
-    d.update(ci=ci, n_bootstrap=n_ok, n_bootstrap_requested=n_req,
-             n_bootstrap_ok=n_ok, n_bootstrap_failed=n_req - n_ok)
+    d.update(ci=ci, n_bootstrap=n_ok, **methods.bootstrap_counts(n_req, n_ok))
     if boot is not None:
       d["ci_scheme"] = boot.scheme
       d["n_not_converged"] = int(boot.n_not_converged)

@@ -1,8 +1,8 @@
 """powerlaw entry: y = a x^b (optionally + c) on any columns (``scaling.powerlaw``).
 
 ``python -m scaling.fit --approach=powerlaw --x=N --y=loss`` goes through
-the registry like every other fit (fit.json entry ``powerlaw``). Registered
-when ``scaling.powerlaw`` is present. Options: ``x`` (column names), ``y``,
+the registry like every other fit (fit.json entry ``powerlaw``). Options:
+``x`` (column names), ``y``,
 ``offset``; the columns come from ``FitInputs.table``.
 """
 from __future__ import annotations

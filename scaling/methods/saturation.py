@@ -21,7 +21,7 @@ import numpy as np
 from scaling import methods
 from scaling.data import ScalingDataError
 
-MIN_BUDGETS = 3   # three parameters
+MIN_BUDGETS = 4   # three parameters and one degree of freedom (as fit_saturation)
 
 
 def loss_sigma(a2_fit, source: Optional[str] = None
