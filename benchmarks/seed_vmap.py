@@ -39,7 +39,7 @@ def _setup(d: int, L: int, T: int, B: int):
                  schedule="wsd"))
   cfg = from_config_dict(cd, vocab_size=257)
   model = Transformer(cfg.model)
-  hp = {k: jnp.float32(v) for k, v in optim.hparams_from(cfg.train).items()}
+  hp = optim.traced_hparams(cfg.train)
   tx = optim.make_optimizer(cfg.train, hp)
 
   def init(key):

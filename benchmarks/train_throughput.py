@@ -116,7 +116,6 @@ def jobs_from_args(args, dtype: str) -> List[Dict[str, Any]]:
 def measure(mc, B: int, T: int, args, profile_dir: Optional[str]) -> Dict[str, Any]:
   """Compiles and times the train step of ``mc``; returns its figures."""
   import jax
-  import jax.numpy as jnp
   import numpy as np
 
   from lm import flops, hardware, optim, profiling, sharding, step as step_lib
@@ -128,8 +127,7 @@ def measure(mc, B: int, T: int, args, profile_dir: Optional[str]) -> Dict[str, A
   c = step_lib.compiled_for(mc, step_lib.StepOptions.from_train(tc), mesh,
                             DEFAULT_RULES)
   state = c.init(jax.random.key(0))
-  hp = {k: jnp.asarray(v, jnp.float32) for k, v in
-        optim.hparams_from(tc).items()}
+  hp = optim.traced_hparams(tc)
   K = args.steps_per_call
   fn, batch_sh = c.train_fn(K, B)
   rng = np.random.default_rng(0)

@@ -131,9 +131,8 @@ def user_errors() -> tuple:
 def describe(e: BaseException) -> Optional[str]:
   """The one-line message for an input/environment error, None for a bug.
 
-  Follows ``__cause__``/``__context__``: orbax wraps TensorStore's errors and
-  ml_collections wraps a missing ``--config`` file's; the most specific
-  OSError (one with an errno) in the chain wins.
+  Follows ``__cause__``/``__context__``: orbax wraps TensorStore's errors;
+  the most specific OSError (one with an errno) in the chain wins.
   """
   user = _user_error_types()
   seen, fallback = set(), None
@@ -152,20 +151,7 @@ def describe(e: BaseException) -> Optional[str]:
       if ts:
         return ts
     e = e.__cause__ or e.__context__
-  return _config_file_line(fallback) if fallback else None
-
-
-# ml_collections: "... Failed loading config file <name> Attempted [<kind>]:
-# <path> [Errno 2] No such file or directory: '<path>'".
-_CONFIG_LOAD = re.compile(r"Failed loading config file .*?Attempted \[[^\]]*\]: "
-                          r"(\S+) \[Errno \d+\] ([^:]+)")
-
-
-def _config_file_line(text: str) -> str:
-  m = _CONFIG_LOAD.search(text)
-  if not m:
-    return text
-  return f"--config file {m.group(1)} cannot be loaded: {m.group(2)} (check the --config path)"
+  return fallback
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

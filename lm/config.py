@@ -12,7 +12,7 @@ defined in ``lm.config_sections`` (model, data, train sections),
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 from lm.config_sections import DataConfig, ModelConfig, TrainConfig
 from lm.mesh_config import (DEFAULT_RULES, MESH_AXES, MeshConfig,
@@ -21,14 +21,15 @@ from lm.validation import ConfigError
 
 __all__ = [
     "ConfigError", "Config", "ModelConfig", "DataConfig", "TrainConfig",
-    "MeshConfig", "DEFAULT_RULES", "MESH_AXES", "RESUME_MUTABLE",
+    "MeshConfig", "DEFAULT_RULES", "MESH_AXES", "RESUME_MUTABLE", "differing_field",
     "check_launch_fields", "mesh_shape", "model_config", "from_config_dict",
     "to_jsonable", "default_config_dict", "config_dict_of",
 ]
 
 # (section, key) that may change when resuming a run or a sweep: they change
 # how a run is logged or where data is found, never its results. One list,
-# used by lm.trainer (workdir check) and experiments (sweep config hash).
+# used by lm.run_setup and lm.init_from (``differing_field``) and experiments
+# (sweep config hash).
 RESUME_MUTABLE: Tuple[Tuple[str, str], ...] = (
     ("train", "progress"), ("train", "tensorboard"), ("train", "log_every"),
     ("train", "eval_every"), ("train", "ckpt_every"),
@@ -40,6 +41,19 @@ RESUME_MUTABLE: Tuple[Tuple[str, str], ...] = (
     # (mesh.distributed stays hashed, as before these fields existed).
     ("mesh", "coordinator_address"), ("mesh", "num_processes"),
     ("mesh", "process_id"))
+
+
+def differing_field(theirs: Mapping[str, Any], ours: Mapping[str, Any],
+                    skip=()) -> Optional[Tuple[str, Any, Any]]:
+  """('section.key', theirs, ours) of the first model/data/train field two
+  JSON configs disagree on, ``RESUME_MUTABLE`` and ``skip`` aside; or None."""
+  skip = set(RESUME_MUTABLE) | set(skip)
+  for section in ("model", "data", "train"):
+    a, b = theirs.get(section, {}), ours.get(section, {})
+    for key in sorted(set(a) | set(b)):
+      if (section, key) not in skip and a.get(key) != b.get(key):
+        return f"{section}.{key}", a.get(key), b.get(key)
+  return None
 
 
 @dataclasses.dataclass(frozen=True)

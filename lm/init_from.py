@@ -26,8 +26,6 @@ records what was adopted (``INIT_FROM_KEYS``).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 from typing import Any, Dict, Optional, Tuple
 
@@ -36,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lm import config as config_lib
+from lm import integrity
 from lm import optim
 from lm.checkpoint import Checkpointer, CheckpointError, Restored
 from lm.config import ConfigError
@@ -47,25 +46,13 @@ SCHEDULE_FIELDS = ("steps", "lr", "warmup_steps", "min_lr_ratio", "schedule",
 INIT_FROM_KEYS = ("run_dir", "step", "config_sha256", "fingerprint_sha256")
 
 
-def _differing_field(theirs: Dict[str, Any], ours: Dict[str, Any]
-                     ) -> Optional[Tuple[str, Any, Any]]:
-  skip = set(config_lib.RESUME_MUTABLE) | {("train", k) for k in SCHEDULE_FIELDS}
-  for section in ("model", "data", "train"):
-    a, b = theirs.get(section, {}), ours.get(section, {})
-    for key in sorted(set(a) | set(b)):
-      if (section, key) not in skip and a.get(key) != b.get(key):
-        return f"{section}.{key}", a.get(key), b.get(key)
-  return None
-
-
 # lr at a vector of updates, traced hp: one compilation per length bucket.
 _lrs = jax.jit(jax.vmap(optim.learning_rate, in_axes=(0, None)))
 
 
 def _learning_rates(train_cfg, n: int) -> np.ndarray:
   """lr at updates 1..n under ``train_cfg`` (lm.schedules.learning_rate)."""
-  hp = {k: jnp.asarray(v, jnp.float32)
-        for k, v in optim.hparams_from(train_cfg).items()}
+  hp = optim.traced_hparams(train_cfg)
   bucket = 1 << max(0, int(n - 1).bit_length())  # the next power of two
   steps = jnp.arange(1, bucket + 1, dtype=jnp.float32)
   return np.asarray(_lrs(steps, hp))[:n]
@@ -88,14 +75,6 @@ def check_schedules_agree(theirs_train: Dict[str, Any], ours, step: int,
         f"{ours.steps} steps): only a run whose schedule agrees up to step "
         f"{step} can be continued (a wsd run whose cooldown starts at or "
         "after it)")
-
-
-def _fingerprint_sha256(record: Dict[str, Any]) -> Optional[str]:
-  fp = record.get("fingerprint")
-  if not fp:
-    return None
-  blob = json.dumps(fp, sort_keys=True, separators=(",", ":"))
-  return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def adopt(init_from: Tuple[str, int], abstract_state: Any, cfg, cfg_json,
@@ -123,7 +102,9 @@ def adopt(init_from: Tuple[str, int], abstract_state: Any, cfg, cfg_json,
     if not record.get("fingerprint"):
       raise CheckpointError(f"init_from {where}: no integrity record; only "
                             "verified checkpoints are adopted")
-    diff = _differing_field(record.get("config") or {}, cfg_json)
+    diff = config_lib.differing_field(
+        record.get("config") or {}, cfg_json,
+        {("train", k) for k in SCHEDULE_FIELDS})
     if diff is not None:
       name, theirs, ours = diff
       raise ConfigError(f"init_from {where} was written with {name}={theirs!r}"
@@ -146,6 +127,7 @@ def adopt(init_from: Tuple[str, int], abstract_state: Any, cfg, cfg_json,
   if restored.data_state.get("step") != step:
     raise CheckpointError(f"init_from {where}: its data position is "
                           f"{restored.data_state!r}, not step {step}")
-  return restored, {"run_dir": run_dir, "step": step,
-                    "config_sha256": record.get("config_sha256"),
-                    "fingerprint_sha256": _fingerprint_sha256(record)}
+  fp = record.get("fingerprint")
+  return restored, dict(zip(INIT_FROM_KEYS, (
+      run_dir, step, record.get("config_sha256"),
+      integrity.config_sha256(fp) if fp else None)))

@@ -7,9 +7,9 @@ in a params file restore without error). So every checkpoint also stores
 
 * ``fingerprint``: one 64-bit digest per array of the train state, computed on
   device at save time and recomputed after restore;
-* ``config``: the run's result-relevant config (``lm.config.RESUME_MUTABLE``
-  fields removed) and its sha256, compared on resume, so deleting run.json
-  never makes a foreign checkpoint adoptable;
+* ``config``: the run's config and its sha256, compared on resume
+  (``lm.config.RESUME_MUTABLE`` fields aside), so deleting run.json never
+  makes a foreign checkpoint adoptable;
 * ``provenance``: what the caller adds (a sweep's config hash).
 
 The digest (``FINGERPRINT_ALGO``): each array is viewed as unsigned words
@@ -94,10 +94,10 @@ def fingerprint(state: Any) -> Dict[str, str]:
   """{array path: 16-hex digest} of a pytree of (possibly sharded) arrays."""
   with_paths, _ = jax.tree_util.tree_flatten_with_path(state)
   leaves = [jnp.asarray(x) for _, x in with_paths]
-  digests = _digests(leaves)
+  digests = jax.device_get(_digests(leaves))   # one transfer for all arrays
   out = {}
   for (path, _), d in zip(with_paths, digests):
-    lo, hi = (int(v) for v in np.asarray(jax.device_get(d)))
+    lo, hi = (int(v) for v in np.asarray(d))
     out[_path_name(path)] = f"{hi:08x}{lo:08x}"
   return out
 

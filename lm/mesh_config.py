@@ -11,7 +11,7 @@ import ast
 import dataclasses
 from typing import Any, Dict, Mapping, Sequence, Tuple
 
-from lm.validation import ConfigError, _is_int, check_type
+from lm.validation import ConfigError, _is_int, check_int, check_type
 
 # Logical axis name -> mesh axis (or tuple of mesh axes, or None = replicated).
 DEFAULT_RULES: Tuple[Tuple[str, Any], ...] = (
@@ -80,9 +80,8 @@ def check_launch_fields(address: Any, n: Any, pid: Any) -> None:
     raise ConfigError(f"mesh.coordinator_address must be HOST:PORT (or empty "
                       f"for auto-detection), got {address!r}")
   for name, v, lo in (("num_processes", n, 0), ("process_id", pid, -1)):
-    if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-      raise ConfigError(f"mesh.{name} must be an integer >= {lo} ({lo}: from "
-                        f"the environment or auto-detected), got {v!r}")
+    check_int(f"mesh.{name}", v, lo,
+              meaning=f"{lo}: from the environment or auto-detected")
   if n and pid >= n:
     raise ConfigError(f"mesh.process_id={pid} must be < mesh.num_processes={n}")
 

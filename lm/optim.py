@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Dict
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from lm import schedules
@@ -40,6 +41,12 @@ def hparams_from(cfg: TrainConfig) -> Dict[str, float]:
                                        cfg.steps, cfg.cooldown_fraction))
   assert set(hp) == set(HPARAM_KEYS)
   return hp
+
+
+def traced_hparams(cfg: TrainConfig) -> Hparams:
+  """``hparams_from(cfg)`` as float32 arrays: traced, so runs that differ only
+  in them share one compiled step."""
+  return {k: jnp.asarray(v, jnp.float32) for k, v in hparams_from(cfg).items()}
 
 
 def learning_rate(step, hp: Hparams):

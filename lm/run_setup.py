@@ -10,7 +10,6 @@ import time
 from typing import Any, Dict, Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from lm import config as config_lib
@@ -40,17 +39,12 @@ def _check_resumable(old: Optional[dict], new_cfg: dict, workdir: str,
   (except ``lm.config.RESUME_MUTABLE`` fields, which cannot change results)."""
   if not old or "config" not in old:
     return
-  skip = set(config_lib.RESUME_MUTABLE) | set(ignore)
-  for section in ("model", "data", "train"):
-    a, b = old["config"].get(section, {}), new_cfg.get(section, {})
-    for key in sorted(set(a) | set(b)):
-      if (section, key) in skip:
-        continue
-      if a.get(key) != b.get(key):
-        raise ConfigError(
-            f"{workdir} holds a run with {section}.{key}={a.get(key)!r}, but "
-            f"this config says {b.get(key)!r}; use a new --workdir (or the "
-            "same config) to resume")
+  diff = config_lib.differing_field(old["config"], new_cfg, ignore)
+  if diff is not None:
+    name, theirs, ours = diff
+    raise ConfigError(
+        f"{workdir} holds a run with {name}={theirs!r}, but this config says "
+        f"{ours!r}; use a new --workdir (or the same config) to resume")
 
 
 def _peak_dtype(dtype: str) -> str:
@@ -129,8 +123,7 @@ def compile_run(cfg):
   compiled = step_lib.compiled_for(
       cfg.model, step_lib.StepOptions.from_train(cfg.train), mesh,
       cfg.mesh.rules)
-  hp = {k: jnp.asarray(v, jnp.float32)
-        for k, v in optim.hparams_from(cfg.train).items()}
+  hp = optim.traced_hparams(cfg.train)
   return mesh, compiled, hp
 
 
@@ -145,7 +138,7 @@ class Start:
 
 
 def start_at(su: Setup, ckpt: Checkpointer, workdir: str,
-           provenance: Optional[dict], init_from) -> Start:
+             provenance: Optional[dict], init_from) -> Start:
   """This run's newest sound checkpoint; else ``init_from``'s; else step 0."""
   restored = ckpt.restore_latest(
       su.compiled.abstract_state,
@@ -153,18 +146,18 @@ def start_at(su: Setup, ckpt: Checkpointer, workdir: str,
   if restored is not None:
     record = restored.record.get("init_from") or (su.old or {}).get("init_from")
     return Start(restored.step, restored.state, restored.data_state, True,
-                  record)
+                 record)
   if init_from is not None:
     adopted, record = init_from_lib.adopt(
         init_from, su.compiled.abstract_state, su.cfg, su.cfg_json, provenance)
     return Start(adopted.step, adopted.state, adopted.data_state, False,
-                  record)
+                 record)
   return Start(0, su.compiled.init(jax.random.key(su.cfg.train.seed)), None,
-                False, None)
+               False, None)
 
 
 def run_meta(su: Setup, start: Start, workdir: str,
-              provenance: Optional[dict]) -> Dict[str, Any]:
+             provenance: Optional[dict]) -> Dict[str, Any]:
   """run.json as this attempt starts (status 'running')."""
   cfg, tc = su.cfg, su.cfg.train
   peak, peak_source = hardware.device_peak_flops(

@@ -128,51 +128,46 @@ class Compiled:
                "lr": optim.learning_rate(new_state.step, hp)}
     return new_state, metrics
 
-  def train_fn(self, k: int, global_batch: int) -> Callable:
-    """state, batch_KxBxT1, hparams -> state, metrics (each [K])."""
-    key = (k, global_batch)
+  def _jit_train(self, key, global_batch: int, run: Callable,
+                 n_traced: int) -> Callable:
+    """(jitted ``run``, batch sharding), cached under ``key``: the state in
+    and out on its shardings (donated), the [K, B, T+1] batches sharded on
+    B, ``n_traced`` more arguments replicated."""
     if key not in self._train_fns:
       batch_sh = sharding.batch_sharding(self.mesh, self.rules, ndim=3,
                                          leading=1, batch_size=global_batch)
-
-      def run(state, batch_KxBxT1, hp):
-        with sharding.activation_rules(self.mesh, self.rules):
-          return jax.lax.scan(lambda s, b: self._one_step(s, b, hp), state,
-                              batch_KxBxT1)
-
       self._train_fns[key] = (jax.jit(
-          run, in_shardings=(self.state_shardings, batch_sh, None),
+          run, in_shardings=(self.state_shardings, batch_sh)
+          + (None,) * n_traced,
           out_shardings=(self.state_shardings, None), donate_argnums=(0,)),
                               batch_sh)
     return self._train_fns[key]
+
+  def train_fn(self, k: int, global_batch: int) -> Callable:
+    """state, batch_KxBxT1, hparams -> state, metrics (each [K])."""
+    def run(state, batch_KxBxT1, hp):
+      with sharding.activation_rules(self.mesh, self.rules):
+        return jax.lax.scan(lambda s, b: self._one_step(s, b, hp), state,
+                            batch_KxBxT1)
+    return self._jit_train((k, global_batch), global_batch, run, 1)
 
   def train_fn_upto(self, k: int, global_batch: int) -> Callable:
     """state, batch_KxBxT1, n, hparams -> state, metrics (each [K]): the
     first ``n`` (traced int32, 1 <= n <= K) optimizer steps of ``train_fn``
     on batches [0, n); metrics past n are 0. The step body is the same as
     ``train_fn``'s (bitwise-equal results on CPU, measured)."""
-    key = ("upto", k, global_batch)
-    if key not in self._train_fns:
-      batch_sh = sharding.batch_sharding(self.mesh, self.rules, ndim=3,
-                                         leading=1, batch_size=global_batch)
+    def run(state, batch_KxBxT1, n, hp):
+      zeros_K = jnp.zeros((k,), jnp.float32)
+      metrics_K = {"loss": zeros_K, "grad_norm": zeros_K, "lr": zeros_K}
 
-      def run(state, batch_KxBxT1, n, hp):
-        zeros_K = jnp.zeros((k,), jnp.float32)
-        metrics_K = {"loss": zeros_K, "grad_norm": zeros_K, "lr": zeros_K}
+      def body(i, carry):
+        s, m = carry
+        s, mi = self._one_step(s, batch_KxBxT1[i], hp)
+        return s, {name: m[name].at[i].set(mi[name]) for name in m}
 
-        def body(i, carry):
-          s, m = carry
-          s, mi = self._one_step(s, batch_KxBxT1[i], hp)
-          return s, {name: m[name].at[i].set(mi[name]) for name in m}
-
-        with sharding.activation_rules(self.mesh, self.rules):
-          return jax.lax.fori_loop(0, n, body, (state, metrics_K))
-
-      self._train_fns[key] = (jax.jit(
-          run, in_shardings=(self.state_shardings, batch_sh, None, None),
-          out_shardings=(self.state_shardings, None), donate_argnums=(0,)),
-                              batch_sh)
-    return self._train_fns[key]
+      with sharding.activation_rules(self.mesh, self.rules):
+        return jax.lax.fori_loop(0, n, body, (state, metrics_K))
+    return self._jit_train(("upto", k, global_batch), global_batch, run, 2)
 
   # -- eval --------------------------------------------------------------
   def _row_nll(self, params, batch_BxT1) -> jax.Array:

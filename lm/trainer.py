@@ -13,8 +13,8 @@ trunk's branch point: ``lm.init_from``), stop early at a step (``stop_at``:
 the trunk trained to its next branch point) and keep the checkpoints of
 chosen steps (``train.keep_steps``).
 
-``_train`` is a sequence of steps, one function each: ``_load`` (config
-checks, data, eval set, compiled steps), ``_start`` (own checkpoint, another
+``_train`` is a sequence of steps, one function each: ``load`` (config
+checks, data, eval set, compiled steps), ``start_at`` (own checkpoint, another
 run's, or a fresh init), ``run_meta`` (run.json) and ``Evaluation``, all in
 ``lm.run_setup``; then ``_loop`` (the jitted chunks, divergence, logging,
 evals, checkpoints) and ``_finish``.

@@ -1,8 +1,8 @@
 """Field checks: every setting against its meaning, named in the error.
 
-Used by the ``validate()`` methods of the config sections (``lm.config``)
-and by the entry points' flag checks; each failure is one ``ConfigError``
-line such as ``train.b1 must be a finite number in [0, 1) (Adam first-moment
+Used by the ``validate()`` methods of the config sections
+(``lm.config_sections``, ``lm.mesh_config``) and by the entry points' flag
+checks; each failure is one ``ConfigError`` line such as ``train.b1 must be a finite number in [0, 1) (Adam first-moment
 decay), got 2.0``. ``ConfigError`` is defined here, below every config module,
 and re-exported as ``lm.config.ConfigError``.
 """
@@ -16,10 +16,6 @@ class ConfigError(ValueError):
   """A user-facing configuration error; its message is one actionable line."""
 
 
-def _error(msg: str) -> ConfigError:
-  return ConfigError(msg)
-
-
 def _is_int(v: Any) -> bool:
   return isinstance(v, int) and not isinstance(v, bool)
 
@@ -31,7 +27,7 @@ def check_int(name: str, v: Any, lo: Optional[int] = None,
     return
   rng = (f" >= {lo}" if hi is None else f" in [{lo}, {hi}]") if lo is not None \
       else (f" <= {hi}" if hi is not None else "")
-  raise _error(f"{name} must be an integer{rng}"
+  raise ConfigError(f"{name} must be an integer{rng}"
                     f"{f' ({meaning})' if meaning else ''}, got {v!r}")
 
 
@@ -53,10 +49,10 @@ def check_real(name: str, v: Any, lo: Optional[float] = None,
     rng = f" {'<' if hi_open else '<='} {hi:g}"
   else:
     rng = ""
-  raise _error(f"{name} must be a finite number{rng}"
+  raise ConfigError(f"{name} must be a finite number{rng}"
                     f"{f' ({meaning})' if meaning else ''}, got {v!r}")
 
 
 def check_type(name: str, v: Any, kind: type) -> None:
   if not isinstance(v, kind) or (kind is not bool and isinstance(v, bool)):
-    raise _error(f"{name} must be a {kind.__name__}, got {v!r}")
+    raise ConfigError(f"{name} must be a {kind.__name__}, got {v!r}")

@@ -12,8 +12,7 @@ from lm.config import ConfigError, TrainConfig
 def _lr(**train):
   cfg = TrainConfig(**{"steps": 100, "warmup_steps": 10, "lr": 1e-2,
                        **train}).validate()
-  hp = {k: jnp.asarray(v, jnp.float32)
-        for k, v in optim.hparams_from(cfg).items()}
+  hp = optim.traced_hparams(cfg)
   return np.array([float(optim.learning_rate(s, hp)) for s in range(1, 101)])
 
 
@@ -73,7 +72,6 @@ def test_one_compiled_function_serves_every_schedule():
   fn = jax.jit(lambda s, hp: optim.learning_rate(s, hp))
   for name in schedules.SCHEDULE_NAMES:
     cfg = TrainConfig(steps=100, warmup_steps=10, schedule=name)
-    hp = {k: jnp.asarray(v, jnp.float32)
-          for k, v in optim.hparams_from(cfg).items()}
+    hp = optim.traced_hparams(cfg)
     fn(jnp.float32(50), hp)
   assert fn._cache_size() == 1  # pylint: disable=protected-access

@@ -7,7 +7,6 @@ import json
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from lm import optim, sharding, step as step_lib
@@ -23,7 +22,7 @@ def losses_for(shape, devices, steps=6, grad_accum=1):
   c = step_lib.compiled_for(mc, step_lib.StepOptions.from_train(tc), mesh,
                             DEFAULT_RULES)
   state = c.init(jax.random.key(0))
-  hp = {k: jnp.asarray(v, jnp.float32) for k, v in optim.hparams_from(tc).items()}
+  hp = optim.traced_hparams(tc)
   fn, sh = c.train_fn(1, 16)
   rng = np.random.default_rng(0)
   # A learnable stream (repeated pattern + noise) so losses move.
