@@ -224,6 +224,26 @@ def summary(cells: Sequence[Cell], estimators: Sequence[str]) -> str:
   return "\n".join(lines) + "\n"
 
 
+def by_design(cells: Sequence[Cell], estimators: Sequence[str]) -> str:
+  """Per (design, sigma): max |bias|, mean RMSE and coverage range over laws
+  and sweep sizes, one column per estimator."""
+  head = ["design", "σ"] + [f"{e}: max abs bias / mean RMSE / coverage"
+                            for e in estimators]
+  out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for s in sorted({c.sigma for c in cells}):
+    for d in [d for d in DESIGNS if any(c.design == d for c in cells)]:
+      vals = []
+      for e in estimators:
+        cs = [c for c in cells if (c.design, c.sigma, c.estimator) == (d, s, e)]
+        cov = [c.coverage for c in cs if c.coverage == c.coverage]
+        vals.append("-" if not cs else (
+            f"{max(abs(c.bias) for c in cs):.4f} / "
+            f"{np.mean([c.rmse for c in cs]):.4f} / "
+            + (f"{min(cov):.2f}-{max(cov):.2f}" if cov else "-")))
+      out.append(f"| {d} | {s:g} | " + " | ".join(vals) + " |")
+  return "\n".join(out) + "\n"
+
+
 QUICK = dict(laws=("epoch", "asymmetric"), designs=("off_x3", "wide"), sweeps=((8, 6),),
              sigmas=(0.005,), replicates=200, bootstrap=100)
 
@@ -252,6 +272,7 @@ def main(argv=None) -> int:
   cells = run_study(cfg.pop("laws"), cfg.pop("designs"), cfg.pop("sweeps"),
                     cfg.pop("sigmas"), ests, scheme=args.scheme, **cfg)
   print(markdown(cells, ests))
+  print(by_design(cells, ests))
   print(summary(cells, ests))
   if args.json:
     with open(args.json, "w") as f:

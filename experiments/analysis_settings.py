@@ -23,6 +23,10 @@ ANALYSIS_FIELDS: Dict[str, Tuple[Any, str]] = {
                           + ") or 'all' (every one; the default is primary)"),
     "isoflop_k": (isoflop_estimators.LOCAL_K,
                   "local_parabola: sizes nearest the observed minimum"),
+    "isoflop_window_decades": (isoflop_estimators.LOCAL_WINDOW_DECADES,
+                               "local_parabola: largest distance (decades of "
+                               "N) from the observed minimum of a size in its "
+                               "window (the 3 nearest always count)"),
     "isoflop_scheme": ("runs", "Approach-2 intervals: 'runs' (resample runs "
                                "within budgets) or 'seed_noise' (Porian et al. "
                                "2024 perturbation by the run-to-run sigma)"),
@@ -45,6 +49,7 @@ class AnalysisSettings:
   bootstrap: int = ANALYSIS_FIELDS["bootstrap"][0]
   isoflop_estimator: str = ANALYSIS_FIELDS["isoflop_estimator"][0]
   isoflop_k: int = ANALYSIS_FIELDS["isoflop_k"][0]
+  isoflop_window_decades: float = ANALYSIS_FIELDS["isoflop_window_decades"][0]
   isoflop_scheme: str = ANALYSIS_FIELDS["isoflop_scheme"][0]
   isoflop_weighted: Optional[bool] = None
   isoflop_on_edge: str = ANALYSIS_FIELDS["isoflop_on_edge"][0]
@@ -65,6 +70,10 @@ class AnalysisSettings:
           f"one of {', '.join(est)}")
     check(is_int(self.isoflop_k) and self.isoflop_k >= 3, "isoflop_k",
           "an integer >= 3")
+    check(isinstance(self.isoflop_window_decades, (int, float))
+          and not isinstance(self.isoflop_window_decades, bool)
+          and self.isoflop_window_decades > 0, "isoflop_window_decades",
+          "a positive number of decades")
     check(self.isoflop_scheme in ("runs", "seed_noise"), "isoflop_scheme",
           "'runs' or 'seed_noise'")
     check(self.isoflop_weighted in (None, True, False), "isoflop_weighted",
@@ -101,4 +110,6 @@ class AnalysisSettings:
     return {"scheme": self.isoflop_scheme, "weighted": self.isoflop_weighted,
             "on_edge": self.isoflop_on_edge,
             "seed_noise_std": self.seed_noise_std,
-            "estimator_options": {"local_parabola": {"k": self.isoflop_k}}}
+            "estimator_options": {"local_parabola": {
+                "k": self.isoflop_k,
+                "window_decades": float(self.isoflop_window_decades)}}}

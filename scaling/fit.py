@@ -52,6 +52,11 @@ _ESTIMATOR = flags.DEFINE_string(
 _LOCAL_K = flags.DEFINE_integer("isoflop_k", isoflop_estimators.LOCAL_K,
                                 "local_parabola: sizes nearest the observed "
                                 "minimum.")
+_WINDOW = flags.DEFINE_float(
+    "isoflop_window_decades", isoflop_estimators.LOCAL_WINDOW_DECADES,
+    "local_parabola: largest distance (decades of N) from the observed "
+    "minimum of a size in its window (the 3 nearest always count).",
+    lower_bound=1e-9)
 _NOISE = flags.DEFINE_float("seed_noise_std", None, "Approach 2 seed_noise: "
                             "stated run-to-run loss std (default: measured "
                             "from seed repeats, else residual-based).")
@@ -153,7 +158,8 @@ def _fit_args():
   kw.update(approaches=approaches, curves=curves, options={
       2: {"scheme": _SCHEME.value, "weighted": _WEIGHTED.value,
           "on_edge": _ON_EDGE.value, "seed_noise_std": _NOISE.value,
-          "estimator_options": {"local_parabola": {"k": _LOCAL_K.value}}}})
+          "estimator_options": {"local_parabola": {
+              "k": _LOCAL_K.value, "window_decades": _WINDOW.value}}}})
   return runs, kw
 
 

@@ -17,10 +17,12 @@ Registry (``ESTIMATORS``), one entry each:
   parabola        quadratic in log10 N over all points (Hoffmann et al. 2022,
                   Sec. 3.2; Llama Team 2024 Sec. 3.2.1).
   local_parabola  the quadratic over the k sizes nearest the observed
-                  minimum (k = 5 by default, at most all sizes but one), so
-                  the far wings of a wide or drifting grid (where loss is not
-                  parabolic in log N) do not pull the vertex. The default,
-                  chosen by benchmarks/approach2_bias.py (docs/estimators.md).
+                  minimum (k = 5 by default, at most all sizes but one) that
+                  lie within ``window_decades`` (0.75) of it in log10 N (but
+                  at least the 3 nearest), so the far wings of a wide or
+                  drifting grid (where loss is not parabolic in log N) do not
+                  pull the vertex. The default, chosen by
+                  benchmarks/approach2_bias.py (docs/estimators.md).
   akima           an Akima spline of log L against log N, minimised on a fine
                   geometric grid inside the sampled range (Porian et al.
                   2024, arXiv:2406.19146, App.; scipy's Akima1DInterpolator);
@@ -35,12 +37,18 @@ when the located minimum is not strictly inside the sampled sizes.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
 DEFAULT_ESTIMATOR = "local_parabola"   # chosen by benchmarks/approach2_bias.py
 LOCAL_K = 5
+# Half-width (decades of N) of local_parabola's window: the loss of the
+# study's laws rises ~0.2 nats 0.75 decade from the optimum, about where
+# e^(-alpha x) + (alpha/beta) e^(beta x) stops being quadratic in x
+# (docs/estimators.md, "the window").
+LOCAL_WINDOW_DECADES = 0.75
 HUBER_DELTA = 1.0      # Marin robust_quad_logx default.
 _IRLS_ITERS = 50
 
@@ -105,18 +113,25 @@ def locate_parabola(x, y, w):
               coef=coef)
 
 
-def locate_local_parabola(x, y, w, k: int = LOCAL_K):
+def locate_local_parabola(x, y, w, k: int = LOCAL_K,
+                          window_decades: float = LOCAL_WINDOW_DECADES):
   """Quadratic over the sizes nearest the observed minimum.
 
   Uses the min(k, S - 1) distinct sizes nearest (in log N) the size with the
-  lowest mean loss, S the sizes present (but at least 3): the fit leaves out
-  at least the farthest size, so it stays local on every grid (with S <= k
-  it would be the global parabola, whose vertex the simulation study shows
-  biased on drifting grids). Equidistant sizes are ranked by their mean
-  loss (the lower, nearer the minimum, first).
+  lowest mean loss, S the sizes present, and of those only the ones within
+  ``window_decades`` of it (but always at least the 3 nearest): the fit
+  leaves out at least the farthest size, so it stays local on every grid
+  (with S <= k it would be the global parabola, whose vertex the simulation
+  study shows biased on drifting grids), and on a sparse grid (sizes ~0.6
+  decade apart) it does not reach into the wings where the profile is not
+  quadratic. Equidistant sizes are ranked by their mean loss (the lower,
+  nearer the minimum, first). ``window_decades=inf`` disables the window.
   """
   if int(k) < 3:
     raise ValueError(f"local_parabola needs k >= 3 sizes, got {k}")
+  if not float(window_decades) > 0:
+    raise ValueError("local_parabola needs window_decades > 0, got "
+                     f"{window_decades}")
   xs, inv, ybar, present = _size_means(x, y, w)
   best = np.argmin(np.where(present, ybar, np.inf), -1)            # (R,)
   dist = np.abs(xs[None, :] - xs[best][:, None])
@@ -127,7 +142,8 @@ def locate_local_parabola(x, y, w, k: int = LOCAL_K):
   tie = np.where(present, ybar, np.inf)
   order = np.lexsort((tie, np.round(dist, 9)), axis=-1)
   rank = np.argsort(order, -1)
-  chosen = present & (rank < k_eff[:, None])                         # (R, S)
+  within = dist <= float(window_decades) + 1e-9
+  chosen = present & (rank < k_eff[:, None]) & (within | (rank < 3))
   wk = w * chosen[:, inv]
   coef, v, L, ok = quadratic_ls(x, y, wk)
   first = np.argmax(present, -1)
@@ -253,8 +269,22 @@ class Estimator:
     y, w = np.broadcast_to(y, shape), np.broadcast_to(w, shape)
     return self.locate(np.asarray(x, np.float64), y, w, **options)
 
+  def resolved(self, options: Optional[Dict[str, Any]] = None
+               ) -> Dict[str, Any]:
+    """Every option ``locate`` takes, its default updated by ``options``."""
+    params = inspect.signature(self.locate).parameters
+    out = {k: params[k].default for k in self.options}
+    out.update(options or {})
+    return out
+
+  def options_text(self, options: Optional[Dict[str, Any]] = None) -> str:
+    """'k=5, window_decades=0.75': every option's value, defaults included."""
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in sorted(self.resolved(options).items()))
+
   def describe(self, options: Optional[Dict[str, Any]] = None) -> str:
-    opts = ", ".join(f"{k}={v}" for k, v in sorted((options or {}).items()))
+    """The label with every option's value, defaults included."""
+    opts = self.options_text(options)
     return self.label + (f" ({opts})" if opts else "")
 
 
@@ -273,9 +303,10 @@ register(Estimator(
     "Hoffmann et al. 2022, arXiv:2203.15556, Sec. 3.2", locate_parabola,
     profile=_quadratic_profile))
 register(Estimator(
-    "local_parabola", "parabola over the k sizes nearest the observed minimum",
+    "local_parabola", "parabola over the k sizes nearest the observed "
+    "minimum, within window_decades of it",
     "local quadratic around the observed minimum (this package; cf. Hoffmann "
-    "et al. 2022 Sec. 3.2)", locate_local_parabola, ("k",),
+    "et al. 2022 Sec. 3.2)", locate_local_parabola, ("k", "window_decades"),
     profile=_quadratic_profile))
 register(Estimator(
     "akima", "Akima spline of log L vs log N, minimised on a fine grid",

@@ -98,6 +98,7 @@ def test_analysis_settings_are_validated_once_with_one_line_errors():
                      ({"bootstrapp": 3}, "unknown analysis field 'bootstrapp'"),
                      ({"bootstrap": 1}, "analysis.bootstrap must be an integer >= 0"),
                      ({"isoflop_k": 2}, "analysis.isoflop_k must be an integer >= 3"),
+                     ({"isoflop_window_decades": 0}, "positive number of decades"),
                      ({"isoflop_on_edge": "x"}, "'drop' or 'keep'")):
     with pytest.raises(ConfigError, match=match) as e:
       AnalysisSettings.from_config(bad)

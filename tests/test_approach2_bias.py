@@ -13,11 +13,14 @@ from scaling import isoflop_estimators
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("law,design", [("asymmetric", "off_x3"),
-                                        ("epoch", "wide")])
-def test_default_estimator_is_unbiased_with_nominal_coverage(law, design):
+@pytest.mark.parametrize("law,design,sweep", [
+    ("asymmetric", "off_x3", (8, 6)), ("epoch", "wide", (8, 6)),
+    # The sparse drifting grid (5 sizes 0.6 decade apart) that a window of
+    # the 4 nearest sizes covered at 0.85-0.895 only (docs/estimators.md).
+    ("epoch", "wide_off_x3", (5, 4))])
+def test_default_estimator_is_unbiased_with_nominal_coverage(law, design, sweep):
   q = approach2_bias.QUICK
-  (n_sizes, n_budgets), = q["sweeps"]
+  n_sizes, n_budgets = sweep
   cell = approach2_bias.run_cell(
       law, design, n_sizes, n_budgets, 0.005,
       isoflop_estimators.DEFAULT_ESTIMATOR, replicates=q["replicates"],

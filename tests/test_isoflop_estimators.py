@@ -54,6 +54,25 @@ def test_local_parabola_leaves_out_the_farthest_size_of_a_small_grid():
     est_lib.get("akima")(x, y, 1.0, k=5)
 
 
+def test_local_parabola_window_keeps_a_sparse_grid_near_its_minimum():
+  # 5 sizes 0.6 decade apart, the grid's centre 0.48 decade above N*: the 4
+  # nearest sizes reach 1.2 decades beyond the minimum, where the profile is
+  # far from quadratic. The window keeps the sizes within 0.75 decade (here
+  # the 3 nearest), and its vertex is the closer one.
+  x, y, x_star = _profile(shift=0.48, span=2.4, n=5)
+  est = est_lib.get("local_parabola")
+  windowed, wide = est(x, y, 1.0), est(x, y, 1.0, window_decades=np.inf)
+  assert windowed["window"].sum() == 3 and wide["window"].sum() == 4
+  best = x[np.argmin(y)]
+  assert np.all(np.abs(x[windowed["window"][0]] - best) <= 0.75)
+  assert (abs(windowed["x_opt"][0] - x_star)
+          < 0.5 * abs(wide["x_opt"][0] - x_star))
+  # Fewer than 3 sizes within the window: the 3 nearest still count.
+  assert est(x, y, 1.0, window_decades=0.1)["window"].sum() == 3
+  with pytest.raises(ValueError, match="window_decades > 0"):
+    est(x, y, 1.0, window_decades=0.0)
+
+
 def test_huber_parabola_bounds_the_influence_of_an_outlier():
   # A large outlier (e.g. a run that nearly diverged): beyond delta = 1 nat
   # the Huber fit no longer follows it, least squares does.

@@ -17,6 +17,13 @@ class Approach2Result(methods.PowerLawResult):
   fit: isoflop_lib.IsoflopFit
 
   @property
+  def label(self) -> str:
+    """The method's label with the estimator's options (defaults included)."""
+    text = est_lib.get(self.fit.estimator).options_text(
+        self.fit.estimator_options)
+    return f"{self.method.label[:-1]}; {text})" if text else self.method.label
+
+  @property
   def interval_procedure(self):
     return self.fit.interval_procedure if self.fit.samples["a"].size else None
 
