@@ -207,7 +207,7 @@ def _predictions(method, a2, law_m, law, meas, C_max, F):
   ci_a = a2.fit.ci.get("a")
   a_text = f"a = {a2.fit.a:.3g}" + (f" [{ci_a[0]:.3g}, {ci_a[1]:.3g}]"
                                     if ci_a else "")
-  N = Prediction(f"N* = k_N C^a, {a_text} ({method.label})", method.citation,
+  N = Prediction(f"N* = k_N C^a, {a_text} ({a2.label})", method.citation,
                  float(pred["N_opt"][0]), _first(band, "N_opt"), proc,
                  float(meas["N_opt"]))
   D = Prediction(f"D* = C / F(N*) with {F.label}",
