@@ -15,23 +15,18 @@ from experiments import planner
 from experiments.analyze import analyze
 from experiments.ledger import Ledger
 from experiments.sweep_flops import planner_flops_per_token
-from lm.config import default_config_dict
 from lm.config_dict import ConfigDict
+from tests.helpers.planner_cfg import sweep_cfg
 
 # Epoch's refit of Chinchilla (Besiroglu et al. 2024), rescaled to tiny N.
 E, A, B, ALPHA, BETA = 1.2, 40.0, 120.0, 0.35, 0.37
 
 
 def _config():
-  c = ConfigDict()
-  c.name = "conv"
-  c.lm = default_config_dict(
-      model=dict(mlp="swiglu", tie_embeddings=True),
-      data=dict(source="default", tokenizer="byte", seq_len=64),
-      train=dict(steps_per_call=10))
-  c.sweep = planner.default_sweep(
-      budgets=(1e11, 3e11, 1e12, 3e12), flop_convention="attention_inclusive",
-      n_sizes=7, size_range=16.0, prior_k=0.5, min_steps=20)
+  c = sweep_cfg(
+      name="conv", steps_per_call=10, budgets=(1e11, 3e11, 1e12, 3e12),
+      flop_convention="attention_inclusive", n_sizes=7, size_range=16.0,
+      min_steps=20)
   c.analysis = ConfigDict(dict(bootstrap=20))
   return c
 

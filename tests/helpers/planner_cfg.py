@@ -6,15 +6,15 @@ from lm.config import default_config_dict
 from lm.config_dict import ConfigDict
 
 
-def sweep_cfg(**sweep):
+def sweep_cfg(name="t", steps_per_call=100, **sweep):
   """Two budgets (1e11, 3e11) x 5 sizes of a byte-level model, T = 64;
   ``sweep`` overrides any sweep field."""
   c = ConfigDict()
-  c.name = "t"
+  c.name = name
   c.lm = default_config_dict(
       model=dict(mlp="swiglu", tie_embeddings=True),
       data=dict(source="default", tokenizer="byte", seq_len=64),
-      train=dict(steps_per_call=100))
+      train=dict(steps_per_call=steps_per_call))
   base = dict(budgets=(1e11, 3e11), n_sizes=5, size_range=8.0, prior_k=0.5,
               min_steps=50)
   base.update(sweep)
