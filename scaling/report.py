@@ -22,6 +22,7 @@ from scaling import fit_schema
 from scaling import methods as methods_lib
 from scaling import tables
 from scaling import token_flops
+from scaling.allocation import replicates as replicates_lib
 from scaling.data import ScalingDataError
 
 # 5.76e23 FLOPs = the Chinchilla/Gopher budget (Hoffmann 2022 Sec. 4).
@@ -105,6 +106,7 @@ def _entry(method, res, budgets) -> Dict[str, Any]:
            citation=method.citation, default=method.default,
            interval_procedure=res.interval_procedure,
            quantities=[q[0] for q in res.quantities()])
+  d.update(replicates_lib.entry_replicates(res))  # joint draws (allocation)
   if method.predicts in ("compute_optimal", "loss"):
     C = np.asarray(budgets, np.float64)
     d["compute_optimal"] = methods_lib.optimal_rows(res.predict(C), budgets,
