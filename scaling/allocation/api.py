@@ -55,10 +55,16 @@ def shapes(ans: Dict[str, Any], law, *, sweep_config: str,
                              n_devices=n_devices, mfu=mfu)
     row["nearest"] = m is nearest
     if row["nearest"]:
-      row["train_command"] = shape_lib.train_command(run, cfg, workdir)
+      row["train_command"] = shape_lib.train_command(
+          run, cfg, workdir, row.get("mesh_shape"))
       row["isoflop_command"] = shape_lib.isoflop_command(
           N, C, sweep_config, workdir + "_isoflop")
     rows.append(row)
+  if cfg.sweep.flop_convention != "6N":
+    ans["notes"].append(
+        f"the sweep config counts C as {cfg.sweep.flop_convention}: its "
+        f"runs spend C={C:.4g} under that convention, the law's C is 6ND, "
+        "so their D is somewhat below the law's D*")
   if cfg.sweep.param_convention != ans["provenance"]["N_convention"]:
     ans["notes"].append(
         f"the sweep config counts N as {cfg.sweep.param_convention}, the law "

@@ -92,8 +92,15 @@ def shape_lines(row: Dict[str, Any]) -> List[str]:
   if "time_s" in row:
     mem = row["memory_per_device"]
     cap = row["device_memory_bytes"]
+    fsdp = row["memory_per_device_fsdp"]["total"]
     fits = ("" if cap is None else
             f" of {cap / 1e9:.4g} GB: {'fits' if row['fits'] else 'does NOT fit'}")
+    if cap is not None and not row["fits"] and row["n_devices"] > 1:
+      fits += (f"; states sharded over {row['n_devices']} (FSDP, mesh "
+               f"(1,{row['n_devices']},1)): ~{fsdp / 1e9:.3g} GB, "
+               + ("fits" if row["fits_fsdp"] else
+                  "does NOT fit either (needs rematerialisation, a smaller "
+                  "per-device batch or more devices)"))
     out.append(
         f"  on {row['n_devices']} x {row['target']} at MFU {row['mfu']:g}: "
         f"{_duration(row['time_s'])} ({row['mfu_flops']:.4g} MFU FLOPs; peak: "
@@ -166,7 +173,11 @@ def plot(ans: Dict[str, Any], law, path: str) -> str:
   N = np.exp(np.linspace(np.log(N_star) - 3, np.log(N_star) + 3, 400))
   D = C / (6 * N)
   fig, ax = plt.subplots(figsize=(6.4, 4.4))
-  ax.plot(N, chinchilla.loss(P, N, D), label="unlimited data, L(N, C/6N)")
+  if law.has_dc:   # the law itself with fresh data (U = D)
+    L_free = data_constrained._loss(chinchilla.point(law), N, D, D)  # pylint: disable=protected-access
+  else:
+    L_free = chinchilla.loss(P, N, D)
+  ax.plot(N, L_free, label="unlimited data, L(N, C/6N)")
   chin = chinchilla.optimum(P, C)
   ax.plot([chin["N"]], [chin["L"]], "o", label=f"Chinchilla optimum N={float(chin['N']):.3g}")
   U = ans["inputs"].get("unique_tokens")

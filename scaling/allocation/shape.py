@@ -82,13 +82,15 @@ def nearest_shapes(N_star: float, cfg, k: int = 3) -> List[Any]:
   return sorted(out, key=n)
 
 
-def memory_bytes(cfg_model, batch_per_device: float, seq_len: int) -> Dict[str, float]:
-  """Analytic memory per device (module docstring), bytes by component."""
+def memory_bytes(cfg_model, batch_per_device: float, seq_len: int,
+                 shards: int = 1) -> Dict[str, float]:
+  """Analytic memory per device (module docstring), bytes by component;
+  ``shards``: devices the states are split over (FSDP), 1 = replicated."""
   from lm import params as params_lib  # pylint: disable=g-import-not-at-top
   N = params_lib.count_params(cfg_model).total
   pb = _BYTES.get(str(cfg_model.param_dtype), 4)
   ab = _BYTES.get(str(cfg_model.dtype), 4)
-  states = N * pb * 4            # params, grads, Adam m and v
+  states = N * pb * 4 / shards   # params, grads, Adam m and v
   s, b, h, a = seq_len, batch_per_device, cfg_model.d_model, cfg_model.n_heads
   # Korthikanti et al. 2022, Eq. 1: s b h (34 + 5 a s / h) bytes per layer
   # at 2 bytes per activation.
@@ -134,13 +136,18 @@ def describe(run, cfg, law_loss, *, target: Optional[str], n_devices: int,
   if target:
     peak, source = _peak(target, m.dtype)
     mem = memory_bytes(m, run.batch_size / n_devices, run.seq_len)
+    mem_fsdp = memory_bytes(m, run.batch_size / n_devices, run.seq_len,
+                            shards=n_devices)
     cap = DEVICE_MEMORY_GB.get(target)
     row.update(target=target, n_devices=n_devices, mfu=mfu,
                peak_flops_per_device=peak, peak_source=source,
                time_s=mfu_flops / (n_devices * peak * mfu),
-               memory_per_device=mem,
+               memory_per_device=mem, memory_per_device_fsdp=mem_fsdp,
                device_memory_bytes=None if cap is None else cap * 1e9,
-               fits=None if cap is None else mem["total"] <= cap * 1e9)
+               fits=None if cap is None else mem["total"] <= cap * 1e9,
+               fits_fsdp=None if cap is None else mem_fsdp["total"] <= cap * 1e9)
+    if row["fits"] is False and row["fits_fsdp"] and n_devices > 1:
+      row["mesh_shape"] = (1, n_devices, 1)   # (data, fsdp, tensor)
   return row
 
 
@@ -183,12 +190,16 @@ def _text(v) -> str:
   return str(v)
 
 
-def train_command(run, cfg, workdir: str) -> str:
+def train_command(run, cfg, workdir: str, mesh_shape=None) -> str:
   """``python -m lm.train`` for ``run``: lm/configs/tiny.py plus one
-  ``--config.`` override for every field of the run's config that differs."""
+  ``--config.`` override for every field of the run's config that differs
+  (``mesh_shape``: also shard the states, e.g. (1, n, 1) for FSDP)."""
   from lm import config_flags  # pylint: disable=g-import-not-at-top
   base = config_flags.load_config_file(BASE_LM_CONFIG).to_dict()
-  want = run.lm_config(cfg.lm).to_dict()
+  run_cfg = run.lm_config(cfg.lm)
+  if mesh_shape is not None:
+    run_cfg.mesh.shape = tuple(mesh_shape)
+  want = run_cfg.to_dict()
   have = dict(_leaves(base))
   args = []
   for key, v in _leaves(want):
