@@ -266,6 +266,11 @@ def test_json_is_atomic_and_never_through_a_symlink(capfd, tmp_path, fitted):
   assert d["answer"]["N"]["ci"] is not None
   assert d["provenance"]["C_convention"].startswith("C = 6ND")
   assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+  png = tmp_path / "dc.png"
+  rc, _, err = _cli(capfd, "scaling.allocate", f"--fit={path}", "--C=1e20",
+                    "--unique_tokens=1e8", f"--plot={png}")
+  assert rc == 0, err
+  assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # -------------------------------------------------- data-constrained fit

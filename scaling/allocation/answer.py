@@ -162,8 +162,6 @@ def allocate(law, *, C=None, unique_tokens=None, target_loss=None,
       notes.append("R_N*, R_D* are Muennighoff et al. 2023's published "
                    "values (this law has none of its own); E, A, B, alpha, "
                    "beta are the law's")
-    if question == "loss" and U is not None and U > D:
-      data_constrained.loss(chinchilla.point(law), N, D, U)  # raises
     P = chinchilla.point(law)
     Pr = chinchilla.replicates(law)
     with np.errstate(all="ignore"):
