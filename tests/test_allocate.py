@@ -17,7 +17,6 @@ from scaling.allocation import data_constrained as dc
 from scaling.allocation import dc_fit
 from scaling.allocation import inference
 from scaling.allocation import laws
-from scaling.allocation.errors import AllocationError
 from tests.helpers.entry import run_entry
 from tests.helpers.faults import one_line
 
