@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any, Dict, Optional, Tuple
 
 from lm.config import ConfigError
-from scaling import isoflop_estimators
+from scaling.approach2 import estimators as isoflop_estimators
 
 # name -> (default, documentation).
 ANALYSIS_FIELDS: Dict[str, Tuple[Any, str]] = {
@@ -106,7 +106,7 @@ class AnalysisSettings:
                                         if v is not None})
 
   def isoflop_options(self) -> Dict[str, Any]:
-    """scaling.report options for Approach 2."""
+    """scaling.report.analysis options for Approach 2."""
     return {"scheme": self.isoflop_scheme, "weighted": self.isoflop_weighted,
             "on_edge": self.isoflop_on_edge,
             "seed_noise_std": self.seed_noise_std,

@@ -8,7 +8,7 @@ same points, Approach 1 on the runs' eval-loss curves) and writes
 ``report.md``, ``fit.json`` (same schema as ``scaling.fit``), ``fit.md``,
 ``fit.tex`` and PNG plots (isoFLOP curves with parabolas, N*(C) and D*(C)
 frontiers with bands, L(N, D) contours, loss curves). With >= 4 budgets the
-report includes the extrapolation check (``scaling.extrapolation``: fit on
+report includes the extrapolation check (``scaling.approach2.extrapolation``: fit on
 every budget but the largest, predict its N* and L*).
 """
 from __future__ import annotations
@@ -78,8 +78,8 @@ def _fittable(runs, curves, approaches, fit_kwargs):
   why, instead of failing as a whole; if none can be fitted, the first
   refusal is the error.
   """
-  from scaling.data import ScalingDataError
-  from scaling.report import run_fit
+  from scaling.io.loaders import ScalingDataError
+  from scaling.report.analysis import run_fit
   probe = dict(fit_kwargs)   # a point fit: no bootstrap, so no weights
   probe["options"] = {k: dict(v, weighted=False) if k == 2 else v
                       for k, v in fit_kwargs.get("options", {}).items()}
@@ -107,7 +107,7 @@ def _fittable(runs, curves, approaches, fit_kwargs):
 
 
 def _curves(workdir: str, settings: AnalysisSettings, records=()):
-  """Approach-1 curves: a wsd_trunk sweep's branch ends (scaling.curves.
+  """Approach-1 curves: a wsd_trunk sweep's branch ends (scaling.io.curves.
   branch_curves), else the runs' metrics (None, with a warning, if too few).
 
   Returns (curves or None, the skip message or None).
@@ -116,8 +116,8 @@ def _curves(workdir: str, settings: AnalysisSettings, records=()):
   it was measured (its own tokens and FLOPs), not smoothed; a run needs at
   least 2 eval records.
   """
-  from scaling.curves import branch_curves, load_workdir_curves
-  from scaling.data import ScalingDataError
+  from scaling.io.curves import branch_curves, load_workdir_curves
+  from scaling.io.loaders import ScalingDataError
   key = settings.curve_loss
   branches = any(r.get("trunk_id") for r in records)  # wsd_trunk: branch ends
   try:
@@ -152,8 +152,8 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
   Settings come from the sweep config's ``analysis`` section (sweep.json),
   then ``settings`` if given, then the keyword overrides.
   """
-  from scaling.data import ScalingDataError, load_runs
-  from scaling.report import run_fit, write_outputs
+  from scaling.io.loaders import ScalingDataError, load_runs
+  from scaling.report.analysis import run_fit, write_outputs
   requested = tuple(approaches)
 
   ledger_path = os.path.join(workdir, "results.jsonl")
@@ -206,8 +206,9 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
 
 
 def _extrapolation(fit, runs, settings, F, with_approach2, plot_dir) -> None:
-  """Adds the extrapolation check (scaling.extrapolation) to ``fit``."""
-  from scaling import extrapolation, fit_schema
+  """Adds the extrapolation check (scaling.approach2.extrapolation) to ``fit``."""
+  from scaling.approach2 import extrapolation
+  from scaling.report import fit_schema
   if not with_approach2:
     check = extrapolation.ExtrapolationCheck(
         "skipped", "Approach 2 not requested (--approach)", None, None)
@@ -317,7 +318,8 @@ def summary_text(report: Dict[str, Any]) -> str:
     lines.append(f"{a1['label']}: a = "
                  f"{_fmt_ci(a1['a'], ci.get('a'))}, b = "
                  f"{_fmt_ci(a1['b'], ci.get('b'))}{_interval_note(a1)}")
-  from scaling import extrapolation, fit_schema
+  from scaling.approach2 import extrapolation
+  from scaling.report import fit_schema
   lines += extrapolation.summary_lines(fit_schema.extrapolation(fit))
   for w in fit.get("warnings", []):
     lines.append(f"warning: {w}")
@@ -365,7 +367,7 @@ if __name__ == "__main__":
   flags.DEFINE_enum("isoflop_scheme", None, ["runs", "seed_noise"],
                     "Approach 2 bootstrap (default: the sweep config's "
                     "analysis.isoflop_scheme, else 'runs').")
-  from scaling import isoflop_estimators
+  from scaling.approach2 import estimators as isoflop_estimators
   flags.DEFINE_string("isoflop_estimator", None,
                       "Approach 2 estimator (" +
                       ", ".join(isoflop_estimators.ESTIMATORS) + ", or all; "

@@ -3,7 +3,7 @@
 A fit.json centre must count C and N as the sweep does (refused otherwise,
 with a message naming both conventions); Approach 3's N* then solves
 min L(N, D) subject to F(N) D = C under the sweep's own F (Hoffmann et al.
-2022, Eq. 4 for 6N; numeric otherwise, ``scaling.optimum``).
+2022, Eq. 4 for 6N; numeric otherwise, ``scaling.approach3.optimum``).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any, Dict
 from experiments.sweep_config import PlanError, _positive
 
 def _read_fit(path: str) -> Dict[str, Any]:
-  from scaling import fit_schema
+  from scaling.report import fit_schema
   try:
     return fit_schema.read(path)
   except fit_schema.FitFileError as e:
@@ -30,7 +30,7 @@ SIX_N_CONVENTIONS = {"6N", "6ND"}
 
 def _check_conventions(fit: Dict[str, Any], s) -> None:
   """Refuses a fit.json whose C or N is counted differently from the sweep."""
-  from scaling import fit_schema
+  from scaling.report import fit_schema
   conv = fit_schema.conventions(fit)
   c, p = conv.get("flop_convention"), conv.get("param_convention")
   if c is None:
@@ -71,7 +71,7 @@ def center_N(budget: float, sweep_cfg, flops_per_token=None) -> float:
   _check_conventions(fit, s)
   a3, a2 = fit.get("approach3") or {}, fit.get("approach2") or {}
   if _finite(*(a3.get(k) for k in ("A", "B", "alpha", "beta"))):
-    from scaling import optimum
+    from scaling.approach3 import optimum
     F = None if s.flop_convention in SIX_N_CONVENTIONS else flops_per_token
     if F is None and s.flop_convention not in SIX_N_CONVENTIONS:
       raise PlanError("center_N: a non-6N convention needs flops_per_token")

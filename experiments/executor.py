@@ -85,7 +85,7 @@ _MEASUREMENT_KEYS = ("eval_loss_se", "eval_tokens", "eval_sha256", "eval_flops",
 def ledger_record(run, meta: Dict[str, Any], status: str,
                   error: Optional[str] = None) -> Dict[str, Any]:
   """The ledger line of ``run`` (a PlannedRun) from its run.json ``meta``
-  (fields: scaling.ledger_schema, docs/ledger.md)."""
+  (fields: scaling.io.ledger_schema, docs/ledger.md)."""
   # N as instantiated (a SentencePiece vocab can come out smaller than planned).
   N = (meta.get("params") or {}).get(run.param_convention, run.N)
   rec = {

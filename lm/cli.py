@@ -39,9 +39,9 @@ USER_ERRORS = (
     ("experiments.executor", "SweepConfigChanged"),
     ("experiments.executor", "EvalSetMismatch"),
     ("experiments.provenance", "ProvenanceError"),
-    ("scaling.ledger_schema", "LedgerError"),
-    ("scaling.data", "ScalingDataError"),
-    ("scaling.parametric", "ParametricFitError"),
+    ("scaling.io.ledger_schema", "LedgerError"),
+    ("scaling.io.loaders", "ScalingDataError"),
+    ("scaling.approach3.parametric", "ParametricFitError"),
 )
 
 # errno -> what to do about it.

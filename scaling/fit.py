@@ -7,7 +7,7 @@ r"""Command line: fit compute-optimal scaling laws (Hoffmann et al. 2022).
   python -m scaling.fit --input=runs.csv --approach=powerlaw --x=N --y=loss \
       [--powerlaw_offset] [--out=/tmp/pl]
 
-``--input`` is a built-in data set (see ``scaling.data.BUILTIN_DATASETS``), a
+``--input`` is a built-in data set (see ``scaling.io.loaders.BUILTIN_DATASETS``), a
 .csv / .jsonl file of final runs, ``misfitting_curves`` or an experiments
 working directory (``runs/*/metrics.jsonl``); the last two also give training
 curves for Approach 1. Errors are printed as one line on stderr (exit 2),
@@ -22,11 +22,16 @@ import warnings
 
 from absl import flags
 
-from scaling import curves as curves_lib
-from scaling import data as data_lib
-from scaling import isoflop_estimators
-from scaling.report import DEFAULT_BUDGETS, run_fit
-from scaling.tables import text_table
+from scaling.io import curves as curves_lib
+from scaling.io import loaders as data_lib
+from scaling.approach2 import estimators as isoflop_estimators
+from scaling.report.analysis import DEFAULT_BUDGETS, run_fit
+from scaling.report.tables import text_table
+from scaling.approach3.parametric import METHOD_ALIASES
+from scaling.powerlaw import report as powerlaw_report
+from scaling.approach2 import extrapolation
+from scaling.report import fit_schema
+from lm import cli
 
 _INPUT = flags.DEFINE_string("input", None, "built-in data set, .csv/.jsonl "
                              "file, misfitting_curves, or a workdir.")
@@ -74,7 +79,7 @@ _PL_OFFSET = flags.DEFINE_boolean("powerlaw_offset", False, "--approach="
                                   "powerlaw: fit y = c + a x^b (one x).")
 _EXTRAP = flags.DEFINE_boolean(
     "extrapolation", False, "also run the extrapolation check "
-    "(scaling.extrapolation: Approach 2 on every budget but the largest, "
+    "(scaling.approach2.extrapolation: Approach 2 on every budget but the largest, "
     "predicting its N* and L*; needs >= 4 budgets).")
 _PLOTS = flags.DEFINE_boolean("plots", True, "write PNG plots (needs "
                               "matplotlib).")
@@ -132,7 +137,6 @@ def _fit_args():
   """run_fit keyword arguments for the flags (inputs loaded)."""
   approaches = _approaches(_APPROACH.value)
   budgets = _parse_list(_BUDGETS.value, "budgets", float)
-  from scaling.parametric import METHOD_ALIASES  # jax-backed: lazily
   a3 = METHOD_ALIASES.get(_A3_METHOD.value, _A3_METHOD.value)
   kw = dict(budgets=budgets, bootstrap=_BOOTSTRAP.value, seed=_SEED.value,
             plots=_PLOTS.value, out_dir=_OUT.value,
@@ -142,7 +146,6 @@ def _fit_args():
     if len(approaches) > 1:
       raise data_lib.ScalingDataError(
           "--approach=powerlaw runs alone; drop the other approaches")
-    from scaling import powerlaw_report  # pylint: disable=g-import-not-at-top
     cols, prov = powerlaw_report.load_columns(_INPUT.value)
     kw.update(approaches=approaches, table=(cols, prov), options={
         "powerlaw": {"x": [powerlaw_report.resolve_column(cols, k)
@@ -165,7 +168,6 @@ def _fit_args():
 
 def _extrapolation(runs, kw, result) -> None:
   """Runs, prints and (with --out) stores the extrapolation check."""
-  from scaling import extrapolation, fit_schema
   check = extrapolation.check_extrapolation(
       runs, estimator=_ESTIMATOR.value, options=kw["options"][2],
       bootstrap=_BOOTSTRAP.value, seed=_SEED.value)
@@ -198,6 +200,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from lm import cli  # absl-only module: scaling stays free of lm's deps
   flags.mark_flag_as_required("input")
   cli.run(main)
