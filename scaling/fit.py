@@ -30,7 +30,6 @@ from scaling.report.tables import text_table
 from scaling.approach3.parametric import METHOD_ALIASES
 from scaling.powerlaw import report as powerlaw_report
 from scaling.approach2 import extrapolation
-from scaling.report import fit_schema
 from lm import cli
 
 _INPUT = flags.DEFINE_string("input", None, "built-in data set, .csv/.jsonl "
@@ -166,17 +165,6 @@ def _fit_args():
   return runs, kw
 
 
-def _extrapolation(runs, kw, result) -> None:
-  """Runs, prints and (with --out) stores the extrapolation check."""
-  check = extrapolation.check_extrapolation(
-      runs, estimator=_ESTIMATOR.value, options=kw["options"][2],
-      bootstrap=_BOOTSTRAP.value, seed=_SEED.value)
-  fit_schema.set_extrapolation(result, check.to_dict())
-  print("\n".join(extrapolation.summary_lines(result["extrapolation"])))
-  if _OUT.value:
-    fit_schema.write(result, os.path.join(_OUT.value, "fit.json"))
-
-
 def main(argv):
   if len(argv) > 1:
     raise data_lib.ScalingDataError(f"unexpected arguments {argv[1:]}")
@@ -187,12 +175,13 @@ def main(argv):
       raise data_lib.ScalingDataError(
           "--extrapolation needs final-loss runs (Approach 2), not "
           "--approach=powerlaw")
-    result = run_fit(runs, **kw)
+    result = run_fit(runs, **kw,
+                     checks={"extrapolation": None} if _EXTRAP.value else None)
   for m in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
     print(f"warning: {m}", file=sys.stderr)
   print(text_table(result), end="")
   if _EXTRAP.value:
-    _extrapolation(runs, kw, result)
+    print("\n".join(extrapolation.summary_lines(result["extrapolation"])))
   if _OUT.value:
     print(f"wrote {os.path.join(_OUT.value, 'fit.json')}, fit.md, fit.tex"
           + (", " + ", ".join(result["plots"]) if result.get("plots") else ""))

@@ -34,6 +34,7 @@ fit.json under ``extrapolation`` (``scaling.report.fit_schema``).
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -45,7 +46,11 @@ from scaling.report import registry as methods_lib
 from scaling.numerics import token_flops
 from scaling.numerics.budgets import group_budgets
 from scaling.io.loaders import ScalingDataError
-from scaling.report import families  # noqa: F401 (fills the registry: the methods it refits)
+# The registered methods the check refits (their register() calls):
+from scaling.approach2 import method as _approach2  # noqa: F401
+from scaling.loss_vs_compute import method as _saturation  # noqa: F401
+from scaling.loss_vs_compute import loss_power_law as _power_law  # noqa: F401
+from scaling.report import fit_schema
 from scaling.report import plots as plots_lib
 
 MIN_BUDGETS = 4       # 3 held in (a line and one degree of freedom) + 1 out.
@@ -354,3 +359,32 @@ def plot_extrapolation(d: Dict[str, Any], path: str) -> str:
   fig.savefig(path, dpi=120)
   plt.close(fig)
   return path
+
+
+def _run_check(ctx: methods_lib.CheckContext) -> Dict[str, Any]:
+  """The registered check: the pass's Approach-2 estimator and options."""
+  return check_extrapolation(
+      ctx.runs, estimator=ctx.choices.get("approach2"),
+      options=ctx.options.get("approach2"), bootstrap=ctx.bootstrap,
+      seed=ctx.seed, flops_per_token=ctx.flops_per_token).to_dict()
+
+
+def _skipped(reason: str) -> Dict[str, Any]:
+  return ExtrapolationCheck("skipped", reason, None, None).to_dict()
+
+
+def _plot_check(record: Dict[str, Any], out_dir: str) -> Optional[str]:
+  if record.get("status") != "done":
+    return None
+  try:
+    return os.path.basename(plot_extrapolation(
+        fit_schema.jsonable(record), os.path.join(out_dir, "extrapolation.png")))
+  except ImportError as e:
+    warnings.warn(f"extrapolation plot skipped: {e}")
+    return None
+
+
+methods_lib.register_check(methods_lib.Check(
+    key="extrapolation",
+    label="Approach 2 on every budget but the largest predicts its N*, D*, L*",
+    run=_run_check, skipped=_skipped, plot=_plot_check))

@@ -1,8 +1,11 @@
-"""Runs the selected fit methods on one data set and writes fit.json / fit.md / fit.tex.
+"""The one analysis pass: runs -> fitted families -> checks -> report files, once.
 
 ``run_fit`` is the importable entry point (``scaling.fit`` is its CLI and
 ``experiments.analyze`` calls it with a ``Runs`` object and optional
-``Curves``). It never calls into an approach: it iterates over the methods
+``Curves``). Each requested family is fitted once; the registered checks
+(``registry.CHECKS``, e.g. the extrapolation check) run after them; fit.json,
+fit.md, fit.tex and the plots are written once, at the end. It never calls
+into an approach: it iterates over the methods
 of ``scaling.report.registry`` chosen for the requested families, stores each one's
 entry in fit.json (schema: ``scaling.report.fit_schema``), and lets each draw its
 own plots.
@@ -25,6 +28,8 @@ from scaling.numerics import token_flops
 from scaling.io.loaders import ScalingDataError
 from scaling.approach3.parametric import METHOD_ALIASES
 from scaling.report import plots as plots_lib
+from scaling.report import families as _families  # noqa: F401 (registers every family and check)
+from scaling.approach1 import plots as approach1_plots
 
 # 5.76e23 FLOPs = the Chinchilla/Gopher budget (Hoffmann 2022 Sec. 4).
 DEFAULT_BUDGETS = (1e21, 5.76e23)
@@ -153,11 +158,16 @@ def run_fit(runs=None, *, approaches: Sequence = (1, 2, 3),
             command_line: Optional[str] = None,
             options: Optional[Dict[Any, Dict[str, Any]]] = None,
             choices: Optional[Dict[str, str]] = None,
-            flops_per_token=None, table=None) -> Dict[str, Any]:
-  """Fits the requested families' methods and writes the report files.
+            flops_per_token=None, table=None,
+            checks: Optional[Dict[str, Optional[str]]] = None,
+            skip_unfittable: Sequence[str] = (), skip_hint: str = "",
+            skipped: Sequence[str] = (),
+            report_plots: bool = False) -> Dict[str, Any]:
+  """The one analysis pass: fits each requested family once, runs the
+  checks, and writes fit.json, fit.md, fit.tex and the plots once.
 
   Args:
-    runs: ``scaling.io.loaders.Runs`` (final losses) for Approaches 2 and 3.
+    runs: ``scaling.io.types.Runs`` (final losses) for Approaches 2 and 3.
     approaches: 1, 2, 3 and/or family names (see ``families_of``).
     out_dir: where fit.json, fit.md, fit.tex and PNGs go (None: no files).
     budgets: FLOP budgets (under the runs' convention) for compute_optimal.
@@ -175,6 +185,18 @@ def run_fit(runs=None, *, approaches: Sequence = (1, 2, 3),
     flops_per_token: F(N) for F(N) D = C (callable or TokenFlops); default
       from the runs' own C / D (``scaling.numerics.token_flops``).
     table: (columns {name: array}, provenance) for the powerlaw family.
+    checks: registered checks (``registry.CHECKS``) to run after the
+      families, by key: None runs it, a string records it as skipped with
+      that reason (e.g. {'extrapolation': None}).
+    skip_unfittable: families that, when their fit raises
+      ScalingDataError, are reported as "Approach k skipped: why <skip_hint>"
+      (a warning, first in fit.json's) instead of failing the pass; it fails
+      with the first such error only when nothing else is left to fit.
+    skip_hint: appended to those skip messages (what to do).
+    skipped: skip messages decided before the pass (e.g. no curves),
+      placed first in fit.json's warnings.
+    report_plots: also draw the sweep report's plots: the training curves
+      (``scaling.approach1.plots.plot_loss_curves``) and each check's plot.
 
   Returns:
     The fit.json dictionary.
@@ -190,34 +212,102 @@ def run_fit(runs=None, *, approaches: Sequence = (1, 2, 3),
   inputs = methods_lib.FitInputs(runs, curves, budgets, int(bootstrap),
                                  int(seed), F,
                                  table=None if table is None else table[0])
-  fitted = []
+  fitted, family_options = [], {}
+  skips, first_error = [], None
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     for fam in families:
+      if fam == "loss_vs_compute" and "approach2" in family_options.get(
+          "_skipped", ()):
+        continue   # fits Approach 2's minima: none
       opts = _options_for(options, fam)
       chosen, primary = methods_lib.resolve(fam, _choice(fam, choices, opts))
-      for method in chosen:
-        try:
-          res = method.fit(inputs, dict(opts))
-        except methods_lib.MethodSkipped as e:
-          warnings.warn(f"{method.label} skipped: {e}")
+      family_options[fam] = dict(opts)
+      try:
+        fam_fits = _fit_family(chosen, inputs, opts, budgets)
+      except ScalingDataError as e:
+        if fam not in skip_unfittable:
+          raise
+        first_error = first_error or e
+        family_options.setdefault("_skipped", []).append(fam)
+        number = {v: k for k, v in APPROACH_FAMILIES.items()}.get(fam, fam)
+        skips.append(f"Approach {number} skipped: {' '.join(str(e).split())}"
+                     + (f" {skip_hint}" if skip_hint else ""))
+        continue
+      for method, res, entry, fam_warnings in fam_fits:
+        for w in fam_warnings:
+          warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if res is None:
           continue
-        fit_schema.add_entry(result, _entry(method, res, budgets),
-                             primary=method is primary)
+        fit_schema.add_entry(result, entry, primary=method is primary)
         fitted.append((method, res, method is primary))
         if method is primary:
           inputs.previous[fam] = res
+  fitted_families = {m.family for m, _, _ in fitted}
+  if skips and not fitted_families - {"loss_vs_compute"} and not (
+      set(families) - set(skip_unfittable) - {"loss_vs_compute"}):
+    raise first_error
+  for msg in skips:
+    warnings.warn(msg)
   result["warnings"] = list(dict.fromkeys(str(w.message) for w in caught))
+  if skipped or skips:  # fit.json says which approaches are missing, and why
+    result["warnings"] = list(skipped) + skips + result["warnings"]
   result["provenance"] = _provenance(in_prov, curves, seed, bootstrap,
                                      command_line)
   result = fit_schema.jsonable(result)
+  ctx = methods_lib.CheckContext(
+      runs=runs, families=families, choices=choices,
+      options={f: _options_for(options, f) for f in fit_schema.FAMILIES},
+      bootstrap=int(bootstrap), seed=int(seed), flops_per_token=F,
+      fitted=dict(inputs.previous))
+  records = {}
+  for key, reason in (checks or {}).items():
+    check = methods_lib.CHECKS[key]
+    records[key] = check.run(ctx) if reason is None else check.skipped(reason)
+  if out_dir:
+    os.makedirs(out_dir, exist_ok=True)
+    if plots:
+      written = _write_plots(result, fitted, runs, curves, out_dir)
+      if written is not None:
+        result["plots"] = written
+    if plots and report_plots:
+      extra = ([approach1_plots.plot_loss_curves(
+          curves, os.path.join(out_dir, "loss_curves.png"))]
+               if curves is not None else [])
+      extra += [methods_lib.CHECKS[k].plot(fit_schema.jsonable(r), out_dir)
+                for k, r in records.items() if methods_lib.CHECKS[k].plot]
+      extra = [os.path.basename(p) for p in extra if p]
+      if extra:
+        result.setdefault("plots", []).extend(extra)
+  for key, record in records.items():
+    fit_schema.set_check(result, key, record)
   if out_dir:
     write_outputs(result, out_dir)
-    if plots:
-      _write_plots(result, fitted, runs, curves, out_dir)
-  for m in result["warnings"]:
+  for m in result["warnings"][len(skipped) + len(skips):]:
     warnings.warn(m)
   return result
+
+
+def _fit_family(chosen, inputs, opts, budgets):
+  """[(method, result or None, fit.json entry or None, its warnings)].
+
+  A method that does not apply (MethodSkipped) leaves only its warning; a
+  ScalingDataError propagates, and the family's warnings with it are
+  dropped (a skipped family leaves nothing behind).
+  """
+  out = []
+  for method in chosen:
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter("always")
+      try:
+        res = method.fit(inputs, dict(opts))
+      except methods_lib.MethodSkipped as e:
+        warnings.warn(f"{method.label} skipped: {e}")
+        res = None
+    out.append((method, res,
+                None if res is None else _entry(method, res, budgets),
+                list(caught)))
+  return out
 
 
 def _provenance(in_prov, curves, seed, bootstrap, command_line) -> Dict[str, Any]:
@@ -234,12 +324,14 @@ def _provenance(in_prov, curves, seed, bootstrap, command_line) -> Dict[str, Any
   return prov
 
 
-def _write_plots(result, fitted, runs, curves, out_dir) -> None:
+def _write_plots(result, fitted, runs, curves, out_dir) -> Optional[List[str]]:
+  """Each fitted method's plots and the frontier; their file names (None:
+  no matplotlib, with a warning)."""
   try:
     plots_lib.require_matplotlib()
   except ImportError as e:
     warnings.warn(f"plots skipped: {e}")
-    return
+    return None
   written: List[str] = []
   for method, res, primary in fitted:
     if hasattr(res, "plot"):
@@ -250,8 +342,7 @@ def _write_plots(result, fitted, runs, curves, out_dir) -> None:
     path = os.path.join(out_dir, "frontier.png")
     plots_lib.plot_frontier(frontier, result["budgets"], path)
     written.append(os.path.basename(path))
-  result["plots"] = written
-  fit_schema.write(result, os.path.join(out_dir, "fit.json"))
+  return written
 
 
 def write_outputs(result: Dict[str, Any], out_dir: str) -> None:

@@ -8,7 +8,8 @@ family, so a family module may import the registry at its top.
 A new family is a new folder ``scaling/<family>/`` with a ``method.py`` that
 calls ``registry.register(FitMethod(...))``, its name in
 ``scaling.report.fit_schema.FAMILIES`` (the fit.json slot and order), and
-one import line below.
+one import line below. Checks run after the families (``registry.Check``)
+are registered the same way.
 """
 from scaling.approach1 import method as approach1  # noqa: F401
 from scaling.approach2 import method as approach2  # noqa: F401
@@ -16,3 +17,6 @@ from scaling.approach3 import method as approach3  # noqa: F401
 from scaling.loss_vs_compute import method as loss_vs_compute  # noqa: F401
 from scaling.loss_vs_compute import loss_power_law  # noqa: F401
 from scaling.powerlaw import method as powerlaw  # noqa: F401
+
+# Checks (registry.register_check), run by the pass after the families.
+from scaling.approach2 import extrapolation  # noqa: F401

@@ -101,6 +101,15 @@ def set_extrapolation(result: Dict[str, Any], record: Dict[str, Any]) -> None:
   result["extrapolation"] = jsonable(record)
 
 
+def set_check(result: Dict[str, Any], key: str, record: Dict[str, Any]) -> None:
+  """Stores a registered check's record under its key (validated when the
+  schema knows the check)."""
+  if key == "extrapolation":
+    set_extrapolation(result, record)
+  else:
+    result[key] = jsonable(record)
+
+
 def extrapolation(result: Dict[str, Any]) -> Optional[Dict[str, Any]]:
   """The extrapolation check's record, or None (files without one)."""
   return result.get("extrapolation") or None

@@ -174,3 +174,54 @@ def optimal_rows(pred: Dict[str, np.ndarray], budgets: Sequence[float],
         row[f"{k}_ci"] = [float(band[k][0][i]), float(band[k][1][i])]
     rows[f"{C:.3g}"] = row
   return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckContext:
+  """What a check sees: the pass's inputs and its fitted families."""
+  runs: Any
+  """scaling.io.types.Runs (final losses) or None."""
+  families: Tuple[str, ...]
+  """Families the pass was asked to fit."""
+  choices: Dict[str, Optional[str]]
+  """Method choice per family (e.g. {'approach2': 'akima'})."""
+  options: Dict[str, Dict[str, Any]]
+  """Options per family name (as FitMethod.fit takes them)."""
+  bootstrap: int
+  """Bootstrap replicates of the pass."""
+  seed: int
+  """Bootstrap seed of the pass."""
+  flops_per_token: Any
+  """F(N) of the runs' convention (scaling.numerics.token_flops.TokenFlops)."""
+  fitted: Dict[str, Any]
+  """Primary result of every family that was fitted, by family."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+  """A check the analysis pass runs after fitting the families.
+
+  Its record is stored under ``key`` in fit.json (``scaling.report.
+  fit_schema``); ``plot`` (optional) draws it into the report directory.
+  """
+  key: str
+  """fit.json key of its record, e.g. 'extrapolation'."""
+  label: str
+  """One line saying what it checks."""
+  run: Callable[[CheckContext], Dict[str, Any]]
+  """Runs the check, returning its fit.json record."""
+  skipped: Callable[[str], Dict[str, Any]]
+  """The record of a check not run, with the one-line reason."""
+  plot: Optional[Callable[[Dict[str, Any], str], Optional[str]]] = None
+  """(record, out_dir) -> the file name it wrote, or None."""
+
+
+CHECKS: Dict[str, Check] = {}
+
+
+def register_check(check: Check) -> Check:
+  """Adds a check; a key may be registered once."""
+  if check.key in CHECKS:
+    raise ValueError(f"check {check.key!r} registered twice")
+  CHECKS[check.key] = check
+  return check
