@@ -85,7 +85,7 @@ def jobs_from_args(args, dtype: str) -> List[Dict[str, Any]]:
   """[{name, mc, B, T, ref_tokens_per_s}] to measure; ValueError for bad flags."""
   from lm.config import ModelConfig
   if args.config:
-    from lm.config_flags import load_config_file
+    from lm.config.flags import load_config_file
     cd = load_config_file(args.config)
     m = dict(cd.model)
     T = args.T if args.T != 1024 else int(cd.data.seq_len)

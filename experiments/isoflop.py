@@ -11,7 +11,7 @@ import sys
 import time
 
 from absl import flags
-from lm import config_flags
+from lm.config import flags as config_flags
 
 from lm import cli
 from lm.config import ConfigError

@@ -44,7 +44,7 @@ class PlannedRun:
 
   def lm_config(self, base):
     """A copy of ``base`` (the sweep's ``c.lm``) with this run's fields."""
-    from lm.config_dict import ConfigDict
+    from lm.config.config_dict import ConfigDict
     c = ConfigDict(base.to_dict())
     for k, v in self.shape.items():
       c.model[k] = int(v)

@@ -94,7 +94,7 @@ class PlanError(ValueError):
 
 def default_sweep(**overrides: Any):
   """``c.sweep`` with every field of ``SWEEP_FIELDS``, overrides applied."""
-  from lm.config_dict import ConfigDict
+  from lm.config.config_dict import ConfigDict
   unknown = sorted(set(overrides) - set(SWEEP_FIELDS))
   if unknown:
     raise PlanError(f"unknown sweep field {unknown[0]!r} "

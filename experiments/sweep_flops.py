@@ -32,7 +32,7 @@ def planner_flops_per_token(config: Dict[str, Any], max_N: float):
   from lm import flops as flops_lib
   from lm import params as params_lib
   from scaling.numerics.token_flops import TokenFlops
-  from lm.config_dict import ConfigDict
+  from lm.config.config_dict import ConfigDict
   cfg = ConfigDict(config)
   s = cfg.sweep
   T, conv, pconv = int(s.seq_len), s.flop_convention, s.param_convention

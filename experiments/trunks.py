@@ -69,7 +69,7 @@ class PlannedTrunk:
 
   def lm_config(self, base):
     """A copy of the sweep's ``c.lm`` for this trunk."""
-    from lm.config_dict import ConfigDict
+    from lm.config.config_dict import ConfigDict
     c = ConfigDict(base.to_dict())
     for k, v in self.shape.items():
       c.model[k] = int(v)

@@ -4,7 +4,7 @@ r"""Train (or resume) a decoder LM.
       [--config.train.steps=2000 --config.model.d_model=128 ...]
 """
 from absl import flags
-from lm import config_flags
+from lm.config import flags as config_flags
 
 from lm import cli
 from lm.config import ConfigError

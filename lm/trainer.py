@@ -56,7 +56,7 @@ def _crossed(step: int, k: int, every: int) -> bool:
 
 
 def _to_config_dict(config: Any):
-  from lm.config_dict import ConfigDict
+  from lm.config.config_dict import ConfigDict
   if isinstance(config, ConfigDict):
     return config
   return ConfigDict(config)

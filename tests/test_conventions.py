@@ -15,7 +15,7 @@ from experiments import planner
 from experiments.analyze import analyze
 from experiments.ledger import Ledger
 from experiments.sweep_flops import planner_flops_per_token
-from lm.config_dict import ConfigDict
+from lm.config.config_dict import ConfigDict
 from tests.helpers.planner_cfg import sweep_cfg
 
 # Epoch's refit of Chinchilla (Besiroglu et al. 2024), rescaled to tiny N.

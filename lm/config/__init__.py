@@ -1,12 +1,12 @@
 """Typed configuration for the decoder LM: the ConfigDict -> dataclass boundary.
 
-Config flows one way: an ``lm.config_dict.ConfigDict`` (absl ``--config.x=y``
+Config flows one way: an ``lm.config.config_dict.ConfigDict`` (absl ``--config.x=y``
 overrides) is converted once, here (``from_config_dict``), into frozen
 dataclasses. Modules below the boundary only ever see these dataclasses.
 
 This module is also the one import path of the config types. They are
-defined in ``lm.config_sections`` (model, data, train sections),
-``lm.mesh_config`` (mesh section, sharding rules) and ``lm.validation``
+defined in ``lm.config.sections`` (model, data, train sections),
+``lm.config.mesh`` (mesh section, sharding rules) and ``lm.validation``
 (``ConfigError`` and the field checks).
 """
 from __future__ import annotations
@@ -14,10 +14,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Optional, Tuple
 
-from lm.config_sections import DataConfig, ModelConfig, TrainConfig
-from lm.mesh_config import (DEFAULT_RULES, MESH_AXES, MeshConfig,
+from lm.config.sections import DataConfig, ModelConfig, TrainConfig
+from lm.config.mesh import (DEFAULT_RULES, MESH_AXES, MeshConfig,
                             check_launch_fields, mesh_shape, mesh_values)
 from lm.validation import ConfigError
+from lm.config.config_dict import ConfigDict
 
 __all__ = [
     "ConfigError", "Config", "ModelConfig", "DataConfig", "TrainConfig",
@@ -127,7 +128,6 @@ def default_config_dict(**overrides: Mapping[str, Any]):
   Config files start from this so that any ``--config.<section>.<key>=``
   override is valid. ``model`` has no defaults for its sizes: pass them.
   """
-  from lm.config_dict import ConfigDict
   sections = {
       "data": config_dict_of(DataConfig()),
       "train": config_dict_of(TrainConfig()),

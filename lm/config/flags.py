@@ -28,7 +28,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 from absl import flags
 
-from lm.config_dict import ConfigDict, coerce
+from lm.config.config_dict import ConfigDict, coerce
 
 _CONFIG_FLAGS: List[Tuple[str, flags.FlagValues]] = []  # (name, registry)
 

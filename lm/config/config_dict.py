@@ -2,7 +2,7 @@
 
 The project's own small replacement for ``ml_collections.ConfigDict`` (which
 bare GPU/TPU images lack). Config files build one in ``get_config()``;
-``lm.config_flags`` applies ``--config.a.b=value`` overrides to it; ``lm.config``
+``lm.config.flags`` applies ``--config.a.b=value`` overrides to it; ``lm.config``
 converts it once into frozen dataclasses.
 
 - ``c.a`` and ``c["a"]`` both work; dict values become ConfigDicts.
