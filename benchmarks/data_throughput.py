@@ -170,12 +170,12 @@ def _uncached(args, src, tok, n_tokens: int, cached_tok_s: float,
   """3. Uncached: the stream packer tokenizing on the training thread, timed
   from a fresh packer over one pass of the corpus (it reads ahead, so a
   warm-up call would tokenize much of a small corpus untimed)."""
-  from lm.data import pipeline
+  from lm.data import dataset
   from lm.data.stream_packer import StreamPacker
   B, K, P = args.B, args.steps_per_call, args.processes
   docs = src.sp_corpus.documents()
   packer = StreamPacker(_DocReader(docs), tok, args.T, B,
-                        pipeline.local_rows(B, 0, P))
+                        dataset.local_rows(B, 0, P))
   calls = max(1, n_tokens // (K * B * (args.T + 1)))
   t0 = time.perf_counter()
   for _ in range(calls):
