@@ -11,9 +11,10 @@ import math
 from typing import Any, Dict
 
 from experiments.sweep_config import PlanError, _positive
+from scaling.report import fit_schema
+from scaling.approach3 import optimum
 
 def _read_fit(path: str) -> Dict[str, Any]:
-  from scaling.report import fit_schema
   try:
     return fit_schema.read(path)
   except fit_schema.FitFileError as e:
@@ -30,7 +31,6 @@ SIX_N_CONVENTIONS = {"6N", "6ND"}
 
 def _check_conventions(fit: Dict[str, Any], s) -> None:
   """Refuses a fit.json whose C or N is counted differently from the sweep."""
-  from scaling.report import fit_schema
   conv = fit_schema.conventions(fit)
   c, p = conv.get("flop_convention"), conv.get("param_convention")
   if c is None:
@@ -71,7 +71,6 @@ def center_N(budget: float, sweep_cfg, flops_per_token=None) -> float:
   _check_conventions(fit, s)
   a3, a2 = fit.get("approach3") or {}, fit.get("approach2") or {}
   if _finite(*(a3.get(k) for k in ("A", "B", "alpha", "beta"))):
-    from scaling.approach3 import optimum
     F = None if s.flop_convention in SIX_N_CONVENTIONS else flops_per_token
     if F is None and s.flop_convention not in SIX_N_CONVENTIONS:
       raise PlanError("center_N: a non-6N convention needs flops_per_token")

@@ -42,6 +42,7 @@ from experiments.runners.base import Outcome, RunTask
 from lm import logs
 from lm import workdir as workdir_lib
 from lm.config import ConfigError
+from lm import sharding
 
 
 class SweepConfigChanged(ValueError):
@@ -179,7 +180,6 @@ def run_sweep(cfg, workdir: str, *, executor: str = "local",
   ``plan``: ``cfg``'s plan when the caller has made it already (else made
   here, counting the data's unique tokens for the epoch guard).
   """
-  from lm import sharding
   if plan is None:
     plan = planner_lib.make_plan(
         cfg, unique_train_tokens=planner_lib.count_unique_tokens(cfg))

@@ -15,6 +15,11 @@ import warnings
 from typing import Any, Dict, Optional
 
 import numpy as np
+from experiments import shape_search
+from lm import flops as flops_lib
+from lm import params as params_lib
+from scaling.numerics.token_flops import TokenFlops
+from lm.config.config_dict import ConfigDict
 
 _MATCH_RTOL = 1e-6
 
@@ -28,11 +33,6 @@ def planner_flops_per_token(config: Dict[str, Any], max_N: float):
   produce, continuous in between, and F/N is held beyond the ends. Returns
   a ``scaling.numerics.token_flops.TokenFlops``.
   """
-  from experiments import shape_search
-  from lm import flops as flops_lib
-  from lm import params as params_lib
-  from scaling.numerics.token_flops import TokenFlops
-  from lm.config.config_dict import ConfigDict
   cfg = ConfigDict(config)
   s = cfg.sweep
   T, conv, pconv = int(s.seq_len), s.flop_convention, s.param_convention

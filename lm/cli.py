@@ -23,6 +23,7 @@ import warnings
 from typing import Callable, Optional, Sequence
 
 from absl import app, flags
+from lm.config import flags as config_flags
 
 EXIT_USAGE = 2       # bad flags / config / input / environment
 EXIT_DIVERGED = 3    # NaN/Inf loss
@@ -168,7 +169,6 @@ def fail(message: str, code: int = EXIT_USAGE, exc: Optional[BaseException] = No
 
 
 def _parse_flags(argv: Sequence[str]):
-  from lm.config import flags as config_flags
   try:
     return config_flags.parse(argv)  # absl flags + --config.<key>=value
   except (KeyboardInterrupt, SystemExit):

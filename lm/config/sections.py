@@ -10,6 +10,7 @@ import dataclasses
 from typing import Tuple
 
 from lm.validation import ConfigError, _is_int, check_int, check_real, check_type
+from lm import schedules
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +155,6 @@ class TrainConfig:
   profile_steps: Tuple[int, ...] = ()  # (a, b): trace steps a+1..b (lm.profiling)
 
   def _validate_schedule(self) -> None:
-    from lm import schedules  # pylint: disable=g-import-not-at-top
     for name, valid in (("schedule", schedules.SCHEDULE_NAMES),
                         ("cooldown_shape", schedules.COOLDOWN_SHAPE_NAMES)):
       if getattr(self, name) not in valid:

@@ -9,7 +9,7 @@ from scaling.approach3 import parametric
 def require_matplotlib():
   """Returns pyplot on the Agg backend, or raises an actionable ImportError."""
   try:
-    import matplotlib
+    import matplotlib  # heavy optional dependency (scalinglm[plots]): lazily
   except ImportError:
     raise ImportError(
         "plots need matplotlib: pip install 'scalinglm[plots]'") from None
