@@ -32,6 +32,7 @@ from scaling.approach2 import extrapolation
 from scaling.io.curves import branch_curves, load_workdir_curves
 from scaling.io.loaders import load_runs
 from scaling.io.types import ScalingDataError
+from scaling.numerics.intervals import format_interval
 from scaling.report import fit_schema
 from scaling.report.analysis import run_fit
 
@@ -166,9 +167,7 @@ def _sweep_summary(records, meta, workdir: str) -> Dict[str, Any]:
 
 
 def _fmt_ci(value, ci) -> str:
-  if ci is None or ci[0] is None:
-    return f"{value:.4g}"
-  return f"{value:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]"
+  return format_interval(value, ci)
 
 
 def _interval_note(d: Dict[str, Any]) -> str:

@@ -36,7 +36,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from scaling.io.loaders import ScalingDataError
-from scaling.numerics.loglinear import percentile_ci, wls_line
+from scaling.numerics.intervals import percentile_interval
+from scaling.numerics.loglinear import wls_line
 
 _WARN_FRACTION = 0.05   # warn when more replicates than this fail / lie off-grid.
 MIN_STD_FACTOR = 0.33   # Porian et al. 2024 min_std_factor.
@@ -207,7 +208,7 @@ def power_laws(rows, rep, F, weighted, ci_level, R) -> Dict[str, Any]:
                "log_k_D": si_D[ok]}
     for name, s in (("a", sa), ("b", sb), ("k_N", np.exp(si_N)),
                     ("k_D", np.exp(si_D))):
-      ci[name] = percentile_ci(s[ok], ci_level)
+      ci[name] = percentile_interval(s[ok], ci_level)
   n_failed = R - int(samples["a"].size) if R else 0
   n_eff = float(wN.sum()**2 / (wN**2).sum())
   return dict(a=float(a), b=float(b), k_N=float(np.exp(log_k_N)), n_eff=n_eff,

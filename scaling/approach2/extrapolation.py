@@ -45,6 +45,7 @@ from scaling.approach2 import estimators as est_lib
 from scaling.report import registry as methods_lib
 from scaling.numerics import token_flops
 from scaling.numerics.budgets import group_budgets
+from scaling.numerics.intervals import format_interval
 from scaling.io.loaders import ScalingDataError
 # The registered methods the check refits (their register() calls):
 from scaling.approach2 import method as _approach2  # noqa: F401
@@ -291,8 +292,7 @@ def check_extrapolation(runs, *, estimator: str = est_lib.DEFAULT_ESTIMATOR,
 
 
 def _fmt(v, ci=None) -> str:
-  s = f"{v:.4g}"
-  return s + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci and None not in ci else "")
+  return format_interval(v, ci)
 
 
 def summary_lines(d: Optional[Dict[str, Any]]) -> List[str]:

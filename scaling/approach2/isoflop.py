@@ -42,7 +42,7 @@ from scaling.approach2 import seed_noise as noise_lib
 from scaling.numerics import token_flops as flops_lib
 from scaling.numerics.budgets import GAP_DECADES, group_budgets  # noqa: F401 (re-export)
 from scaling.io.loaders import ScalingDataError, complete_6nd
-from scaling.numerics.loglinear import percentile_bands
+from scaling.numerics.intervals import percentile_bands
 
 _MIN_BOOTSTRAP_FOR_WEIGHTS = 20
 SCHEMES = ("runs", "seed_noise")

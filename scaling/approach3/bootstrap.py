@@ -30,6 +30,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from scaling.numerics import huber as huber_lib
+from scaling.numerics import intervals
 from scaling.numerics import lbfgs
 from scaling.approach3 import parametric
 from scaling.approach3 import vpnls
@@ -157,8 +158,7 @@ def bootstrap_parametric(N, D, loss, *, n_resamples: Optional[int] = None,
     q, interval = (2.5, 97.5), "percentile 2.5-97.5% (95%)"
   else:
     q, interval = (10.0, 90.0), "percentile 10-90% (Hoffmann et al. 2022)"
-  ci = {k: (float(np.percentile(v, q[0])), float(np.percentile(v, q[1])))
-        for k, v in samples.items()}
+  ci = intervals.percentile_intervals(samples, q=q)
   return BootstrapResult(
       point=point, samples=samples, ci=ci, interval=interval, scheme=scheme,
       n_resamples=n_resamples, seed=seed, method=method,

@@ -12,6 +12,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from scaling.numerics import intervals
 from scaling.report import registry as methods
 from scaling.approach3 import parametric
 from scaling.report import plots as plots_lib
@@ -60,7 +61,7 @@ class Approach3Result:
     q = self.boot.percentiles
     draws = {"N_opt": f["N_opt"], "D_opt": f["D_opt"],
              "tokens_per_param": f["D_opt"] / f["N_opt"], "loss": L}
-    return {k: tuple(np.nanpercentile(v, q, axis=-1)) for k, v in draws.items()}
+    return intervals.percentile_bands(draws, q=q)
 
   def quantities(self):
     ci = {} if self.boot is None else self.boot.ci

@@ -27,6 +27,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from scaling.numerics import huber as huber_lib
+from scaling.numerics import intervals
 from scaling.powerlaw import law as powerlaw
 
 CITATION = "Porian et al. 2024, arXiv:2406.19146 (saturating loss-compute fit)"
@@ -81,7 +82,7 @@ class SaturationFit:
       s = self.samples
       L = s["E"][:, None] + s["A"][:, None] * C.ravel()[None] ** -s["gamma"][
           :, None]
-      q = 50.0 * (1.0 - self.level), 50.0 * (1.0 + self.level)
+      q = intervals.central_percentiles(self.level)
       out["L_opt_ci"] = (np.percentile(L, q[0], 0).reshape(C.shape),
                          np.percentile(L, q[1], 0).reshape(C.shape))
     return out

@@ -5,6 +5,8 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from scaling.numerics.intervals import percentile_bands
+
 
 def wls_line(x: np.ndarray, y: np.ndarray, w: np.ndarray):
   """Weighted least-squares line y = icpt + slope x, batched over rows of y, w.
@@ -29,13 +31,6 @@ def power_law_predict(k_N, a, k_D, b, C) -> Dict[str, np.ndarray]:
   return {"N_opt": N_opt, "D_opt": D_opt, "tokens_per_param": D_opt / N_opt}
 
 
-def percentile_bands(draws: Dict[str, np.ndarray], ci_level: float
-                     ) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-  """Central percentile bands over the last axis of every draw array."""
-  q = 50.0 * (1.0 - ci_level), 50.0 * (1.0 + ci_level)
-  return {k: tuple(np.nanpercentile(v, q, axis=-1)) for k, v in draws.items()}
-
-
 def power_law_bands(samples: Dict[str, np.ndarray], ci_level: float, C
                     ) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
   """Percentile bands of N*, D*, D*/N* at C from bootstrap draws of
@@ -50,8 +45,3 @@ def power_law_bands(samples: Dict[str, np.ndarray], ci_level: float, C
   draws["tokens_per_param"] = draws["D_opt"] / draws["N_opt"]
   return percentile_bands(draws, ci_level)
 
-
-def percentile_ci(values: np.ndarray, ci_level: float) -> Tuple[float, float]:
-  q = 50.0 * (1.0 - ci_level), 50.0 * (1.0 + ci_level)
-  lo, hi = np.percentile(values, q)
-  return float(lo), float(hi)

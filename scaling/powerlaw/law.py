@@ -28,6 +28,7 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from scaling.numerics import huber as huber_lib
+from scaling.numerics import intervals
 from scaling.numerics import lbfgs
 
 CITATION = "Kaplan et al. 2020, arXiv:2001.08361, Eqs. 1.1-1.3"
@@ -245,10 +246,9 @@ def fit_offset_law(logx, logy, w, *, delta: Optional[float] = None,
 
 def percentile_cis(samples, level):
   """({name: (lo, hi)}, the interval's text) of bootstrap ``samples``."""
-  q = 50.0 * (1.0 - level), 50.0 * (1.0 + level)
+  q = intervals.central_percentiles(level)
   interval = f"percentile {q[0]:g}-{q[1]:g}% ({100 * level:g}%) bootstrap"
-  return {k: (float(np.percentile(v, q[0])), float(np.percentile(v, q[1])))
-          for k, v in samples.items()}, interval
+  return intervals.percentile_intervals(samples, q=q), interval
 
 
 def fit_powerlaw(X, y, *, names: Optional[Sequence[str]] = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 
+from scaling.numerics.intervals import format_interval
 from scaling.report import fit_schema
 
 _OPT = (("N_opt", "N*"), ("D_opt", "D*"), ("tokens_per_param", "D*/N*"),
@@ -15,12 +16,7 @@ _OPT = (("N_opt", "N*"), ("D_opt", "D*"), ("tokens_per_param", "D*/N*"),
 
 
 def _fmt(v, ci=None, sig=4) -> str:
-  if v is None:
-    return "-"
-  s = f"{v:.{sig}g}"
-  if ci and ci[0] is not None and ci[1] is not None:
-    s += f" [{ci[0]:.{sig - 1}g}, {ci[1]:.{sig - 1}g}]"
-  return s
+  return format_interval(v, ci, sig, ci_sig=sig - 1)
 
 
 def interval_text(entry: Dict[str, Any]) -> str:
