@@ -11,6 +11,7 @@ import math
 from typing import Any, Dict
 
 from experiments.sweep_config import PlanError, _positive
+from lm import flops as flops_lib
 from scaling.report import fit_schema
 from scaling.approach3 import optimum
 
@@ -25,8 +26,10 @@ def _finite(*vals) -> bool:
   return all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals)
 
 
-# C = 6 N D under either name (scaling's built-in data say "6ND").
-SIX_N_CONVENTIONS = {"6N", "6ND"}
+# C = 6 N D under either name (scaling's built-in data say "6ND"): the names
+# of lm.flops' 6N entry.
+SIX_N_CONVENTIONS = frozenset(
+    (flops_lib.REGISTRY["6N"].name,) + flops_lib.REGISTRY["6N"].aliases)
 
 
 def _check_conventions(fit: Dict[str, Any], s) -> None:
@@ -39,7 +42,7 @@ def _check_conventions(fit: Dict[str, Any], s) -> None:
         "convention of its C (written before fit.json schema 2, or from a "
         "CSV without one); refit it with python -m scaling.fit or "
         "experiments.analyze")
-  same_c = c == s.flop_convention or {c, s.flop_convention} <= SIX_N_CONVENTIONS
+  same_c = flops_lib.same_convention(c, s.flop_convention)
   if not same_c:
     raise PlanError(
         f"sweep.center={s.center!r}: the fit counts C as {c!r} but this sweep "

@@ -24,6 +24,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from lm import flops as flops_lib
 from scaling.io.types import ScalingDataError
 
 # Largest known training runs are ~2e12 parameters, ~4e13 tokens, ~5e26 FLOPs.
@@ -32,9 +33,6 @@ TYPICAL = {"N": (1e3, 1e14), "D": (1e4, 1e16), "C": (1e6, 1e28),
 PHYSICAL = {"N": (1.0, 1e16), "D": (1.0, 1e18), "C": (1.0, 1e32),
             "loss": (1e-6, 1e3)}
 LOOSE_C_FACTOR = 8.0
-# (flop_convention, param_convention of N) pairs under which C = 6 N D exactly.
-_SIX_ND = {("6N", "total"), ("6ND", "total"), ("6N", None), ("6ND", None),
-           ("6N_nonembedding", "non_embedding")}
 
 
 def _error(msg: str):
@@ -94,7 +92,7 @@ def _check_C(runs, source: str, convention: str,
   if flops_per_token is not None and all(f is not None for f in flops_per_token):
     expected, what, tol = runs.D * np.asarray(flops_per_token, float), \
         "D x flops_per_token", 1e-6
-  elif (convention, runs.provenance.get("param_convention")) in _SIX_ND:
+  elif flops_lib.is_six_nd(convention, runs.provenance.get("param_convention")):
     expected, what, tol = 6.0 * runs.N * runs.D, "6ND", 0.01
   else:
     ratio = C / (6.0 * runs.N * runs.D)
