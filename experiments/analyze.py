@@ -92,7 +92,9 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
             plots: bool = True, isoflop_scheme: Optional[str] = None,
             isoflop_estimator: Optional[str] = None,
             isoflop_on_edge: Optional[str] = None,
-            settings: Optional[AnalysisSettings] = None) -> Dict[str, Any]:
+            settings: Optional[AnalysisSettings] = None,
+            estimator_options: Optional[Dict[str, Any]] = None
+            ) -> Dict[str, Any]:
   """Fits the ledger in ``workdir``; writes and returns the report dict.
 
   Turns the workdir into runs + curves + settings, calls the one analysis
@@ -100,7 +102,8 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
   extrapolation check, fit.json/.md/.tex and plots written once) and adds
   the sweep's own summary (report.md). Settings come from the sweep
   config's ``analysis`` section (sweep.json), then ``settings`` if given,
-  then the keyword overrides.
+  then the keyword overrides (``estimator_options``: {setting: value} of
+  ``scaling.approach2.estimators.OPTIONS``, e.g. {'isoflop_k': 7}).
   """
   requested = tuple(approaches)
 
@@ -117,7 +120,8 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
         (meta.get("config") or {}).get("analysis"))
   settings = settings.with_overrides(
       bootstrap=bootstrap, seed=seed, isoflop_scheme=isoflop_scheme,
-      isoflop_estimator=isoflop_estimator, isoflop_on_edge=isoflop_on_edge)
+      isoflop_estimator=isoflop_estimator, isoflop_on_edge=isoflop_on_edge,
+      **(estimator_options or {}))
   runs = load_runs(ledger_path)
   curves, no_curves = (_curves(workdir, settings, records) if 1 in approaches
                        else (None, None))
@@ -271,7 +275,9 @@ def main(argv):
   report = analyze(argv[1], bootstrap=FLAGS.bootstrap, approaches=approaches,
                    isoflop_scheme=FLAGS.isoflop_scheme,
                    isoflop_estimator=FLAGS.isoflop_estimator,
-                   isoflop_on_edge=FLAGS.isoflop_on_edge)
+                   isoflop_on_edge=FLAGS.isoflop_on_edge,
+                   estimator_options={o.setting: FLAGS[o.setting].value
+                                      for o in isoflop_estimators.OPTIONS})
   print(summary_text(report))
   print(f"report: {os.path.join(argv[1], 'report', 'report.md')}")
 
@@ -292,4 +298,9 @@ if __name__ == "__main__":
                     "Approach 2: drop or keep budgets whose parabola vertex "
                     "is outside the sampled sizes (default: the sweep "
                     "config's analysis.isoflop_on_edge, else 'drop').")
+  for o in isoflop_estimators.OPTIONS:  # one flag per estimator option
+    (flags.DEFINE_integer if o.kind is int else flags.DEFINE_float)(
+        o.setting, None, f"{o.help} (default: the sweep config's "
+        f"analysis.{o.setting}, else {o.default}).",
+        lower_bound=o.flag_lower_bound)
   cli.run(main)

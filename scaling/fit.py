@@ -53,14 +53,11 @@ _ESTIMATOR = flags.DEFINE_string(
     "isoflop_estimator", isoflop_estimators.DEFAULT_ESTIMATOR,
     "Approach 2 per-budget estimator (" + ", ".join(isoflop_estimators.ESTIMATORS)
     + ") or 'all' (every one; the default is primary), printed side by side.")
-_LOCAL_K = flags.DEFINE_integer("isoflop_k", isoflop_estimators.LOCAL_K,
-                                "local_parabola: sizes nearest the observed "
-                                "minimum.")
-_WINDOW = flags.DEFINE_float(
-    "isoflop_window_decades", isoflop_estimators.LOCAL_WINDOW_DECADES,
-    "local_parabola: largest distance (decades of N) from the observed "
-    "minimum of a size in its window (the 3 nearest always count).",
-    lower_bound=1e-9)
+# One flag per estimator option (scaling.approach2.estimators.OPTIONS).
+_EST_OPTIONS = {
+    o.setting: (flags.DEFINE_integer if o.kind is int else flags.DEFINE_float)(
+        o.setting, o.default, o.help + ".", lower_bound=o.flag_lower_bound)
+    for o in isoflop_estimators.OPTIONS}
 _NOISE = flags.DEFINE_float("seed_noise_std", None, "Approach 2 seed_noise: "
                             "stated run-to-run loss std (default: measured "
                             "from seed repeats, else residual-based).")
@@ -160,8 +157,8 @@ def _fit_args():
   kw.update(approaches=approaches, curves=curves, options={
       2: {"scheme": _SCHEME.value, "weighted": _WEIGHTED.value,
           "on_edge": _ON_EDGE.value, "seed_noise_std": _NOISE.value,
-          "estimator_options": {"local_parabola": {
-              "k": _LOCAL_K.value, "window_decades": _WINDOW.value}}}})
+          "estimator_options": isoflop_estimators.estimator_options(
+              {k: f.value for k, f in _EST_OPTIONS.items()})}})
   return runs, kw
 
 

@@ -318,8 +318,89 @@ register(Estimator(
     locate_huber_parabola, ("delta",), profile=_quadratic_profile))
 
 
+@dataclasses.dataclass(frozen=True)
+class EstimatorOption:
+  """One estimator option, reachable from both command lines.
+
+  ``scaling.fit`` defines the flag ``--<setting>`` from it and
+  ``experiments.analysis_settings`` the field ``analysis.<setting>`` (and
+  ``experiments.analyze`` passes it on): adding an entry to ``OPTIONS``
+  makes a new keyword of an estimator's ``locate`` reachable from both
+  without editing either.
+  """
+  estimator: str
+  """The estimator whose ``locate`` takes it (a key of ESTIMATORS)."""
+  name: str
+  """The keyword of ``locate``."""
+  setting: str
+  """Flag and ``analysis`` field name, e.g. 'isoflop_k'."""
+  kind: type
+  """int or float."""
+  default: Any
+  """Default of the flag and field; None: not passed (``locate``'s own
+  default applies)."""
+  help: str
+  """One line for the flag's help and the config docs."""
+  lower_bound: float
+  """Smallest valid value (flag bound and config check)."""
+  strict: bool = False
+  """True: the value must exceed lower_bound (the flag uses lower_bound +
+  its smallest step)."""
+  what: str = ""
+  """The config error's 'must be ...' text."""
+  flag_lower_bound: Optional[float] = None
+  """The absl flag's lower_bound (None: unbounded; the fit checks)."""
+
+  def __post_init__(self):
+    if self.kind not in (int, float):
+      raise ValueError(f"option {self.setting}: kind must be int or float")
+    if self.name not in inspect.signature(get(self.estimator).locate).parameters:
+      raise ValueError(f"option {self.setting}: {self.estimator}'s locate "
+                       f"takes no {self.name!r}")
+
+  def valid(self, value) -> bool:
+    """Whether ``value`` is acceptable (None only when the default is None)."""
+    if value is None:
+      return self.default is None
+    if isinstance(value, bool) or not isinstance(
+        value, (int,) if self.kind is int else (int, float)):
+      return False
+    return value > self.lower_bound if self.strict else value >= self.lower_bound
+
+
+def estimator_options(values: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+  """{estimator: {option: value}} from {setting: value} (None values are
+  left out: the estimator's default applies)."""
+  out: Dict[str, Dict[str, Any]] = {}
+  for o in OPTIONS:
+    v = values.get(o.setting, o.default)
+    if v is not None:
+      out.setdefault(o.estimator, {})[o.name] = o.kind(v)
+  return out
+
+
 def get(name: str) -> Estimator:
   if name not in ESTIMATORS:
     raise ValueError(f"unknown isoflop estimator {name!r} (valid: "
                      f"{', '.join(ESTIMATORS)}, or 'all')")
   return ESTIMATORS[name]
+
+
+# Options reachable from the command lines (flags and analysis fields are
+# generated from these entries; see EstimatorOption).
+OPTIONS: Tuple[EstimatorOption, ...] = (
+    EstimatorOption("local_parabola", "k", "isoflop_k", int, LOCAL_K,
+                    "local_parabola: sizes nearest the observed minimum",
+                    lower_bound=3, what="an integer >= 3"),
+    EstimatorOption("local_parabola", "window_decades",
+                    "isoflop_window_decades", float, LOCAL_WINDOW_DECADES,
+                    "local_parabola: largest distance (decades of N) from the "
+                    "observed minimum of a size in its window (the 3 nearest "
+                    "always count)", lower_bound=0.0, strict=True,
+                    what="a positive number of decades", flag_lower_bound=1e-9),
+    EstimatorOption("huber_parabola", "delta", "isoflop_huber_delta", float,
+                    None, "huber_parabola: Huber threshold delta on the "
+                    f"log-loss residuals (default: {HUBER_DELTA:g}, Marin's "
+                    "robust_quad_logx)", lower_bound=0.0, strict=True,
+                    what="a positive number or None", flag_lower_bound=1e-12),
+)
