@@ -32,9 +32,9 @@ from scaling.approach2 import extrapolation
 from scaling.io.curves import branch_curves, load_workdir_curves
 from scaling.io.loaders import load_runs
 from scaling.io.types import ScalingDataError
-from scaling.numerics.intervals import format_interval
 from scaling.report import fit_schema
 from scaling.report.analysis import run_fit
+from scaling.report.summary import fit_summary_lines
 
 
 
@@ -170,37 +170,6 @@ def _sweep_summary(records, meta, workdir: str) -> Dict[str, Any]:
   }
 
 
-def _fmt_ci(value, ci) -> str:
-  return format_interval(value, ci)
-
-
-def _interval_note(d: Dict[str, Any]) -> str:
-  """' (interval: <procedure>)' from a fit.json entry."""
-  proc = d.get("interval_procedure")
-  return f" (interval: {proc})" if proc else " (no interval)"
-
-
-def _approach2_lines(fit) -> list:
-  a2 = fit["approach2"]
-  lines = [f"{a2['label']}: per-budget minima (D* = C / F(N*))",
-           f"  {'C':>9} {'N*':>10} {'D*':>12} {'D*/N*':>7} {'L*':>7}"]
-  for m in a2["minima"]:
-    lines.append(f"  {m['C']:9.3g} {m['N_opt']:10.4g} {m['D_opt']:12.4g} "
-                 f"{m['D_opt'] / m['N_opt']:7.1f} {m['L_opt']:7.4f}")
-  for C, why in a2.get("dropped", {}).items():
-    lines.append(f"  dropped C={C}: {why}")
-  ci = a2.get("ci", {})
-  lines.append(f"  N* ∝ C^a: a = {_fmt_ci(a2['a'], ci.get('a'))}; "
-               f"D* ∝ C^b: b = {_fmt_ci(a2['b'], ci.get('b'))}"
-               f"{_interval_note(a2)}")
-  for key, e in (fit.get("alternatives") or {}).items():
-    if e.get("family") == "approach2":
-      c = e.get("ci", {})
-      lines.append(f"  also {e['estimator']}: a = {_fmt_ci(e['a'], c.get('a'))},"
-                   f" b = {_fmt_ci(e['b'], c.get('b'))}{_interval_note(e)}")
-  return lines
-
-
 def _trunk_note(sw: Dict[str, Any]) -> str:
   t = sw.get("trunk_wall_time_s") or 0.0
   return f" in the runs + {t:.0f}s in their WSD trunks" if t else ""
@@ -218,35 +187,7 @@ def summary_text(report: Dict[str, Any]) -> str:
            f"training{_trunk_note(sw)}; C counted as {sw['flop_convention']}, N as "
            f"{sw['param_convention']}; F(N): "
            f"{(conv.get('flops_per_token') or {}).get('label', '?')}"]
-  if fit.get("approach2"):
-    lines += _approach2_lines(fit)
-  a3 = fit.get("approach3")
-  if a3:
-    ci = a3.get("ci", {})
-    lines.append(f"{a3['label']}: "
-                 f"E = {_fmt_ci(a3['E'], ci.get('E'))}, "
-                 f"α = {_fmt_ci(a3['alpha'], ci.get('alpha'))}, "
-                 f"β = {_fmt_ci(a3['beta'], ci.get('beta'))}, "
-                 f"a = {_fmt_ci(a3['a'], ci.get('a'))}{_interval_note(a3)}")
-  lc = fit.get("loss_vs_compute")
-  if lc:
-    ci = lc.get("ci", {})
-    preds = ", ".join(f"L*({k}) = {_fmt_ci(r['loss'], r.get('loss_ci'))}"
-                      for k, r in lc.get("compute_optimal", {}).items())
-    E = ("0 (at its bound: no saturation visible over these budgets)"
-         if lc.get("E_at_zero") else _fmt_ci(lc.get("E"), ci.get("E")))
-    lines.append(f"{lc['label']}: E = {E}, "
-                 f"gamma = {_fmt_ci(lc['gamma'], ci.get('gamma'))}; {preds}"
-                 f"{_interval_note(lc)}")
-  a1 = fit.get("approach1")
-  if a1:
-    ci = a1.get("ci", {})
-    lines.append(f"{a1['label']}: a = "
-                 f"{_fmt_ci(a1['a'], ci.get('a'))}, b = "
-                 f"{_fmt_ci(a1['b'], ci.get('b'))}{_interval_note(a1)}")
-  lines += extrapolation.summary_lines(fit_schema.extrapolation(fit))
-  for w in fit.get("warnings", []):
-    lines.append(f"warning: {w}")
+  lines += fit_summary_lines(fit)   # every family's and check's lines
   return "\n".join(lines)
 
 

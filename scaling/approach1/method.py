@@ -13,10 +13,11 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from scaling.io import curves as curves_lib
 from scaling.approach1 import envelope as envelope_lib
+from scaling.numerics.intervals import format_interval, procedure_note
 from scaling.report import registry as methods
 from scaling.report import plots as plots_lib
 
@@ -88,3 +89,14 @@ methods.register(methods.FitMethod(
     label="Approach 1 (training-curve envelope)",
     citation="Hoffmann et al. 2022, Sec. 3.1", needs="curves", fit=_fit,
     default=True))
+
+
+def summary_lines(fit: Dict[str, Any]) -> List[str]:
+  a1 = fit["approach1"]
+  ci = a1.get("ci", {})
+  return [f"{a1['label']}: a = "
+          f"{format_interval(a1['a'], ci.get('a'))}, b = "
+          f"{format_interval(a1['b'], ci.get('b'))}{procedure_note(a1)}"]
+
+
+methods.register_summary(methods.Summary("approach1", 40, summary_lines))

@@ -387,4 +387,4 @@ def _plot_check(record: Dict[str, Any], out_dir: str) -> Optional[str]:
 methods_lib.register_check(methods_lib.Check(
     key="extrapolation",
     label="Approach 2 on every budget but the largest predicts its N*, D*, L*",
-    run=_run_check, skipped=_skipped, plot=_plot_check))
+    run=_run_check, skipped=_skipped, plot=_plot_check, summary=summary_lines))

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 
 from scaling.approach2 import isoflop as isoflop_lib
 from scaling.approach2 import estimators as est_lib
+from scaling.numerics.intervals import format_interval, procedure_note
 from scaling.report import registry as methods
 from scaling.report import plots as plots_lib
 
@@ -64,3 +65,30 @@ for _i, (_name, _est) in enumerate(est_lib.ESTIMATORS.items()):
       citation=f"Hoffmann et al. 2022 Sec. 3.2; estimator: {_est.citation}",
       needs="runs", fit=_make_fit(_name),
       default=_name == est_lib.DEFAULT_ESTIMATOR, order=_i))
+
+
+def summary_lines(fit: Dict[str, Any]) -> List[str]:
+  """Per-budget minima, the exponents, and every other estimator's."""
+  a2 = fit["approach2"]
+  lines = [f"{a2['label']}: per-budget minima (D* = C / F(N*))",
+           f"  {'C':>9} {'N*':>10} {'D*':>12} {'D*/N*':>7} {'L*':>7}"]
+  for m in a2["minima"]:
+    lines.append(f"  {m['C']:9.3g} {m['N_opt']:10.4g} {m['D_opt']:12.4g} "
+                 f"{m['D_opt'] / m['N_opt']:7.1f} {m['L_opt']:7.4f}")
+  for C, why in a2.get("dropped", {}).items():
+    lines.append(f"  dropped C={C}: {why}")
+  ci = a2.get("ci", {})
+  lines.append(f"  N* ∝ C^a: a = {format_interval(a2['a'], ci.get('a'))}; "
+               f"D* ∝ C^b: b = {format_interval(a2['b'], ci.get('b'))}"
+               f"{procedure_note(a2)}")
+  for e in (fit.get("alternatives") or {}).values():
+    if e.get("family") == "approach2":
+      c = e.get("ci", {})
+      lines.append(f"  also {e['estimator']}: a = "
+                   f"{format_interval(e['a'], c.get('a'))},"
+                   f" b = {format_interval(e['b'], c.get('b'))}"
+                   f"{procedure_note(e)}")
+  return lines
+
+
+methods.register_summary(methods.Summary("approach2", 10, summary_lines))

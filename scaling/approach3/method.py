@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, List
 
 import numpy as np
 
 from scaling.numerics import intervals
+from scaling.numerics.intervals import format_interval, procedure_note
 from scaling.report import registry as methods
 from scaling.approach3 import parametric
 from scaling.report import plots as plots_lib
@@ -135,3 +136,16 @@ methods.register(methods.FitMethod(
     citation="Golub & Pereyra 1973 (variable projection); Open-Athena "
              "scaling-law-analysis (VPNLS for Chinchilla's law)",
     needs="runs", fit=_make_fit("vpnls"), order=2))
+
+
+def summary_lines(fit: Dict[str, Any]) -> List[str]:
+  a3 = fit["approach3"]
+  ci = a3.get("ci", {})
+  return [f"{a3['label']}: "
+          f"E = {format_interval(a3['E'], ci.get('E'))}, "
+          f"α = {format_interval(a3['alpha'], ci.get('alpha'))}, "
+          f"β = {format_interval(a3['beta'], ci.get('beta'))}, "
+          f"a = {format_interval(a3['a'], ci.get('a'))}{procedure_note(a3)}"]
+
+
+methods.register_summary(methods.Summary("approach3", 20, summary_lines))

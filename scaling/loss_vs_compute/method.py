@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, List
 
 import numpy as np
 
+from scaling.numerics.intervals import format_interval, procedure_note
 from scaling.report import registry as methods
 from scaling.io.loaders import ScalingDataError
 from scaling.report import plots as plots_lib
@@ -140,3 +141,18 @@ methods.register(methods.FitMethod(
     label="L*(C) = E + A C^-gamma on the Approach-2 minima (saturating)",
     citation="Porian et al. 2024, arXiv:2406.19146", needs="runs", fit=_fit,
     default=True, predicts="loss"))
+
+
+def summary_lines(fit: Dict[str, Any]) -> List[str]:
+  lc = fit["loss_vs_compute"]
+  ci = lc.get("ci", {})
+  preds = ", ".join(f"L*({k}) = {format_interval(r['loss'], r.get('loss_ci'))}"
+                    for k, r in lc.get("compute_optimal", {}).items())
+  E = ("0 (at its bound: no saturation visible over these budgets)"
+       if lc.get("E_at_zero") else format_interval(lc.get("E"), ci.get("E")))
+  return [f"{lc['label']}: E = {E}, "
+          f"gamma = {format_interval(lc['gamma'], ci.get('gamma'))}; {preds}"
+          f"{procedure_note(lc)}"]
+
+
+methods.register_summary(methods.Summary("loss_vs_compute", 30, summary_lines))

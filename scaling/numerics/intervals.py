@@ -56,3 +56,9 @@ def format_interval(value, ci=None, sig: int = 4,
     cs = sig if ci_sig is None else ci_sig
     s += f" [{ci[0]:.{cs}g}, {ci[1]:.{cs}g}]"
   return s
+
+
+def procedure_note(entry) -> str:
+  """' (interval: <procedure>)' of a fit.json entry, or ' (no interval)'."""
+  proc = entry.get("interval_procedure")
+  return f" (interval: {proc})" if proc else " (no interval)"

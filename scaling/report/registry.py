@@ -214,6 +214,8 @@ class Check:
   """The record of a check not run, with the one-line reason."""
   plot: Optional[Callable[[Dict[str, Any], str], Optional[str]]] = None
   """(record, out_dir) -> the file name it wrote, or None."""
+  summary: Optional[Callable[[Optional[Dict[str, Any]]], List[str]]] = None
+  """record (None: absent) -> its printed summary lines."""
 
 
 CHECKS: Dict[str, Check] = {}
@@ -225,3 +227,26 @@ def register_check(check: Check) -> Check:
     raise ValueError(f"check {check.key!r} registered twice")
   CHECKS[check.key] = check
   return check
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+  """A family's lines in the printed summary (scaling.report.summary)."""
+  family: str
+  """The fit.json slot it summarises."""
+  order: int
+  """Position among the families' summaries (smaller first)."""
+  lines: Callable[[Dict[str, Any]], List[str]]
+  """fit.json (the whole file: alternatives too) -> lines; called only when
+  the family has a primary entry."""
+
+
+SUMMARIES: Dict[str, Summary] = {}
+
+
+def register_summary(summary: Summary) -> Summary:
+  """Adds a family's summary; one per family."""
+  if summary.family in SUMMARIES:
+    raise ValueError(f"summary of {summary.family!r} registered twice")
+  SUMMARIES[summary.family] = summary
+  return summary
