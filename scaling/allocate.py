@@ -19,7 +19,10 @@ import sys
 
 from absl import flags
 
+from lm import cli
+from scaling.allocation import output
 from scaling.allocation.api import run  # noqa: F401 (the importable entry)
+from scaling.allocation.errors import AllocationError
 
 _LAW = flags.DEFINE_string("law", None, "published law (chinchilla, "
                            "chinchilla_tex, epoch, muennighoff2023) or a law "
@@ -54,8 +57,6 @@ _PLOT = flags.DEFINE_string("plot", None, "write loss vs N at C (PNG) here")
 
 
 def main(argv):
-  from scaling.allocation import output  # pylint: disable=g-import-not-at-top
-  from scaling.allocation.errors import AllocationError  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise AllocationError(f"unexpected arguments {argv[1:]}")
   ans = run(law=_LAW.value, fit=_FIT.value, family=_FAMILY.value, C=_C.value,
@@ -74,5 +75,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from lm import cli  # absl-only module
   cli.run(main)

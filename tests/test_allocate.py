@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from absl import flags
 
+from experiments import shape_search
 from scaling.allocation import answer as answer_lib
 from scaling.allocation import api
 from scaling.allocation import chinchilla
@@ -17,6 +18,8 @@ from scaling.allocation import data_constrained as dc
 from scaling.allocation import dc_fit
 from scaling.allocation import inference
 from scaling.allocation import laws
+from scaling.io import loaders as data_lib
+from scaling.report.analysis import run_fit
 from tests.helpers.entry import run_entry
 from tests.helpers.faults import one_line
 
@@ -115,7 +118,7 @@ def test_unlimited_unique_tokens_reproduce_chinchilla(name, C):
 @pytest.mark.parametrize("C", [1e20, 5.76e23])
 def test_zero_inference_tokens_reproduce_chinchilla(name, C):
   P = chinchilla.point(laws.published(name))
-  chin = chinchilla.optimum(P, C)       # Eq. 4 (scaling.parametric.frontier)
+  chin = chinchilla.optimum(P, C)       # Eq. 4 (scaling.approach3.law.frontier)
   r = inference.optimum(P, chin["L"], 0.0)
   assert float(r["N"]) == pytest.approx(float(chin["N"]), rel=1e-10)
   assert float(r["D"]) == pytest.approx(float(chin["D"]), rel=1e-9)
@@ -190,8 +193,6 @@ TRUE = dict(E=1.8, A=400.0, B=2000.0, alpha=0.34, beta=0.36)
 def fitted(tmp_path_factory):
   """fit.json of Approaches 2+3 on synthetic IsoFLOP runs of a known law (1 %
   noise, 40 bootstrap replicates), and a copy without Approach 3."""
-  from scaling import data as data_lib
-  from scaling.report import run_fit
   d = tmp_path_factory.mktemp("alloc")
   rng = np.random.default_rng(1)
   lines = ["N,D,C,loss,budget"]
@@ -335,7 +336,6 @@ def test_shape_prints_a_command_that_trains(capfd, tmp_path):
   assert r["flops"] == pytest.approx(1e9, rel=0.01)   # spends C (6N) +-1 %
   assert r["fits"] is True and r["time_s"] > 0
   # The planner's rules, not ours: the same run experiments.isoflop plans.
-  from experiments import shape_search
   assert r["lr"] == shape_search.marin_lr(r["batch_size"],
                                           r["shape"]["d_model"],
                                           api.shape_lib.load_sweep_config(

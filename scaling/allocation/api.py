@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, Optional
 
+from lm import params as params_lib
 from scaling.allocation import answer as answer_lib
 from scaling.allocation import chinchilla
 from scaling.allocation import data_constrained
@@ -73,7 +74,6 @@ def shapes(ans: Dict[str, Any], law, *, sweep_config: str,
 
 
 def _n(m, cfg):
-  from lm import params as params_lib  # pylint: disable=g-import-not-at-top
   return params_lib.n_params(m, cfg.sweep.param_convention)
 
 

@@ -9,7 +9,7 @@ from typing import Dict
 
 import numpy as np
 
-from scaling import parametric
+from scaling.approach3 import parametric
 from scaling.allocation import laws as laws_lib
 
 

@@ -4,7 +4,7 @@ Two stages, in the order the paper builds the law (Sec. 3.1: the
 single-epoch Chinchilla law, then the decay of repeated data and of excess
 parameters):
 
-1. E, A, B, alpha, beta: Approach 3 (``scaling.parametric.fit_parametric``,
+1. E, A, B, alpha, beta: Approach 3 (``scaling.approach3.parametric.fit_parametric``,
    Hoffmann's grid + L-BFGS on the Huber loss of log L) on the runs that do
    not repeat data (epochs <= 1), or taken from a given base law
    (``base=``: a published law or a fit.json's Approach 3).
@@ -18,8 +18,8 @@ runs with N above the Chinchilla-optimal N for their unique tokens (excess
 parameters). Without such runs the fit refuses (R_D*) or keeps the
 published R_N* and says so. ``published_law()`` is the default law.
 
-Registration: the fit-method registry (``scaling.methods``) fits a
-``scaling.data.Runs`` table, which carries no unique-token count, into one
+Registration: the fit-method registry (``scaling.report.registry``) fits a
+``scaling.io.types.Runs`` table, which carries no unique-token count, into one
 of fit.json's fixed families; this family therefore is a standalone fit
 (``fit_data_constrained``) with its own CLI
 (``python -m scaling.allocation.fit_data_constrained``) whose law .json
@@ -27,6 +27,7 @@ of fit.json's fixed families; this family therefore is a standalone fit
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import math
@@ -34,10 +35,15 @@ import os
 from typing import Any, Dict, Optional
 
 import numpy as np
+from scipy import optimize
+from scipy.special import huber
 
 from scaling.allocation import data_constrained
+from scaling.allocation import output
 from scaling.allocation import laws as laws_lib
 from scaling.allocation.errors import AllocationError
+from scaling.approach3 import parametric
+from scaling.io import ledger_schema
 
 HUBER_DELTA = 1e-3      # Hoffmann et al. 2022, Sec. 3.3.
 _R_GRID = np.exp(np.linspace(math.log(1.0), math.log(100.0), 4))
@@ -113,7 +119,6 @@ def _check(runs: DCRuns) -> None:
 
 
 def _objective(theta, P, runs: DCRuns):
-  from scipy.special import huber  # pylint: disable=g-import-not-at-top
   P = dict(P, R_N_star=math.exp(theta[0]), R_D_star=math.exp(theta[1]))
   L = data_constrained._loss(P, runs.N, runs.D, np.minimum(runs.U, runs.D))  # pylint: disable=protected-access
   return float(np.sum(huber(HUBER_DELTA, np.log(L) - np.log(runs.loss))))
@@ -126,7 +131,6 @@ def fit_data_constrained(runs: DCRuns, base: Optional[laws_lib.Law] = None,
 
   stage1: extra keyword options of ``fit_parametric`` (e.g. a coarser grid).
   """
-  from scipy import optimize  # pylint: disable=g-import-not-at-top
   _check(runs)
   repeated = runs.D > runs.U * (1 + 1e-9)
   if not repeated.any():
@@ -134,7 +138,6 @@ def fit_data_constrained(runs: DCRuns, base: Optional[laws_lib.Law] = None,
         f"{runs.source}: no run repeats data (every epochs <= 1): R_D* "
         "cannot be fitted; use the published law (--law=muennighoff2023)")
   if base is None:
-    from scaling import parametric  # pylint: disable=g-import-not-at-top
     one = ~repeated
     try:
       p = parametric.fit_parametric(runs.N[one], runs.D[one], runs.loss[one],
@@ -187,10 +190,9 @@ def fit_data_constrained(runs: DCRuns, base: Optional[laws_lib.Law] = None,
 
 def load_runs(path: str) -> DCRuns:
   """Runs with unique tokens from a ledger (.jsonl: ``epochs`` = D / unique
-  tokens, scaling.ledger_schema) or a .csv (N, D, loss and U or epochs)."""
+  tokens, scaling.io.ledger_schema) or a .csv (N, D, loss and U or epochs)."""
   lower = path.lower()
   if lower.endswith(".jsonl"):
-    from scaling import ledger_schema  # pylint: disable=g-import-not-at-top
     try:
       with open(path, "rb") as f:
         recs = ledger_schema.parse(f.read(), path)
@@ -205,7 +207,6 @@ def load_runs(path: str) -> DCRuns:
     rows = [(r["N"], r["D"], r["D"] / r["epochs"], r["eval_loss"])
             for r in recs]
   elif lower.endswith(".csv"):
-    import csv  # pylint: disable=g-import-not-at-top
     try:
       with open(path, encoding="utf-8-sig") as f:
         recs = list(csv.DictReader(f))
@@ -240,7 +241,6 @@ def load_runs(path: str) -> DCRuns:
 
 
 def write(fit: DCFit, path: str) -> str:
-  from scaling.allocation import output  # pylint: disable=g-import-not-at-top
   return output.write_json(fit.to_dict(), path)
 
 

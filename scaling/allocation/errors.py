@@ -1,5 +1,5 @@
 """The allocation package's one user-facing error."""
-from scaling.data import ScalingDataError
+from scaling.io.types import ScalingDataError
 
 
 class AllocationError(ScalingDataError):

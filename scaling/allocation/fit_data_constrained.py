@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from absl import flags
 
+from lm import cli
+from scaling.allocation import dc_fit, laws
+from scaling.allocation.errors import AllocationError
+
 _INPUT = flags.DEFINE_string("input", None, "ledger .jsonl or .csv")
 _OUT = flags.DEFINE_string("out", None, "law .json to write (atomic)")
 _BASE_LAW = flags.DEFINE_string("base_law", None, "published law for E, A, "
@@ -22,8 +26,6 @@ _BASE_FIT = flags.DEFINE_string("base_fit", None, "fit.json whose Approach 3 "
 
 
 def main(argv):
-  from scaling.allocation import dc_fit, laws  # pylint: disable=g-import-not-at-top
-  from scaling.allocation.errors import AllocationError  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise AllocationError(f"unexpected arguments {argv[1:]}")
   if not _INPUT.value:
@@ -52,5 +54,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from lm import cli  # absl-only module
   cli.run(main)

@@ -31,8 +31,8 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from scaling import data as data_lib
-from scaling import fit_schema
+from scaling.io import loaders as data_lib
+from scaling.report import fit_schema
 from scaling.allocation.errors import AllocationError
 
 PARAMS = ("E", "A", "B", "alpha", "beta")

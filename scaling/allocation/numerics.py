@@ -1,7 +1,7 @@
 """Vectorised 1-D minimisation and root finding in u = ln N.
 
 Both work elementwise over arrays of problems (a point law and its bootstrap
-replicates at once), like ``scaling.optimum.constrained``: a grid brackets
+replicates at once), like ``scaling.approach3.optimum.constrained``: a grid brackets
 the minimum (or the sign change), then golden-section search (60
 iterations: the bracket shrinks by 0.618^60 ~ 3e-13) or bisection (200
 halvings) refines it.

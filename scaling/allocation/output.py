@@ -8,7 +8,9 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from scaling import fit_schema
+from scaling.allocation import chinchilla
+from scaling.allocation import data_constrained
+from scaling.report import fit_schema
 from scaling.allocation.errors import AllocationError
 
 _LABELS = {
@@ -156,13 +158,12 @@ def plot(ans: Dict[str, Any], law, path: str) -> str:
   """Loss vs N at the answer's training compute C, optima marked
   (matplotlib imported here, only when a plot is asked for)."""
   try:
-    import matplotlib  # pylint: disable=g-import-not-at-top
+    import matplotlib  # heavy optional dependency (scalinglm[plots]): lazily  # pylint: disable=g-import-not-at-top
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise AllocationError(f"--plot needs matplotlib ({e}); pip install "
                           "'scalinglm[plots]'") from None
-  from scaling.allocation import chinchilla, data_constrained  # pylint: disable=g-import-not-at-top
   a, q = ans["answer"], ans["question"]
   if q == "loss" or "L" not in a:
     raise AllocationError("--plot applies to the --C, --unique_tokens and "

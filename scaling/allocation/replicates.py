@@ -3,7 +3,7 @@
 fit.json records each family's percentile intervals of its own quantities
 but an allocation needs the joint draws: N*, D*, L* of a new question (a
 budget, a unique-token limit, a target loss) are functions of all the
-parameters at once. ``entry_replicates`` is called by ``scaling.report``
+parameters at once. ``entry_replicates`` is called by ``scaling.report.analysis``
 for every entry and adds
 
   "replicates": {"draws": {name: [...]}, "percentiles": [lo, hi]}

@@ -24,11 +24,18 @@ DEVICE_MEMORY_GB is a small, clearly temporary table of device memory
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shlex
 from typing import Any, Dict, List, Optional
 
+from experiments import shape_search
+from lm import flops as flops_lib
+from lm import hardware
+from lm import params as params_lib
+from lm.config import ModelConfig
+from lm.config import flags as config_flags
 from scaling.allocation.errors import AllocationError
 
 # TEMPORARY (until issue 22's device targets): memory per device, GB (1e9 B),
@@ -48,7 +55,6 @@ _BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
 def load_sweep_config(path: str):
-  from lm import config_flags  # pylint: disable=g-import-not-at-top
   try:
     cfg = config_flags.load_config_file(path)
   except (ValueError, SyntaxError, ImportError) as e:
@@ -62,8 +68,6 @@ def load_sweep_config(path: str):
 
 def nearest_shapes(N_star: float, cfg, k: int = 3) -> List[Any]:
   """The rule's shape nearest N* in log N, then the nearest below/above."""
-  from experiments import shape_search  # pylint: disable=g-import-not-at-top
-  from lm import params as params_lib  # pylint: disable=g-import-not-at-top
   s = cfg.sweep
   vocab = shape_search.vocab_size_of(cfg.lm.data)
   shapes = params_lib.enumerate_shapes(
@@ -86,7 +90,6 @@ def memory_bytes(cfg_model, batch_per_device: float, seq_len: int,
                  shards: int = 1) -> Dict[str, float]:
   """Analytic memory per device (module docstring), bytes by component;
   ``shards``: devices the states are split over (FSDP), 1 = replicated."""
-  from lm import params as params_lib  # pylint: disable=g-import-not-at-top
   N = params_lib.count_params(cfg_model).total
   pb = _BYTES.get(str(cfg_model.param_dtype), 4)
   ab = _BYTES.get(str(cfg_model.dtype), 4)
@@ -101,7 +104,6 @@ def memory_bytes(cfg_model, batch_per_device: float, seq_len: int,
 
 
 def _peak(target: str, dtype: str):
-  from lm import hardware  # pylint: disable=g-import-not-at-top
   if target not in hardware.PEAK_TABLE:
     raise AllocationError(f"unknown --target {target!r} (valid: "
                           f"{', '.join(hardware.PEAK_TABLE)})")
@@ -117,9 +119,6 @@ def _peak(target: str, dtype: str):
 def describe(run, cfg, law_loss, *, target: Optional[str], n_devices: int,
              mfu: float) -> Dict[str, Any]:
   """One planned run as a JSON-able row: shape, rules, memory, time."""
-  from lm import flops as flops_lib  # pylint: disable=g-import-not-at-top
-  from lm.config import ModelConfig  # pylint: disable=g-import-not-at-top
-  from experiments import shape_search  # pylint: disable=g-import-not-at-top
   model = dict(shape_search.shape_kwargs(cfg.lm), **run.shape,
                vocab_size=shape_search.vocab_size_of(cfg.lm.data),
                max_seq_len=run.seq_len)
@@ -155,9 +154,6 @@ def plan_runs(N_star: float, C: float, cfg, *, epochs: Optional[float] = None,
               k: int = 3):
   """(PlannedRun or None, reason) for the shapes nearest N* at budget C
   under the sweep config's planner rules."""
-  from experiments import shape_search  # pylint: disable=g-import-not-at-top
-  from lm import params as params_lib  # pylint: disable=g-import-not-at-top
-  import dataclasses  # pylint: disable=g-import-not-at-top
   s = cfg.sweep
   spc = int(cfg.lm.train.get("steps_per_call", 1))
   seed = int(cfg.lm.train.get("seed", 0))
@@ -194,7 +190,6 @@ def train_command(run, cfg, workdir: str, mesh_shape=None) -> str:
   """``python -m lm.train`` for ``run``: lm/configs/tiny.py plus one
   ``--config.`` override for every field of the run's config that differs
   (``mesh_shape``: also shard the states, e.g. (1, n, 1) for FSDP)."""
-  from lm import config_flags  # pylint: disable=g-import-not-at-top
   base = config_flags.load_config_file(BASE_LM_CONFIG).to_dict()
   run_cfg = run.lm_config(cfg.lm)
   if mesh_shape is not None:
