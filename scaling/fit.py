@@ -6,6 +6,7 @@ r"""Command line: fit compute-optimal scaling laws (Hoffmann et al. 2022).
       [--approach3_method=grid_lbfgs|mle|vpnls|all] [--extrapolation]
   python -m scaling.fit --input=runs.csv --approach=powerlaw --x=N --y=loss \
       [--powerlaw_offset] [--out=/tmp/pl]
+  python -m scaling.fit --input=tuned.csv --approach=hparams [--hparams_band=0.0025]
 
 ``--input`` is a built-in data set (see ``scaling.data.BUILTIN_DATASETS``), a
 .csv / .jsonl file of final runs, ``misfitting_curves`` or an experiments
@@ -25,6 +26,7 @@ from absl import flags
 from scaling import curves as curves_lib
 from scaling import data as data_lib
 from scaling import isoflop_estimators
+from scaling.hparams import cli as hparams_cli
 from scaling.report import DEFAULT_BUDGETS, run_fit
 from scaling.tables import text_table
 
@@ -76,6 +78,7 @@ _EXTRAP = flags.DEFINE_boolean(
     "extrapolation", False, "also run the extrapolation check "
     "(scaling.extrapolation: Approach 2 on every budget but the largest, "
     "predicting its N* and L*; needs >= 4 budgets).")
+_HPARAMS = hparams_cli.define_flags(flags)   # --hparams_<option>
 _PLOTS = flags.DEFINE_boolean("plots", True, "write PNG plots (needs "
                               "matplotlib).")
 
@@ -151,6 +154,8 @@ def _fit_args():
                            if _Y.value else ""),
                      "offset": _PL_OFFSET.value}})
     return None, kw
+  if approaches and "hparams" in approaches:
+    return None, hparams_cli.fit_kwargs(_INPUT.value, approaches, _HPARAMS, kw)
   if _X.value or _Y.value or _PL_OFFSET.value:
     raise data_lib.ScalingDataError(
         "--x, --y and --powerlaw_offset apply to --approach=powerlaw")
@@ -189,6 +194,7 @@ def main(argv):
   for m in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
     print(f"warning: {m}", file=sys.stderr)
   print(text_table(result), end="")
+  hparams_cli.print_summary(result)
   if _EXTRAP.value:
     _extrapolation(runs, kw, result)
   if _OUT.value:
