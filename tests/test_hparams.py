@@ -7,7 +7,6 @@ input is one error line, an optimum on the grid's edge warns, and a sweep
 planned with a law gets the law's learning rates and batches.
 """
 import json
-import math
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
+from benchmarks.hparams_coverage import TRUE, synthetic
 from experiments import planner
 from scaling import ledger_schema
 from scaling import report
@@ -25,34 +25,6 @@ from scaling.hparams.inputs import HparamRuns
 from tests.helpers.planner_cfg import sweep_cfg
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The synthetic truth: Step Law's published coefficients.
-TRUE = dict(c=1.7973, alpha=-0.7129, beta=0.3075, k=0.5807, gamma=0.5709)
-
-
-def synthetic(sigma=0.0, seed=0, n_sizes=4, n_tokens=4, lr_steps=9,
-              batch_steps=5, kappa_lr=0.01, kappa_B=0.005, offset=0.35):
-  """Tuned grids of (N, D) cells: loss = L(N, D) (1 + kappa_lr ln^2(lr /
-  eta*) + kappa_B ln^2(B / B*)) (1 + sigma eps), L(N, D) Chinchilla's fit
-  (Hoffmann et al. 2022, Eq. 10), lr and B grids of factor sqrt(2) and 2
-  whose centres miss the optimum by a random factor up to e^offset."""
-  rng = np.random.default_rng(seed)
-  rows = []
-  for N in np.geomspace(1e7, 1e9, n_sizes):
-    for D in np.geomspace(1e9, 1e11, n_tokens):
-      eta = TRUE["c"] * N**TRUE["alpha"] * D**TRUE["beta"]
-      B_opt = TRUE["k"] * D**TRUE["gamma"]
-      L0 = 1.69 + 406.4 / N**0.34 + 410.7 / D**0.28
-      u, v = rng.uniform(-offset, offset, 2)
-      for i in range(lr_steps):
-        lr = eta * math.exp(u) * 2.0**((i - (lr_steps - 1) / 2) / 2)
-        for j in range(batch_steps):
-          B = B_opt * math.exp(v) * 2.0**(j - (batch_steps - 1) / 2)
-          L = L0 * (1 + kappa_lr * math.log(lr / eta)**2
-                    + kappa_B * math.log(B / B_opt)**2)
-          rows.append((N, D, lr, B, L * (1 + sigma * rng.standard_normal())))
-  a = np.array(rows)
-  return HparamRuns.from_columns(dict(N=a[:, 0], D=a[:, 1], lr=a[:, 2],
-                                      batch_tokens=a[:, 3], loss=a[:, 4]))
 
 
 def _write_csv(path, runs, lr=None):
