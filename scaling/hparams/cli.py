@@ -28,7 +28,5 @@ def fit_kwargs(source: str, approaches, holders, kw: Dict[str, Any]
 def print_summary(result: Dict[str, Any]) -> None:
   """The hparams summary lines (laws, then one line per cell), if fitted."""
   if result.get("hparams"):
-    from scaling import fit_schema  # pylint: disable=g-import-not-at-top
     from scaling.hparams import summary  # pylint: disable=g-import-not-at-top
-    print("\n".join(summary.summary_lines(result["hparams"],
-                                          fit_schema.conventions(result))))
+    print("\n".join(summary.summary_lines(result["hparams"])))

@@ -33,6 +33,10 @@ from scaling.data import ScalingDataError
 from scaling.hparams.inputs import HparamRuns
 
 MIN_LRS = 3            # a cell's optimum is bracketed by >= 3 learning rates
+PROCEDURE = ("cells of equal (N, D), each with >= 3 learning rates; keep the "
+             "runs within the band (relative) of their cell's best loss; "
+             "least squares of ln lr on (1, ln N, ln D) and (1, ln C), of ln "
+             "B (tokens) on (1, ln D) and (1, ln C), over the kept runs")
 CITATION_STEP = ("Li et al. 2025, Predictable Scale: Part I (Step Law), "
                  "arXiv:2503.04715")
 CITATION_DEEPSEEK = ("Bi et al. 2024, DeepSeek LLM, arXiv:2401.02954, Sec. 3.1, "

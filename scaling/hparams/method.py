@@ -82,7 +82,7 @@ class HparamsResult:
     f = self.fit
     d: Dict[str, Any] = dict(
         band=f.band, level=f.level, min_lrs_per_cell=estimate.MIN_LRS,
-        procedure=estimate.__doc__.split("\n\n")[1].strip(),
+        procedure=estimate.PROCEDURE,
         laws={n: law.to_dict() for n, law in f.laws.items()},
         not_fitted=dict(f.not_fitted),
         cells=[c.to_dict() for c in f.cells],

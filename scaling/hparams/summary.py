@@ -13,8 +13,8 @@ def _term(law: Dict[str, Any], x: str, e: str) -> str:
   return s + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
 
 
-def summary_lines(entry: Dict[str, Any], conventions=None) -> List[str]:
-  conv = conventions or {}
+def summary_lines(entry: Dict[str, Any]) -> List[str]:
+  """The laws with their intervals, what was not fitted, one line per cell."""
   out = [f"hparams: {entry['n_kept']} of {entry['n_runs']} runs within "
          f"{100 * entry['band']:g}% of their (N, D) cell's best loss, "
          f"{len(entry['cells'])} cells [intervals: "
@@ -28,8 +28,6 @@ def summary_lines(entry: Dict[str, Any], conventions=None) -> List[str]:
                f"({law['n_points']} runs; {law['citation']})")
   for name, why in (entry.get("not_fitted") or {}).items():
     out.append(f"  {_NAMES[name]} not fitted: {why}")
-  out.append(f"  C counted as {conv.get('flop_convention') or '?'}, N as "
-             f"{conv.get('param_convention') or 'given'}")
   out.append("  cell                   lrs  best lr   kept lr range        "
              "fitted lr*  edge")
   eta = entry["laws"].get("eta_ND")
