@@ -29,16 +29,21 @@ class HparamsOptions:
     return cls(**d)
 
 
+_HOLDERS: Dict[str, Any] = {}   # defined once per process (scaling.fit reloads)
+
+
 def define_flags(flags_module) -> Dict[str, Any]:
-  """Defines --hparams_<field> flags; returns {field: flag holder}."""
-  out = {}
+  """Defines --hparams_<field> flags once; returns {field: flag holder}."""
+  if _HOLDERS:
+    return dict(_HOLDERS)
+  out = _HOLDERS
   for f in dataclasses.fields(HparamsOptions):
     define = {float: flags_module.DEFINE_float, int: flags_module.DEFINE_integer,
               bool: flags_module.DEFINE_boolean, str: flags_module.DEFINE_string
               }[type(f.default)]
     out[f.name] = define(f"hparams_{f.name}", f.default,
                          "--approach=hparams: " + f.metadata["help"])
-  return out
+  return dict(out)
 
 
 def from_flags(holders: Dict[str, Any]) -> Dict[str, Any]:
