@@ -25,10 +25,10 @@ import os
 import warnings
 from typing import Any, Dict, Tuple
 
-from experiments.sweep_config import PlanError
+from experiments.plan_records import PlanError
 from lm import flops as flops_lib
 from lm import params as params_lib
-from scaling.data import ScalingDataError
+from scaling.io.types import ScalingDataError
 from scaling.hparams import laws as laws_lib
 
 RULE = "law"

@@ -12,11 +12,16 @@ import math
 import os
 from typing import Any, Dict, List, Tuple
 
+from experiments import hparam_rules  # lr_rule/batch_rule 'law'
 from experiments import schemes as schemes_lib
+from experiments.plan_records import PlanError
 from experiments.runners import resources as resources_lib
 from lm import flops as flops_lib
 from lm import params as params_lib
 from lm.config import RESUME_MUTABLE
+from lm.config.config_dict import ConfigDict
+from experiments.analysis_settings import AnalysisSettings
+from lm.config import ConfigError
 
 # name -> (default, documentation): every field of ``c.sweep``.
 SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
@@ -96,13 +101,8 @@ HASH_EXCLUDED = RESUME_MUTABLE
 SWEEP_HASH_EXCLUDED = ("est_flops_per_s", "max_epochs", "resources_per_run",
                        "max_retries")
 
-class PlanError(ValueError):
-  """A sweep config that cannot be planned; the message is one line."""
-
-
 def default_sweep(**overrides: Any):
   """``c.sweep`` with every field of ``SWEEP_FIELDS``, overrides applied."""
-  from lm.config_dict import ConfigDict
   unknown = sorted(set(overrides) - set(SWEEP_FIELDS))
   if unknown:
     raise PlanError(f"unknown sweep field {unknown[0]!r} "
@@ -196,7 +196,6 @@ def validate_sweep(s) -> None:
     raise PlanError(str(e)) from None
   _check(isinstance(s.center, str) and bool(s.center),
          "sweep.center must be 'prior' or a fit.json path")
-  from experiments import hparam_rules  # lr_rule/batch_rule 'law'
   hparam_rules.validate(s)
 
 
@@ -233,7 +232,6 @@ def config_hash(cfg) -> str:
   for key in SWEEP_HASH_EXCLUDED:
     sweep.pop(key, None)
   material = {"sweep": sweep, "lm": lm}
-  from experiments import hparam_rules  # 'law' fields and fit.json bytes
   hparam_rules.add_hash_material(material, cfg.sweep)
   center = cfg.sweep.get("center", "prior")
   if center != "prior":
@@ -253,8 +251,6 @@ def validate_analysis(a) -> None:
   The fields and their checks are ``experiments.analysis_settings``'s (one
   schema, also used by experiments.analyze).
   """
-  from experiments.analysis_settings import AnalysisSettings
-  from lm.config import ConfigError
   try:
     AnalysisSettings.from_config(a)
   except ConfigError as e:

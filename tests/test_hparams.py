@@ -17,12 +17,15 @@ import pytest
 
 from benchmarks.hparams_coverage import TRUE, synthetic
 from experiments import planner
-from scaling import ledger_schema
-from scaling import report
-from scaling.data import ScalingDataError
+from experiments import sweep_config
+from lm import params as params_lib
+from scaling.io import ledger_schema
+from scaling.io.types import ScalingDataError
+from scaling.report import analysis as report
 from scaling.hparams import estimate, inputs, laws
 from scaling.hparams.inputs import HparamRuns
 from tests.helpers.planner_cfg import sweep_cfg
+from tests.test_planner import _model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -242,8 +245,6 @@ def test_cli_two_learning_rates_is_one_error_line(tmp_path):
 # Planning with a law.
 
 def _nonemb(run, cfg):
-  from tests.test_planner import _model
-  from lm import params as params_lib
   return params_lib.n_params(_model(run, cfg), "non_embedding")
 
 
@@ -289,7 +290,6 @@ def test_law_fields_at_defaults_leave_the_hash_unchanged():
   h = planner.config_hash(cfg)
   for k in ("lr_law", "batch_law", "law_form"):
     del cfg.sweep[k]
-  from experiments import sweep_config
   # config_hash of the same config without the new fields (as written
   # before they existed) is the same.
   assert sweep_config.config_hash(cfg) == h

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from scaling.data import ScalingDataError
+from scaling.io.types import ScalingDataError
 from scaling.hparams.inputs import HparamRuns
 
 MIN_LRS = 3            # a cell's optimum is bracketed by >= 3 learning rates

@@ -6,7 +6,7 @@ Accepted inputs of ``python -m scaling.fit --approach=hparams --input=...``:
   (tokens per optimizer step), ``C`` (training FLOPs; default C = 6ND),
   ``run_id``, ``lr_multiplier`` and ``status`` (rows whose status is not
   ``ok`` are left out, with a warning);
-* a sweep ledger (``results.jsonl``, ``scaling.ledger_schema``) or a sweep
+* a sweep ledger (``results.jsonl``, ``scaling.io.ledger_schema``) or a sweep
   workdir holding one. Ledger fields read: ``N``, ``D``, ``C``,
   ``eval_loss``, ``lr`` (peak learning rate), ``batch_size`` x ``seq_len``
   (tokens per step), ``run_id``, ``status`` (``ok`` only; a run's last line
@@ -30,7 +30,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from scaling.data import ScalingDataError
+from scaling.io import ledger_schema
+from scaling.io.types import ScalingDataError
 
 # Accepted CSV column names (lower-cased), first match wins.
 ALIASES: Dict[str, tuple] = {
@@ -82,7 +83,7 @@ class HparamRuns:
     return bool(np.all(np.isfinite(self.batch_tokens)))
 
   def columns(self) -> Dict[str, np.ndarray]:
-    """The table ``scaling.report.run_fit`` passes to the fit (``table=``)."""
+    """The table ``scaling.report.analysis.run_fit`` passes to the fit (``table=``)."""
     return {k: getattr(self, k) for k in _NUMERIC + ("run_id",)}
 
   @classmethod
@@ -175,7 +176,6 @@ def _csv(path: str) -> HparamRuns:
 
 
 def _ledger(path: str) -> HparamRuns:
-  from scaling import ledger_schema  # pylint: disable=g-import-not-at-top
   raw = _read(path)
   records = ledger_schema.parse_lines(raw, path)
   last = {rec["run_id"]: lineno for lineno, rec in records}

@@ -29,7 +29,8 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from scaling.data import ScalingDataError
+from scaling.io.types import ScalingDataError
+from scaling.report import fit_schema
 
 FORMS = ("auto", "N_D", "C")
 # FLOP conventions of law C's that are not keys of lm.flops.CONVENTIONS.
@@ -152,7 +153,6 @@ def from_entry(entry: Dict[str, Any], name: str,
 
 def from_fit(path: str) -> HparamLaw:
   """The law of a fit.json's ``hparams`` entry."""
-  from scaling import fit_schema  # pylint: disable=g-import-not-at-top
   try:
     result = fit_schema.read(path)
   except fit_schema.FitFileError as e:

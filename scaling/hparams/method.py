@@ -1,4 +1,4 @@
-"""hparams entry: optimal learning-rate and batch laws (registered in ``scaling.methods``).
+"""hparams entry: optimal learning-rate and batch laws (registered in ``scaling.report.families``).
 
 ``python -m scaling.fit --approach=hparams --input=RUNS`` fits them through
 the registry like every other family (fit.json key ``hparams``); the math is
@@ -13,10 +13,13 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from scaling import methods
 from scaling.hparams import estimate
+from scaling.hparams import plot as plot_lib
+from scaling.hparams import summary as summary_lib
 from scaling.hparams.inputs import HparamRuns
 from scaling.hparams.options import HparamsOptions
+from scaling.io.types import ScalingDataError
+from scaling.report import registry as methods
 
 # (law, parameter) -> quantity name in fit.json and the tables.
 _PREFIX = {"eta_ND": "lr*(N,D)", "B_D": "B*(D)", "eta_C": "lr*(C)",
@@ -99,14 +102,12 @@ class HparamsResult:
     return d
 
   def plot(self, ctx) -> list:
-    from scaling.hparams import plot as plot_lib  # pylint: disable=g-import-not-at-top
     path = os.path.join(ctx.out_dir, "hparams.png")
     plot_lib.plot_cells(self.fit, path)
     return [os.path.basename(path)]
 
 
 def _fit(inputs: methods.FitInputs, options: Dict[str, Any]):
-  from scaling.data import ScalingDataError  # pylint: disable=g-import-not-at-top
   if not inputs.table or "lr" not in inputs.table:
     raise ScalingDataError("the hparams fit needs runs with learning rates "
                            "(--approach=hparams --input=CSV or ledger)")
@@ -124,3 +125,11 @@ methods.register(methods.FitMethod(
           "DeepSeek forms)",
     citation=f"{estimate.CITATION_STEP}; {estimate.CITATION_DEEPSEEK}",
     needs="table", fit=_fit, default=True, predicts="hparams"))
+
+
+def summary_lines(fit: Dict[str, Any]) -> List[str]:
+  """The hparams summary (laws, then one line per cell) of a fit.json."""
+  return summary_lib.summary_lines(fit["hparams"])
+
+
+methods.register_summary(methods.Summary("hparams", 60, summary_lines))

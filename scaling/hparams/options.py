@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict
 
+from scaling.io.types import ScalingDataError
+
 
 @dataclasses.dataclass(frozen=True)
 class HparamsOptions:
@@ -20,7 +22,6 @@ class HparamsOptions:
 
   @classmethod
   def from_dict(cls, d: Dict[str, Any]) -> "HparamsOptions":
-    from scaling.data import ScalingDataError  # pylint: disable=g-import-not-at-top
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown:

@@ -6,15 +6,16 @@ import os
 
 import numpy as np
 
+from scaling.report import plots as plots_lib
+
 MAX_PANELS = 24   # cells drawn (the largest N x D spread); the rest are named
 
 
 def plot_cells(fit, path: str) -> str:
   """One panel per cell: every run (grey), the band-kept runs (red), the
   fitted lr*(N, D) at the cell (dashed) and its interval (shaded)."""
-  from scaling import plots as plots_lib  # pylint: disable=g-import-not-at-top
   plt = plots_lib.require_matplotlib()
-  from matplotlib.ticker import NullFormatter  # pylint: disable=g-import-not-at-top
+  from matplotlib.ticker import NullFormatter  # heavy optional dependency: lazily
   runs, cells = fit.runs, list(fit.cells)
   shown = cells if len(cells) <= MAX_PANELS else [
       cells[int(i)] for i in np.linspace(0, len(cells) - 1, MAX_PANELS)]
