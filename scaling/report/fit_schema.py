@@ -8,8 +8,9 @@
   conventions     flop_convention (of C), param_convention (of N, null when
                   the input does not say), flops_per_token (F(N) used for
                   F(N) D = C: rule and label, see scaling.numerics.token_flops)
-  approach1, approach2, approach3, loss_vs_compute, powerlaw
-                  the primary fit of each family present (an *entry*)
+  approach1, approach2, approach3, loss_vs_compute, powerlaw, hparams
+                  the primary fit of each family present (an *entry*;
+                  hparams: docs/hparams.md)
   alternatives    {method key: entry} for every other fit (e.g. the other
                   Approach-2 estimators with --isoflop_estimator=all)
   extrapolation   (experiments.analyze) the extrapolation check: fit on every
@@ -47,7 +48,7 @@ import numpy as np
 
 SCHEMA_VERSION = 2
 FAMILIES = ("approach1", "approach2", "approach3", "loss_vs_compute",
-            "powerlaw")
+            "powerlaw", "hparams")
 ENTRY_KEYS = ("method", "family", "label", "citation", "default",
               "interval_procedure")
 EXTRAPOLATION_KEYS = ("status", "reason", "n_budgets", "held_out_C",
