@@ -42,6 +42,7 @@ USER_ERRORS = (
     ("scaling.ledger_schema", "LedgerError"),
     ("scaling.data", "ScalingDataError"),
     ("scaling.parametric", "ParametricFitError"),
+    ("lm.safe_io", "UnsafePathError"), ("lm.safe_io", "CorruptFileError"),
 )
 
 # errno -> what to do about it.
@@ -91,6 +92,9 @@ def _os_line(e: OSError) -> str:
   where = " ".join(str(p) for p in (e.filename, e.filename2) if p)
   what = e.strerror or _one_line(e)
   hint = _OS_HINTS.get(e.errno, "check the path and the disk")
+  note = getattr(e, "note", None)  # lm.safe_io.WriteError: the old file's fate
+  if note:
+    return f"could not write {where}: {what} ({hint}); {note}"
   return f"{what}{f': {where}' if where else ''} ({hint})"
 
 

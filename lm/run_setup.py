@@ -99,7 +99,8 @@ def load(cd, pre, workdir: str) -> Setup:
   """Config checks (cheap ones first), data, eval set, compiled steps."""
   from lm.data import build_dataset  # heavy imports kept local to the call
   pi, pc = jax.process_index(), jax.process_count()
-  old = logs.read_json(os.path.join(workdir, "run.json"))
+  old = logs.read_json(os.path.join(workdir, "run.json"),
+                       hint=logs.RUN_JSON_HINT)
   # Refuse a changed config before spending time on data / tokenizers.
   _check_resumable(old, config_lib.to_jsonable(pre), workdir,
                    ignore={("model", "vocab_size")})

@@ -39,7 +39,9 @@ def load_run(workdir: str):
   from lm.checkpoint import Checkpointer
   from lm.data.tokenizers import load_tokenizer
 
-  meta = logs.read_json(os.path.join(workdir, "run.json"))
+  meta = logs.read_json(os.path.join(workdir, "run.json"), hint=(
+      "lm.sample needs it to know the model: restore it, or run lm.train "
+      "with this run's config on this workdir to rebuild it"))
   if meta is None:
     raise FileNotFoundError(f"{workdir}/run.json not found: not an lm.train "
                             "workdir")

@@ -224,6 +224,8 @@ def _load_csv(path: str, flop_convention: Optional[str]) -> Runs:
       if a in lower:
         cols[canon] = lower[a]
         break
+  from scaling.validation import inputs as validation  # pylint: disable=g-import-not-at-top
+  validation.check_csv_header(header, _ALIASES, cols, path)
   missing = [k for k in ("N", "loss") if k not in cols]
   if "D" not in cols and "C" not in cols:
     missing.append("D or C")
@@ -279,6 +281,8 @@ def _load_jsonl(path: str, flop_convention: Optional[str]) -> Runs:
   provenance = {"source": path, "sha256": _sha256(data), "exclusions": []}
   # Validates every line; a line after a run's final outcome is an error.
   records = ledger_schema.parse_lines(data, path)
+  from scaling.validation import inputs as validation  # pylint: disable=g-import-not-at-top
+  provenance.update(validation.check_ledger(records, path))  # plan, eval set
   rows, bad_status, conventions, param_conventions = [], [], set(), set()
   fpt = []
   # A run's outcome is its last line (a retried 'failed' run appends its new

@@ -45,6 +45,7 @@ from scaling import methods as methods_lib
 from scaling import token_flops
 from scaling.budgets import group_budgets
 from scaling.data import ScalingDataError
+from lm import safe_io
 
 MIN_BUDGETS = 4       # 3 held in (a line and one degree of freedom) + 1 out.
 MIN_FIT_BUDGETS = 3   # usable held-in budgets (2 fix the power law exactly).
@@ -350,6 +351,6 @@ def plot_extrapolation(d: Dict[str, Any], path: str) -> str:
   fig.suptitle(textwrap.fill(f"extrapolation check: {d['procedure']}", 140),
                fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  safe_io.save_figure(fig, path, dpi=120)
   plt.close(fig)
   return path

@@ -119,6 +119,8 @@ def check_runs(runs, source: str, *, c_given: bool = True,
                ) -> None:
   """Refuses unphysical values; warns about duplicates and inconsistent C."""
   _check_range(runs, source)
+  from scaling.validation import inputs  # pylint: disable=g-import-not-at-top
+  inputs.check_budgets(runs.C, runs.budget, runs.run_id, source)
   _check_duplicates(runs, source)
   if c_given:
     _check_C(runs, source, str(runs.provenance.get("flop_convention")),

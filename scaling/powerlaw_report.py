@@ -17,6 +17,7 @@ import numpy as np
 
 from scaling import data as data_lib
 from scaling import powerlaw
+from lm import safe_io
 
 
 def _csv_columns(path: str) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
@@ -118,6 +119,6 @@ def plot_powerlaw(fit: powerlaw.PowerLawFit, cols, path: str) -> str:
   ax.set_title(f"power law ({fit.citation})", fontsize=9)
   ax.legend(fontsize=7)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  safe_io.save_figure(fig, path, dpi=120)
   plt.close(fig)
   return os.path.basename(path)

@@ -20,6 +20,7 @@ import numpy as np
 
 from scaling import methods
 from scaling.data import ScalingDataError
+from lm import safe_io
 
 MIN_BUDGETS = 4   # three parameters and one degree of freedom (as fit_saturation)
 
@@ -115,7 +116,7 @@ class SaturationResult:
     ax.legend(fontsize=6)
     fig.tight_layout()
     path = os.path.join(ctx.out_dir, "loss_vs_compute.png")
-    fig.savefig(path, dpi=120)
+    safe_io.save_figure(fig, path, dpi=120)
     plt.close(fig)
     return [os.path.basename(path)]
 
