@@ -402,4 +402,6 @@ if __name__ == "__main__":
                     "Approach 2: drop or keep budgets whose parabola vertex "
                     "is outside the sampled sizes (default: the sweep "
                     "config's analysis.isoflop_on_edge, else 'drop').")
-  cli.run(main)
+  cli.run(main, interrupted="interrupted: every output written so far is a "
+          "complete file (atomic writes); run the same command again to redo "
+          "the fit")

@@ -6,8 +6,9 @@ previous checkpoint intact. Each checkpoint holds three items:
 
 * ``state``: params, optimizer state and step;
 * ``data``: the data iterator's position;
-* ``integrity``: per-array digests of ``state`` and the run's config
-  (``lm.integrity``), written at save time and checked on restore.
+* ``integrity``: per-array digests of ``state``, the sha256 of ``data``,
+  the run's config (``lm.integrity``) and a sha256 of the record itself,
+  written at save time and checked on restore: every item is covered.
 
 Restore takes the newest checkpoint that reads, matches its digests and holds
 only finite numbers. A checkpoint that fails is reported in ONE warning line
@@ -115,7 +116,9 @@ class Checkpointer:
       raise CheckpointError(f"{self.directory} was opened read-only")
     rec = dict(record or {}, format=INTEGRITY_FORMAT, step=int(step),
                fingerprint_algo=integrity.FINGERPRINT_ALGO,
-               fingerprint=integrity.fingerprint(state))
+               fingerprint=integrity.fingerprint(state),
+               data_sha256=integrity.config_sha256(data_state))
+    rec["record_sha256"] = integrity.config_sha256(rec)  # the record itself
     with _quiet_orbax():
       self.manager.save(
           int(step),
@@ -148,6 +151,17 @@ class Checkpointer:
   def verify(restored: Restored) -> Optional[str]:
     """Why ``restored`` must not be used, or None when it is sound."""
     rec = restored.record
+    if rec.get("record_sha256") and integrity.config_sha256(
+        {k: v for k, v in rec.items() if k != "record_sha256"}
+    ) != rec["record_sha256"]:
+      return "its integrity record was changed after it was written"
+    if rec.get("step") is not None and int(rec["step"]) != restored.step:
+      return (f"its integrity record belongs to step {rec['step']} (a "
+              "checkpoint directory renamed or mixed)")
+    if rec.get("data_sha256") and integrity.config_sha256(
+        restored.data_state) != rec["data_sha256"]:
+      return ("data-iterator position differs from the one saved "
+              f"({restored.data_state}; edited or corrupted)")
     if rec.get("fingerprint"):
       if rec.get("fingerprint_algo") != integrity.FINGERPRINT_ALGO:
         return (f"unknown digest algorithm {rec.get('fingerprint_algo')!r} "

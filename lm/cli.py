@@ -191,9 +191,17 @@ def _parse_flags(argv: Sequence[str]):
          "and --config file)", exc=e, argv=argv)
 
 
+RESUMABLE = "interrupted: run the same command again to resume"
+
+
 def run(main: Callable[[Sequence[str]], Optional[int]],
-        argv: Optional[Sequence[str]] = None) -> None:
-  """``app.run`` with the one error path (see the module docstring)."""
+        argv: Optional[Sequence[str]] = None, *,
+        interrupted: str = RESUMABLE) -> None:
+  """``app.run`` with the one error path (see the module docstring).
+
+  ``interrupted``: the line printed on Ctrl-C (exit 130); entry points that
+  cannot resume (lm.sample, readers) say what they do instead.
+  """
 
   def wrapped(argv):
     from absl import logging as absl_logging
@@ -202,8 +210,7 @@ def run(main: Callable[[Sequence[str]], Optional[int]],
     try:
       return main(argv)
     except KeyboardInterrupt:
-      print("interrupted: run the same command again to resume",
-            file=sys.stderr)
+      print(interrupted, file=sys.stderr)
       sys.exit(130)
     except Exception as e:  # pylint: disable=broad-except
       diverged = getattr(sys.modules.get("lm.trainer"), "TrainingDiverged",

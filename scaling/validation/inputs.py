@@ -10,9 +10,10 @@ be silently wrong) or one warning naming the lines and what is wrong:
 * a ledger whose final lines were scored on different eval sets
   (``eval_sha256``): error naming the odd lines (losses on other tokens are
   not comparable);
-* a run whose counted C is more than ``BUDGET_FACTOR`` x away from its
-  budget: error (a sweep's tolerance is < 0.5 by construction,
-  ``experiments.sweep_config``); more than ``BUDGET_WARN`` away: warning;
+* a run whose C/budget is more than ``BUDGET_FACTOR`` x away from the
+  table's median C/budget: error (a sweep's tolerance is < 0.5 by
+  construction, ``experiments.sweep_config``, so one IsoFLOP curve never
+  holds such a point); C more than ``BUDGET_WARN`` from its budget: warning;
 * with the sweep's ``sweep.json`` beside the ledger (its plan): a line whose
   ``run_id`` is not in the plan, or whose budget or D differ from the
   plan's, is an error; planned runs with no line are named in a warning and
@@ -64,23 +65,34 @@ def check_csv_header(header: Sequence[str], aliases: Dict[str, Sequence[str]],
 
 
 def check_budgets(C, budget, run_id, source: str) -> None:
-  """C against the run's budget (rows with a budget only)."""
+  """C against the run's budget (rows with a budget only).
+
+  Rows off by more than ``BUDGET_FACTOR`` relative to the table's median
+  C/budget are refused (points off their IsoFLOP curve); a median itself far
+  from 1 (every row off by one factor: columns in other units) is a warning.
+  """
+  rows = [(c / b, rid) for c, b, rid in zip(C, budget, run_id)
+          if math.isfinite(b) and b > 0]
+  if not rows:
+    return
+  ratios = sorted(r for r, _ in rows)
+  med = ratios[len(ratios) // 2]
   bad, odd = [], []
-  for c, b, rid in zip(C, budget, run_id):
-    if not (math.isfinite(b) and b > 0):
-      continue
-    r = c / b
-    if r > BUDGET_FACTOR or r < 1.0 / BUDGET_FACTOR:
+  for r, rid in rows:
+    if r / med > BUDGET_FACTOR or r / med < 1.0 / BUDGET_FACTOR:
       bad.append(f"{rid} (C = {r:.3g} x budget)")
     elif abs(r - 1.0) > BUDGET_WARN:
       odd.append(f"{rid} ({r:.3g}x)")
   if bad:
     raise _error(f"{source}: {len(bad)} run(s) trained a C far from their "
-                 f"IsoFLOP budget: {_some(bad)}; a point off its curve moves "
-                 "the fitted exponents: fix or remove those rows")
+                 f"IsoFLOP budget (the others: {med:.3g} x budget): "
+                 f"{_some(bad)}; a point off its curve moves the fitted "
+                 "exponents: fix or remove those rows")
   if odd:
     warnings.warn(f"{source}: {len(odd)} run(s) have C more than "
-                  f"{BUDGET_WARN:.0%} away from their budget: {_some(odd)}",
+                  f"{BUDGET_WARN:.0%} away from their budget: {_some(odd)}"
+                  + (" (every row: are C and budget in the same units?)"
+                     if len(odd) == len(rows) else ""),
                   UserWarning, stacklevel=4)
 
 
