@@ -102,6 +102,8 @@ def _make_fit(name: str):
   def fit(inputs: methods.FitInputs, options: Dict[str, Any]):
     from scaling import parametric  # jax-backed; imported only when needed
     runs = inputs.runs
+    from scaling.validation import memory  # refuse before the kernel kills it
+    memory.check_approach3(len(runs), name, inputs.bootstrap or 0)
     p = parametric.fit_parametric(runs.N, runs.D, runs.loss,
                                   method=name,
                                   **options.get("fit", {}))
