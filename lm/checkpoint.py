@@ -118,6 +118,7 @@ class Checkpointer:
                fingerprint_algo=integrity.FINGERPRINT_ALGO,
                fingerprint=integrity.fingerprint(state),
                data_sha256=integrity.config_sha256(data_state))
+    rec.pop("record_sha256", None)  # a restored record passed back in
     rec["record_sha256"] = integrity.config_sha256(rec)  # the record itself
     with _quiet_orbax():
       self.manager.save(
@@ -151,6 +152,15 @@ class Checkpointer:
   def verify(restored: Restored) -> Optional[str]:
     """Why ``restored`` must not be used, or None when it is sound."""
     rec = restored.record
+    if rec.get("fingerprint"):
+      if rec.get("fingerprint_algo") != integrity.FINGERPRINT_ALGO:
+        return (f"unknown digest algorithm {rec.get('fingerprint_algo')!r} "
+                "(written by a newer version?)")
+      bad = integrity.mismatches(rec["fingerprint"],
+                                 integrity.fingerprint(restored.state))
+      if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        return f"array digest mismatch in {bad[0]}{more} (corrupted bytes)"
     if rec.get("record_sha256") and integrity.config_sha256(
         {k: v for k, v in rec.items() if k != "record_sha256"}
     ) != rec["record_sha256"]:
@@ -162,15 +172,6 @@ class Checkpointer:
         restored.data_state) != rec["data_sha256"]:
       return ("data-iterator position differs from the one saved "
               f"({restored.data_state}; edited or corrupted)")
-    if rec.get("fingerprint"):
-      if rec.get("fingerprint_algo") != integrity.FINGERPRINT_ALGO:
-        return (f"unknown digest algorithm {rec.get('fingerprint_algo')!r} "
-                "(written by a newer version?)")
-      bad = integrity.mismatches(rec["fingerprint"],
-                                 integrity.fingerprint(restored.state))
-      if bad:
-        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
-        return f"array digest mismatch in {bad[0]}{more} (corrupted bytes)"
     if not integrity.all_finite(restored.state):
       return "it holds NaN/Inf values"
     return None
