@@ -28,7 +28,10 @@ def _csv_columns(path: str) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
   except OSError as e:
     raise data_lib.ScalingDataError(f"cannot read {path!r}: {e.strerror}") \
         from None
-  rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+  text = raw.decode("utf-8-sig")
+  from scaling.validation import inputs  # a repeated column is refused
+  inputs.check_csv_header(next(csv.reader(io.StringIO(text)), []), {}, {}, path)
+  rows = list(csv.DictReader(io.StringIO(text)))
   if not rows:
     raise data_lib.ScalingDataError(f"{path}: no data rows")
   status = next((k for k in rows[0] if k and k.strip().lower() == "status"),

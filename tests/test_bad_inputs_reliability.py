@@ -282,6 +282,9 @@ def test_csv_with_two_loss_columns_is_refused(capfd, tmp_path):
   assert rc == 2
   assert "column 'loss' appears 2 times in the header (columns 3, 4)" in \
       one_line(err)
+  rc, _, err = _fit(capfd, f"--input={path}", "--approach=powerlaw", "--x=N",
+                    "--y=loss")
+  assert rc == 2 and "column 'loss' appears 2 times" in one_line(err)
   assert snapshot(tmp_path) == before
 
 
