@@ -475,3 +475,28 @@ def test_resume_with_another_eval_batch_size_is_recorded(capfd, trained,
   assert rec["step"] == 20 and rec["changed"] == {
       "train.eval_batch_size": [old["config"]["train"]["eval_batch_size"], 32]}
   assert rec["mesh"] == meta["mesh"]
+
+
+def test_resume_on_another_mesh_is_recorded_and_warned():
+  """(8,1,1) -> (2,2,2): the attempt's record keeps the old mesh beside the
+  new one (run.json 'resumes'), and one warning says results may move."""
+  import types
+  import jax
+  from lm import run_setup
+  kind = jax.devices()[0].device_kind
+  old_mesh = {"data": 8, "fsdp": 1, "tensor": 1}
+  new_mesh = {"data": 2, "fsdp": 2, "tensor": 2}
+  cfg_json = {"train": {"eval_batch_size": 64}}
+  su = types.SimpleNamespace(
+      old={"mesh": old_mesh, "device_kind": kind, "config": cfg_json},
+      cfg_json=cfg_json,
+      cfg=types.SimpleNamespace(train=types.SimpleNamespace(
+          eval_batch_size=64)))
+  start = types.SimpleNamespace(own=True, step=40)
+  with pytest.warns(UserWarning, match=r"at step 40 with mesh .*'data': 2.* "
+                    r"\(was .*'data': 8.*recorded in run.json 'resumes'"):
+    rec = run_setup._resume_record(su, start, "/w", new_mesh)
+  assert rec["changed"] == {"mesh": [old_mesh, new_mesh]}
+  assert rec["mesh"] == new_mesh and rec["step"] == 40
+  start.step = 0  # a fresh start is not a resume
+  assert run_setup._resume_record(su, start, "/w", new_mesh) is None
