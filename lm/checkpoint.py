@@ -171,7 +171,7 @@ class Checkpointer:
     if rec.get("data_sha256") and integrity.config_sha256(
         restored.data_state) != rec["data_sha256"]:
       return ("data-iterator position differs from the one saved "
-              f"({restored.data_state}; edited or corrupted)")
+              f"({str(restored.data_state)[:80]}; edited or corrupted)")
     if not integrity.all_finite(restored.state):
       return "it holds NaN/Inf values"
     return None
