@@ -20,6 +20,9 @@ from absl import flags
 from lm import cli, logs, sharding, step as step_lib
 from lm.config import ConfigError, MeshConfig, ModelConfig, TrainConfig
 from lm.model import Transformer
+from lm.checkpoint import Checkpointer
+from lm.data.tokenizers import load_tokenizer
+from lm.validation import check_int, check_real
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory of lm.train.")
 _PROMPT = flags.DEFINE_string("prompt", "", "Text to continue.")
@@ -38,8 +41,6 @@ flags.register_validator("temperature", math.isfinite,
 
 def load_run(workdir: str):
   """(model_cfg, params, tokenizer, step) from the newest readable checkpoint."""
-  from lm.checkpoint import Checkpointer
-  from lm.data.tokenizers import load_tokenizer
 
   meta = logs.read_json(os.path.join(workdir, "run.json"), hint=(
       "lm.sample needs it to know the model: restore it, or run lm.train "
@@ -136,7 +137,6 @@ def generate(model_cfg: ModelConfig, params, tokenizer, prompt: str, *,
   ``on_text`` receives the generated text piece by piece as it is sampled
   (streaming); the pieces joined are the returned text.
   """
-  from lm.validation import check_int, check_real
   check_int("max_tokens", max_tokens, 1, MAX_TOKENS_LIMIT)
   check_real("temperature", temperature, 0, meaning="0 = greedy")
   check_int("top_k", top_k, 0, meaning="0 = all tokens")

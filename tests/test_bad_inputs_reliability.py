@@ -356,7 +356,7 @@ def test_truncated_run_json_sample_and_resume(capfd, trained, tmp_path):
 
 def test_approach3_too_big_for_memory_is_one_line(capfd, tmp_path,
                                                   monkeypatch):
-  from scaling.validation import memory
+  from scaling.approach3 import memory
   monkeypatch.setattr(memory, "available_bytes", lambda: 2e8)
   ledger = _write_ledger(tmp_path / "in" / "r.jsonl", _isoflop_records())
   out = tmp_path / "out"
@@ -373,7 +373,7 @@ def test_approach3_too_big_for_memory_is_one_line(capfd, tmp_path,
 
 
 def test_approach3_memory_estimate_scales_with_runs():
-  from scaling.validation import memory
+  from scaling.approach3 import memory
   # The report's 200k-line ledger: ~43 GB by the measured 41 B per
   # (start, run) pair; it was killed at 23.7 GB.
   assert memory.approach3_bytes(200_000, 4500, 0) > 23.7e9

@@ -40,6 +40,7 @@ import sys
 import sysconfig
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from lm import safe_io
 from lm.config import ConfigError
 
 _LOG = logging.getLogger(__name__)
@@ -63,7 +64,6 @@ def resolve_cache_dir(cache_dir: str = "") -> str:
 def atomic_write_bytes(path: str, data: bytes) -> bool:
   """Writes ``data`` to ``path`` atomically (``lm.safe_io``); False (and a
   warning) on OSError, the previous file unchanged."""
-  from lm import safe_io  # pylint: disable=g-import-not-at-top
   try:
     safe_io.atomic_write(path, data)
     return True
