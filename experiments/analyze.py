@@ -14,7 +14,6 @@ every budget but the largest, predict its N* and L*).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import warnings
 from typing import Any, Dict, Optional, Sequence
@@ -23,9 +22,10 @@ from absl import flags
 
 from experiments.analysis_settings import AnalysisSettings
 from experiments.compute import trunk_totals
+from experiments.executor import SWEEP_JSON_HINT
 from experiments.ledger import Ledger
 from experiments.sweep_flops import sweep_flops_per_token
-from lm import cli
+from lm import cli, safe_io
 from lm.config import ConfigError
 from scaling.approach2 import estimators as isoflop_estimators
 from scaling.approach2 import extrapolation
@@ -39,11 +39,10 @@ from scaling.report.summary import fit_summary_lines
 
 
 def _sweep_meta(workdir: str) -> Dict[str, Any]:
-  path = os.path.join(workdir, "sweep.json")
-  if not os.path.exists(path):
-    return {}
-  with open(path) as f:
-    return json.load(f)
+  """sweep.json ({} if absent); a damaged one is one error line."""
+  meta = safe_io.read_json(os.path.join(workdir, "sweep.json"),
+                           hint=SWEEP_JSON_HINT)
+  return meta if isinstance(meta, dict) else {}
 
 
 def _report_budgets(meta: Dict[str, Any], runs) -> list:
@@ -127,7 +126,9 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
                        else (None, None))
   if curves is None:
     approaches = tuple(a for a in approaches if a != 1)
-  out_dir = os.path.join(workdir, "report")
+  # report/ may not be a link out of the workdir (its files are replaced,
+  # never written through: lm.safe_io).
+  out_dir = safe_io.confined(workdir, "report", what="report directory")
   fit = run_fit(
       runs, approaches=approaches, out_dir=out_dir,
       budgets=_report_budgets(meta, runs),
@@ -147,8 +148,8 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
       skipped=[no_curves] if no_curves else [], report_plots=True)
   report = {"fit": fit, "sweep": _sweep_summary(records, meta, workdir),
             "settings": dataclasses.asdict(settings)}
-  with open(os.path.join(out_dir, "report.md"), "w") as f:
-    f.write(report_markdown(report))
+  safe_io.atomic_write(os.path.join(out_dir, "report.md"),
+                       report_markdown(report))
   return report
 
 
@@ -158,13 +159,19 @@ _SKIP_HINT = ("(centre the sizes on the optimum with sweep.prior_k or "
 
 def _sweep_summary(records, meta, workdir: str) -> Dict[str, Any]:
   ok = [r for r in records if r["status"] == "ok"]
+  planned = [r["run_id"] for r in meta.get("runs", [])]  # sweep.json's plan
+  present = {r["run_id"] for r in records}
+  trunks = trunk_totals(workdir)
   return {
+      "n_planned": len(planned) if planned else None,
+      "missing": [rid for rid in planned if rid not in present],
+      "unreadable_trunks": trunks["unreadable"],
       "name": (meta.get("config") or {}).get("name", ""),
       "config_hash": meta.get("config_hash"),
       "n_runs": len(records), "n_ok": len(ok),
       "n_diverged": sum(r["status"] == "diverged" for r in records),
       "wall_time_s": sum(r.get("wall_time_s") or 0.0 for r in records),
-      "trunk_wall_time_s": trunk_totals(workdir)["wall_time_s"],
+      "trunk_wall_time_s": trunks["wall_time_s"],
       "flop_convention": records[0].get("flop_convention"),
       "param_convention": records[0].get("param_convention"),
   }
@@ -175,6 +182,26 @@ def _trunk_note(sw: Dict[str, Any]) -> str:
   return f" in the runs + {t:.0f}s in their WSD trunks" if t else ""
 
 
+def _runs_note(sw: Dict[str, Any]) -> str:
+  """'43 ok / 44 runs in the ledger (1 diverged) of 45 planned (1 missing:
+  id)': planned against present, the missing ones named."""
+  text = (f"{sw['n_ok']} ok / {sw['n_runs']} runs in the ledger "
+          f"({sw['n_diverged']} diverged")
+  failed = sw['n_runs'] - sw['n_ok'] - sw['n_diverged']
+  text += f", {failed} failed)" if failed else ")"
+  if sw.get("n_planned") is None:
+    return text + " (no sweep.json: planned runs unknown)"
+  miss = sw.get("missing") or []
+  text += f" of {sw['n_planned']} planned"
+  if miss:
+    more = f" and {len(miss) - 5} more" if len(miss) > 5 else ""
+    text += f" ({len(miss)} MISSING: {', '.join(miss[:5])}{more})"
+  if sw.get("unreadable_trunks"):
+    text += (f"; {len(sw['unreadable_trunks'])} trunk run.json unreadable "
+             "(their compute and time NOT counted)")
+  return text
+
+
 def summary_text(report: Dict[str, Any]) -> str:
   """The printed summary: per-budget minima and the exponents with intervals.
 
@@ -182,8 +209,7 @@ def summary_text(report: Dict[str, Any]) -> str:
   """
   fit, sw = report["fit"], report["sweep"]
   conv = fit.get("conventions") or {}
-  lines = [f"sweep {sw['name']!r}: {sw['n_ok']} ok / {sw['n_runs']} runs "
-           f"({sw['n_diverged']} diverged), {sw['wall_time_s']:.0f}s of "
+  lines = [f"sweep {sw['name']!r}: {_runs_note(sw)}, {sw['wall_time_s']:.0f}s of "
            f"training{_trunk_note(sw)}; C counted as {sw['flop_convention']}, N as "
            f"{sw['param_convention']}; F(N): "
            f"{(conv.get('flops_per_token') or {}).get('label', '?')}"]
@@ -244,4 +270,6 @@ if __name__ == "__main__":
         o.setting, None, f"{o.help} (default: the sweep config's "
         f"analysis.{o.setting}, else {o.default}).",
         lower_bound=o.flag_lower_bound)
-  cli.run(main)
+  cli.run(main, interrupted="interrupted: every output written so far is a "
+          "complete file (atomic writes); run the same command again to redo "
+          "the fit")

@@ -13,23 +13,40 @@ from __future__ import annotations
 import glob
 import json
 import os
+import warnings
 from typing import Any, Dict, List
 
 from experiments.scheduler import TRUNKS_DIR
+from lm import safe_io
 
 
-def trunk_totals(workdir: str) -> Dict[str, float]:
-  """{'flops', 'wall_time_s'} summed over the trunks' run.json (what the
-  trunks trained and how long, all their segments and attempts)."""
-  total = {"flops": 0.0, "wall_time_s": 0.0}
-  for path in glob.glob(os.path.join(workdir, TRUNKS_DIR, "*", "run.json")):
+def trunk_totals(workdir: str) -> Dict[str, Any]:
+  """{'flops', 'wall_time_s', 'unreadable'} summed over the trunks' run.json
+  (what the trunks trained and how long, all their segments and attempts).
+
+  A damaged run.json is not skipped silently: it is listed in
+  'unreadable' and named in one warning (its compute is missing from the
+  totals). A trunk directory that is a link out of the workdir is refused.
+  """
+  total: Dict[str, Any] = {"flops": 0.0, "wall_time_s": 0.0,
+                           "unreadable": []}
+  for path in sorted(glob.glob(os.path.join(workdir, TRUNKS_DIR, "*",
+                                            "run.json"))):
+    name = os.path.basename(os.path.dirname(path))
+    path = os.path.join(safe_io.confined(workdir, TRUNKS_DIR, name,
+                                         what="trunk directory"), "run.json")
     try:
-      with open(path) as f:
-        meta = json.load(f)
-    except (OSError, ValueError):
+      meta = safe_io.read_json(path)
+      flops = float(meta.get("compute_spent") or 0.0)
+      wall = float(meta.get("wall_time_s") or 0.0)
+    except (OSError, ValueError, AttributeError, TypeError) as e:
+      total["unreadable"].append(path)
+      warnings.warn(f"{path} cannot be read ({' '.join(str(e).split())[:160]}"
+                    "): that trunk's training compute and wall time are "
+                    "missing from the sweep's totals")
       continue
-    total["flops"] += float(meta.get("compute_spent") or 0.0)
-    total["wall_time_s"] += float(meta.get("wall_time_s") or 0.0)
+    total["flops"] += flops
+    total["wall_time_s"] += wall
   return total
 
 
@@ -39,12 +56,14 @@ def sweep_compute(workdir: str, records: List[Dict[str, Any]]
   over the ledger's results with a measured loss (status ok)."""
   ok = [r for r in records if r.get("status") == "ok"]
   results = sum(float(r.get("compute_spent", r["C"]) or 0.0) for r in ok)
-  trunks = trunk_totals(workdir)["flops"]
+  totals = trunk_totals(workdir)
+  trunks = totals["flops"]
   independent = sum(float(r["C"]) for r in ok)
   spent = results + trunks
   return {"spent": spent, "trunks": trunks, "results": results,
           "independent": independent, "n_results": len(ok),
           "ratio": spent / independent if independent else float("nan"),
+          "unreadable_trunks": totals["unreadable"],
           "scheme": next((r.get("scheme") for r in ok if r.get("scheme")),
                          "independent"),
           "flop_convention": ok[0].get("flop_convention") if ok else None}
@@ -57,7 +76,10 @@ def summary_line(c: Dict[str, Any]) -> str:
            f"{c['results']:.3g}")
   else:
     how = "every run from scratch"
+  missing = (f"; {len(c['unreadable_trunks'])} trunk run.json unreadable, "
+             "their compute NOT counted" if c.get("unreadable_trunks") else "")
   return (f"compute: {c['spent']:.3g} FLOPs spent ({how}) for "
           f"{c['n_results']} results = {c['ratio']:.0%} of the "
           f"{c['independent']:.3g} FLOPs independent runs would spend "
-          f"(scheme {c['scheme']}, C counted as {c['flop_convention']})")
+          f"(scheme {c['scheme']}, C counted as {c['flop_convention']})"
+          f"{missing}")

@@ -39,7 +39,7 @@ from experiments import runners as runners_lib
 from experiments import scheduler as scheduler_lib
 from experiments.ledger import FINAL, Ledger
 from experiments.runners.base import Outcome, RunTask
-from lm import logs
+from lm import logs, safe_io
 from lm import workdir as workdir_lib
 from lm.config import ConfigError
 from lm import sharding
@@ -59,10 +59,14 @@ def _sweep_record(cfg, plan) -> Dict[str, Any]:
                       for s in plan.skipped]}
 
 
+SWEEP_JSON_HINT = ("delete it and run the sweep command again to rewrite it "
+                   "(each run's checkpoints prove which config wrote it)")
+
+
 def check_workdir(workdir: str, cfg, plan, *, write: bool) -> None:
   """Refuses a config that differs from the one that started ``workdir``."""
   path = os.path.join(workdir, "sweep.json")
-  old = logs.read_json(path)
+  old = logs.read_json(path, hint=SWEEP_JSON_HINT)
   if old is not None and old.get("config_hash") != plan.config_hash:
     raise SweepConfigChanged(
         f"{workdir} was started with a different sweep config (hash "
@@ -240,7 +244,8 @@ def _scheduler(cfg, plan, workdir: str, todo, verbose: bool, trainer: str):
 
   def run_task(run, init_from=None) -> RunTask:
     return RunTask(run.run_id, run.lm_config(cfg.lm).to_dict(),
-                   os.path.abspath(os.path.join(workdir, "runs", run.run_id)),
+                   os.path.abspath(safe_io.confined(
+                       workdir, "runs", run.run_id, what="run directory")),
                    verbose=verbose, trainer=trainer, provenance=prov,
                    init_from=init_from)
 

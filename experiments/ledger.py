@@ -17,6 +17,8 @@ Plain, versioned and append-only:
   because a missing final newline after a complete record is harmless and
   common, and every append follows a full validating read of the file, so a
   torn fragment is refused before anything is appended.
+* The file is opened with ``O_NOFOLLOW``: a ledger that is a symbolic link
+  is refused (``lm.safe_io.open_append``), never written through.
 * A failed append (disk full mid-write) truncates the file back to its
   length before the append: only the bytes this append wrote are removed.
 * A record for a run whose outcome is final (``ok``, ``diverged``) is
@@ -32,6 +34,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List
 
+from lm import safe_io
 from scaling.io.ledger_schema import (FIELDS, FINAL, REQUIRED,  # noqa: F401
                                    SCHEMA_VERSION, STATUSES, LedgerError,
                                    encode, latest, parse, parse_lines,
@@ -80,7 +83,7 @@ class Ledger:
                         "final outcome in the ledger; not appending another")
     os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
     created = not os.path.exists(self.path)
-    fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = safe_io.open_append(self.path)  # a link is refused, not followed
     try:
       size = os.fstat(fd).st_size
       if size and os.pread(fd, 1, size - 1) != b"\n":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from experiments.ledger import Ledger
-from lm import logs
+from lm import logs, safe_io
 from lm.checkpoint import read_record
 
 PROVENANCE_KEY = "sweep_config_hash"
@@ -38,7 +38,8 @@ def check_unrecorded(workdir: str, config_hash: str) -> None:
   if not records:
     return
   for rec in records:
-    run_dir = os.path.join(workdir, "runs", rec["run_id"])
+    run_dir = safe_io.confined(workdir, "runs", rec["run_id"],
+                               what="run directory")
     record = read_record(os.path.join(run_dir, "checkpoints"))
     if record is None and rec["status"] != "ok":
       # A run that diverged before its first save has no checkpoint; its

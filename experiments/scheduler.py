@@ -25,6 +25,7 @@ import os
 from typing import Callable, Dict, List, Sequence
 
 from experiments.runners.base import RunTask
+from lm import safe_io
 from lm.config import ConfigError
 
 TRUNKS_DIR = "trunks"
@@ -68,7 +69,8 @@ class Trunks:
       self._waiting[run.trunk_id].append(run)
 
   def trunk_dir(self, trunk_id: str) -> str:
-    return os.path.abspath(os.path.join(self.workdir, TRUNKS_DIR, trunk_id))
+    return os.path.abspath(safe_io.confined(self.workdir, TRUNKS_DIR, trunk_id,
+                                            what="trunk directory"))
 
   def waiting_on(self, trunk_id: str) -> list:
     """Branches not yet submitted because their checkpoint does not exist."""

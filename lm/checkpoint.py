@@ -6,8 +6,9 @@ previous checkpoint intact. Each checkpoint holds three items:
 
 * ``state``: params, optimizer state and step;
 * ``data``: the data iterator's position;
-* ``integrity``: per-array digests of ``state`` and the run's config
-  (``lm.integrity``), written at save time and checked on restore.
+* ``integrity``: per-array digests of ``state``, the sha256 of ``data``,
+  the run's config (``lm.integrity``) and a sha256 of the record itself,
+  written at save time and checked on restore: every item is covered.
 
 Restore takes the newest checkpoint that reads, matches its digests and holds
 only finite numbers. A checkpoint that fails is reported in ONE warning line
@@ -115,7 +116,10 @@ class Checkpointer:
       raise CheckpointError(f"{self.directory} was opened read-only")
     rec = dict(record or {}, format=INTEGRITY_FORMAT, step=int(step),
                fingerprint_algo=integrity.FINGERPRINT_ALGO,
-               fingerprint=integrity.fingerprint(state))
+               fingerprint=integrity.fingerprint(state),
+               data_sha256=integrity.config_sha256(data_state))
+    rec.pop("record_sha256", None)  # a restored record passed back in
+    rec["record_sha256"] = integrity.config_sha256(rec)  # the record itself
     with _quiet_orbax():
       self.manager.save(
           int(step),
@@ -157,6 +161,17 @@ class Checkpointer:
       if bad:
         more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
         return f"array digest mismatch in {bad[0]}{more} (corrupted bytes)"
+    if rec.get("record_sha256") and integrity.config_sha256(
+        {k: v for k, v in rec.items() if k != "record_sha256"}
+    ) != rec["record_sha256"]:
+      return "its integrity record was changed after it was written"
+    if rec.get("step") is not None and int(rec["step"]) != restored.step:
+      return (f"its integrity record belongs to step {rec['step']} (a "
+              "checkpoint directory renamed or mixed)")
+    if rec.get("data_sha256") and integrity.config_sha256(
+        restored.data_state) != rec["data_sha256"]:
+      return ("data-iterator position differs from the one saved "
+              f"({str(restored.data_state)[:80]}; edited or corrupted)")
     if not integrity.all_finite(restored.state):
       return "it holds NaN/Inf values"
     return None

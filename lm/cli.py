@@ -43,6 +43,7 @@ USER_ERRORS = (
     ("scaling.io.ledger_schema", "LedgerError"),
     ("scaling.io.loaders", "ScalingDataError"),
     ("scaling.approach3.parametric", "ParametricFitError"),
+    ("lm.safe_io", "UnsafePathError"), ("lm.safe_io", "CorruptFileError"),
 )
 
 # errno -> what to do about it.
@@ -92,6 +93,9 @@ def _os_line(e: OSError) -> str:
   where = " ".join(str(p) for p in (e.filename, e.filename2) if p)
   what = e.strerror or _one_line(e)
   hint = _OS_HINTS.get(e.errno, "check the path and the disk")
+  note = getattr(e, "note", None)  # lm.safe_io.WriteError: the old file's fate
+  if note:
+    return f"could not write {where}: {what} ({hint}); {note}"
   return f"{what}{f': {where}' if where else ''} ({hint})"
 
 
@@ -187,9 +191,17 @@ def _parse_flags(argv: Sequence[str]):
          "and --config file)", exc=e, argv=argv)
 
 
+RESUMABLE = "interrupted: run the same command again to resume"
+
+
 def run(main: Callable[[Sequence[str]], Optional[int]],
-        argv: Optional[Sequence[str]] = None) -> None:
-  """``app.run`` with the one error path (see the module docstring)."""
+        argv: Optional[Sequence[str]] = None, *,
+        interrupted: str = RESUMABLE) -> None:
+  """``app.run`` with the one error path (see the module docstring).
+
+  ``interrupted``: the line printed on Ctrl-C (exit 130); entry points that
+  cannot resume (lm.sample, readers) say what they do instead.
+  """
 
   def wrapped(argv):
     from absl import logging as absl_logging
@@ -198,8 +210,7 @@ def run(main: Callable[[Sequence[str]], Optional[int]],
     try:
       return main(argv)
     except KeyboardInterrupt:
-      print("interrupted: run the same command again to resume",
-            file=sys.stderr)
+      print(interrupted, file=sys.stderr)
       sys.exit(130)
     except Exception as e:  # pylint: disable=broad-except
       diverged = getattr(sys.modules.get("lm.trainer"), "TrainingDiverged",

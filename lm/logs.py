@@ -6,36 +6,29 @@ restarted run never logs a step twice.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
-import tempfile
 import warnings
 from typing import Any, Dict, Optional
 
+from lm import safe_io
+
 
 def write_json_atomic(path: str, obj: Any) -> None:
-  d = os.path.dirname(os.path.abspath(path))
-  os.makedirs(d, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(obj, f, indent=2, sort_keys=True)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:  # disk full, ...: leave no half-written temp file
-    with contextlib.suppress(OSError):
-      os.remove(tmp)
-    raise
+  """Atomic, link-safe (``lm.safe_io``): a failed write keeps the old file."""
+  safe_io.atomic_write_json(path, obj, sort_keys=True)
 
 
-def read_json(path: str) -> Optional[dict]:
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+RUN_JSON_HINT = ("delete it and run the same command again to rebuild it "
+                 "(the checkpoints hold the run's config; its earlier eval "
+                 "history and wall time are not recovered)")
+
+
+def read_json(path: str, hint: str = "") -> Optional[dict]:
+  """The file's JSON, None if absent; a damaged file is one error line
+  (``safe_io.CorruptFileError``) naming it and ``hint``."""
+  return safe_io.read_json(path, hint=hint)
 
 
 def last_record(path: str) -> Optional[dict]:
@@ -65,10 +58,7 @@ def truncate_metrics(path: str, max_step: int) -> None:
         continue  # torn write from a killed process
       if rec.get("step", 0) <= max_step:
         keep.append(json.dumps(rec, sort_keys=True))
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write("".join(k + "\n" for k in keep))
-  os.replace(tmp, path)
+  safe_io.atomic_write(path, "".join(k + "\n" for k in keep))
 
 
 class MetricsLogger:
@@ -85,7 +75,7 @@ class MetricsLogger:
       return
     os.makedirs(workdir, exist_ok=True)
     truncate_metrics(self.path, start_step)
-    self._f = open(self.path, "a")
+    self._f = os.fdopen(safe_io.open_append(self.path), "a")
     if tensorboard:
       try:
         from tensorboardX import SummaryWriter

@@ -7,6 +7,7 @@ import dataclasses
 import os
 import platform
 import time
+import warnings
 from typing import Any, Dict, Optional
 
 import jax
@@ -99,7 +100,8 @@ class Setup:
 def load(cd, pre, workdir: str) -> Setup:
   """Config checks (cheap ones first), data, eval set, compiled steps."""
   pi, pc = jax.process_index(), jax.process_count()
-  old = logs.read_json(os.path.join(workdir, "run.json"))
+  old = logs.read_json(os.path.join(workdir, "run.json"),
+                       hint=logs.RUN_JSON_HINT)
   # Refuse a changed config before spending time on data / tokenizers.
   _check_resumable(old, config_lib.to_jsonable(pre), workdir,
                    ignore={("model", "vocab_size")})
@@ -156,6 +158,39 @@ def start_at(su: Setup, ckpt: Checkpointer, workdir: str,
                False, None)
 
 
+# Settings a resume may change that can move results in the last digits (the
+# order of floating-point reductions): recorded in run.json 'resumes' and
+# named in one warning (docs/reliability.md, "Resume").
+RESUME_RECORDED = (("train", "eval_batch_size"),)
+
+
+def _resume_record(su: Setup, start: Start, workdir: str,
+                   mesh: Dict[str, int]) -> Optional[Dict[str, Any]]:
+  """What this resume changed against the attempt before (run.json), one
+  warning when anything did; None when this attempt is not a resume."""
+  old = su.old or {}
+  if not (start.own and start.step and old):
+    return None
+  changed = {}
+  if old.get("mesh") and old["mesh"] != mesh:
+    changed["mesh"] = [old["mesh"], mesh]
+  if old.get("device_kind") and old["device_kind"] != jax.devices()[0].device_kind:
+    changed["device_kind"] = [old["device_kind"], jax.devices()[0].device_kind]
+  for sec, key in RESUME_RECORDED:
+    a = ((old.get("config") or {}).get(sec) or {}).get(key)
+    b = (su.cfg_json.get(sec) or {}).get(key)
+    if a is not None and a != b:
+      changed[f"{sec}.{key}"] = [a, b]
+  if changed:
+    what = ", ".join(f"{k} {v[1]} (was {v[0]})" for k, v in changed.items())
+    warnings.warn(f"resuming {workdir} at step {start.step} with {what}: "
+                  "results can differ in the last digits from an "
+                  "uninterrupted run (another floating-point reduction "
+                  "order); recorded in run.json 'resumes'")
+  return {"step": int(start.step), "mesh": mesh,
+          "eval_batch_size": su.cfg.train.eval_batch_size, "changed": changed}
+
+
 def run_meta(su: Setup, start: Start, workdir: str,
              provenance: Optional[dict]) -> Dict[str, Any]:
   """run.json as this attempt starts (status 'running')."""
@@ -163,6 +198,11 @@ def run_meta(su: Setup, start: Start, workdir: str,
   peak, peak_source = hardware.device_peak_flops(
       dtype=_peak_dtype(cfg.model.dtype), strict=False)  # NaN MFU if unknown
   prior = (su.old or {}) if start.own else {}
+  mesh = dict(zip(su.mesh.axis_names, map(int, su.mesh.devices.shape)))
+  resumes = list(prior.get("resumes") or [])
+  this = _resume_record(su, start, workdir, mesh)
+  if this is not None:
+    resumes.append(this)
   return {
       "status": "running", "config": su.cfg_json,
       "params": params_lib.count_params(cfg.model).to_dict(),
@@ -171,7 +211,8 @@ def run_meta(su: Setup, start: Start, workdir: str,
       "flops_per_token": su.fpt, "mfu_convention": MFU_CONVENTION,
       "peak_flops_per_device": peak, "peak_flops_source": peak_source,
       "n_devices": jax.device_count(), "n_processes": jax.process_count(),
-      "mesh": dict(zip(su.mesh.axis_names, map(int, su.mesh.devices.shape))),
+      "mesh": mesh,  # this attempt's; earlier ones: 'resumes'
+      "resumes": resumes,
       "device_kind": jax.devices()[0].device_kind,
       "data": su.dataset.metadata, "versions": _versions(),
       "schedule": schedules.describe(tc), "planned_steps": tc.steps,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import math
 import os
+import sys
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +42,9 @@ flags.register_validator("temperature", math.isfinite,
 def load_run(workdir: str):
   """(model_cfg, params, tokenizer, step) from the newest readable checkpoint."""
 
-  meta = logs.read_json(os.path.join(workdir, "run.json"))
+  meta = logs.read_json(os.path.join(workdir, "run.json"), hint=(
+      "lm.sample needs it to know the model: restore it, or run lm.train "
+      "with this run's config on this workdir to rebuild it"))
   if meta is None:
     raise FileNotFoundError(f"{workdir}/run.json not found: not an lm.train "
                             "workdir")
@@ -87,10 +91,52 @@ def _next_token(model, params, buf_1xT, n, rng, temperature, top_k: int):
   return jnp.where(temperature > 0, sampled, greedy)
 
 
+class _Stream:
+  """The decoded text of a growing token list, handed out as it grows.
+
+  Text is decoded over the tokens since the last commit point, with
+  ``CONTEXT`` tokens before it (SentencePiece drops a leading space at the
+  start of a decode) and held back while it ends in an incomplete UTF-8
+  sequence (U+FFFD), so each piece is final and decoding stays linear.
+  """
+  CONTEXT, COMMIT = 8, 256
+
+  def __init__(self, tokenizer):
+    self.tok, self.ids, self.base, self.shown = tokenizer, [], 0, 0
+
+  def _tail(self) -> str:
+    ctx = max(0, self.base - self.CONTEXT)
+    head = self.tok.decode(self.ids[ctx:self.base]) if ctx < self.base else ""
+    text = self.tok.decode(self.ids[ctx:])
+    return text[len(head):] if text.startswith(head) else text
+
+  def push(self, token: int) -> str:
+    """Appends ``token``; returns the new final text (maybe empty)."""
+    self.ids.append(token)
+    text = self._tail()
+    if text.endswith("\ufffd"):
+      return ""
+    new, self.shown = text[self.shown:], len(text)
+    if len(self.ids) - self.base >= self.COMMIT:
+      self.base, self.shown = len(self.ids), 0
+    return new
+
+  def flush(self) -> str:
+    """What is still held back (an incomplete sequence at the end)."""
+    text = self._tail()
+    new, self.shown = text[self.shown:], len(text)
+    return new
+
+
 def generate(model_cfg: ModelConfig, params, tokenizer, prompt: str, *,
              max_tokens: int = 200, temperature: float = 0.8,
-             top_k: int = 40, seed: int = 0) -> str:
-  """Autoregressive sampling; a sliding window of ``max_seq_len`` tokens."""
+             top_k: int = 40, seed: int = 0,
+             on_text: Optional[Callable[[str], None]] = None) -> str:
+  """Autoregressive sampling; a sliding window of ``max_seq_len`` tokens.
+
+  ``on_text`` receives the generated text piece by piece as it is sampled
+  (streaming); the pieces joined are the returned text.
+  """
   check_int("max_tokens", max_tokens, 1, MAX_TOKENS_LIMIT)
   check_real("temperature", temperature, 0, meaning="0 = greedy")
   check_int("top_k", top_k, 0, meaning="0 = all tokens")
@@ -99,7 +145,9 @@ def generate(model_cfg: ModelConfig, params, tokenizer, prompt: str, *,
   top_k = min(top_k, model_cfg.vocab_size)
   model = Transformer(model_cfg)
   ids = list(tokenizer.encode(prompt)) if prompt else [tokenizer.eos_id]
-  out = []
+  stream = _Stream(tokenizer)
+  out = stream.ids
+  emit = on_text or (lambda text: None)
   rng = jax.random.key(seed)
   for _ in range(max_tokens):
     window = (ids + out)[-T:]
@@ -110,8 +158,17 @@ def generate(model_cfg: ModelConfig, params, tokenizer, prompt: str, *,
                           jnp.float32(temperature), top_k))
     if tok == tokenizer.eos_id:
       break
-    out.append(tok)
+    piece = stream.push(tok)
+    if piece:
+      emit(piece)
+  piece = stream.flush()
+  if piece:
+    emit(piece)
   return tokenizer.decode(out)
+
+
+INTERRUPTED = ("interrupted: sampling stopped; nothing was written (lm.sample "
+               "only reads the workdir)")
 
 
 def main(argv):
@@ -119,11 +176,28 @@ def main(argv):
   if not _WORKDIR.value:
     raise ConfigError("--workdir=<run directory> is required")
   mc, params, tok, step = load_run(_WORKDIR.value)
-  text = generate(mc, params, tok, _PROMPT.value, max_tokens=_MAX_TOKENS.value,
-                  temperature=_TEMPERATURE.value, top_k=_TOP_K.value,
-                  seed=_SEED.value)
-  print(_PROMPT.value + text)
+  del step
+  shown = []
+
+  def show(text: str) -> None:  # stream: each piece as soon as it is final
+    shown.append(text)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+  show(_PROMPT.value)
+  try:
+    generate(mc, params, tok, _PROMPT.value, max_tokens=_MAX_TOKENS.value,
+             temperature=_TEMPERATURE.value, top_k=_TOP_K.value,
+             seed=_SEED.value, on_text=show)
+  except KeyboardInterrupt:
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    n = len("".join(shown)) - len(_PROMPT.value)
+    print(f"{INTERRUPTED}; the {n} characters generated so far are printed "
+          "above", file=sys.stderr)
+    sys.exit(130)
+  sys.stdout.write("\n")
 
 
 if __name__ == "__main__":
-  cli.run(main)
+  cli.run(main, interrupted=INTERRUPTED)

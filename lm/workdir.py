@@ -57,7 +57,8 @@ def locked(directory: str, *, what: str = "this directory",
     return
   os.makedirs(directory, exist_ok=True)
   path = os.path.join(directory, LOCK_NAME)
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+               0o644)  # a planted link is refused (ELOOP), never written through
   try:
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

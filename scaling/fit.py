@@ -195,4 +195,6 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flag_as_required("input")
-  cli.run(main)
+  cli.run(main, interrupted="interrupted: every output written so far is a "
+          "complete file (atomic writes); run the same command again to redo "
+          "the fit")

@@ -8,6 +8,7 @@ cell error fails the test.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -36,7 +37,22 @@ def kernel_env(tmp_path, monkeypatch):
   monkeypatch.setenv("MPLBACKEND", "Agg")
   work = tmp_path / "work"
   work.mkdir()
+  # The kernel inherits this cwd too (nbclient also passes metadata.path):
+  # a relative path in a notebook never lands in the checkout.
+  monkeypatch.chdir(work)
   return str(work)
+
+
+def _git_status():
+  """``git status --porcelain`` of the checkout (untracked files listed one
+  by one), or None when ROOT is not a git checkout git can read (an sdist,
+  no git, a checkout owned by another user)."""
+  if not os.path.exists(os.path.join(ROOT, ".git")) or not shutil.which("git"):
+    return None
+  r = subprocess.run(["git", "-C", ROOT, "status", "--porcelain",
+                      "--untracked-files=all"], capture_output=True,
+                     text=True, timeout=60)
+  return r.stdout if r.returncode == 0 else None
 
 
 def _execute(nb, workdir):
@@ -65,7 +81,12 @@ def test_kernel_runs_this_interpreter(kernel_env):
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_executes(name, kernel_env):
   nb = nbformat.read(os.path.join(COLAB, name), as_version=4)
+  before = _git_status()
   _execute(nb, kernel_env)
+  after = _git_status()
+  if before is not None:  # tests write only under temporary directories
+    new = sorted(set(after.splitlines()) - set(before.splitlines()))
+    assert after == before, f"{name} changed the source tree: {new}"
   out = _stdout(nb)
   assert "SMALL (test) mode" in out  # the install cell saw the env and skipped pip
   if name == "quickstart.ipynb":

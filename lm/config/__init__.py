@@ -28,7 +28,9 @@ __all__ = [
 ]
 
 # (section, key) that may change when resuming a run or a sweep: they change
-# how a run is logged or where data is found, never its results. One list,
+# how a run is logged or where data is found, not what is trained (but
+# eval_batch_size, like the mesh shape, can move results in the last digits:
+# lm.run_setup records such a change in run.json 'resumes' and warns). One list,
 # used by lm.run_setup and lm.init_from (``differing_field``) and experiments
 # (sweep config hash).
 RESUME_MUTABLE: Tuple[Tuple[str, str], ...] = (

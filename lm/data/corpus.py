@@ -38,9 +38,9 @@ import logging
 import os
 import sys
 import sysconfig
-import tempfile
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from lm import safe_io
 from lm.config import ConfigError
 
 _LOG = logging.getLogger(__name__)
@@ -62,14 +62,10 @@ def resolve_cache_dir(cache_dir: str = "") -> str:
 
 
 def atomic_write_bytes(path: str, data: bytes) -> bool:
-  """Writes ``data`` to ``path`` atomically; False (and a warning) on OSError."""
+  """Writes ``data`` to ``path`` atomically (``lm.safe_io``); False (and a
+  warning) on OSError, the previous file unchanged."""
   try:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    safe_io.atomic_write(path, data)
     return True
   except OSError as e:
     _LOG.warning("could not write cache file %s: %s", path, e)

@@ -6,6 +6,8 @@ from typing import Optional
 
 import numpy as np
 
+from lm import safe_io
+
 
 def plot_loss_curves(curves, out_path: str) -> Optional[str]:
   """Training loss vs cumulative FLOPs of every run, coloured by N; the path
@@ -31,6 +33,6 @@ def plot_loss_curves(curves, out_path: str) -> Optional[str]:
   ax.set_ylabel(f"{loss} (nats/token)")
   ax.set_title("loss curves, coloured by N (dark = small)")
   fig.tight_layout()
-  fig.savefig(out_path, dpi=120)
+  safe_io.save_figure(fig, out_path, dpi=120)
   plt.close(fig)
   return out_path

@@ -40,6 +40,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from lm import safe_io
 from scaling.approach2 import isoflop as isoflop_lib
 from scaling.approach2 import estimators as est_lib
 from scaling.report import registry as methods_lib
@@ -356,7 +357,7 @@ def plot_extrapolation(d: Dict[str, Any], path: str) -> str:
   fig.suptitle(textwrap.fill(f"extrapolation check: {d['procedure']}", 140),
                fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  safe_io.save_figure(fig, path, dpi=120)
   plt.close(fig)
   return path
 

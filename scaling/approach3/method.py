@@ -18,6 +18,7 @@ from scaling.report import registry as methods
 from scaling.approach3 import parametric
 from scaling.report import plots as plots_lib
 from scaling.approach3 import bootstrap as bootstrap_lib
+from scaling.approach3 import memory
 
 _QUANTITIES = ("a", "b", "E", "A", "B", "alpha", "beta", "G")
 
@@ -104,6 +105,7 @@ class Approach3Result:
 def _make_fit(name: str):
   def fit(inputs: methods.FitInputs, options: Dict[str, Any]):
     runs = inputs.runs
+    memory.check_approach3(len(runs), name, inputs.bootstrap or 0)
     p = parametric.fit_parametric(runs.N, runs.D, runs.loss,
                                   method=name,
                                   **options.get("fit", {}))

@@ -37,6 +37,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
+from lm import safe_io
 from scaling.io.loaders import DATASETS_DIR, Runs, ScalingDataError, complete_6nd
 
 LI2025_FILE = "li2025_scaling_results.csv"
@@ -182,11 +183,11 @@ def load_workdir_curves(workdir: str, *, loss_key: str = "loss",
   curves, exclusions, conventions, n_rows = [], [], set(), 0
   completions = []
   for metrics_path in run_dirs:
-    run_dir = os.path.dirname(metrics_path)
-    run_id = os.path.basename(run_dir)
+    run_id = os.path.basename(os.path.dirname(metrics_path))
+    # Never read through a link out of the workdir (lm.safe_io).
+    run_dir = safe_io.confined(workdir, "runs", run_id, what="run directory")
     try:
-      with open(os.path.join(run_dir, "run.json")) as f:
-        info = json.load(f)
+      info = safe_io.read_json(os.path.join(run_dir, "run.json"))
       N = float(info["params"][params_key])
     except (OSError, ValueError, KeyError, TypeError) as e:
       raise ScalingDataError(

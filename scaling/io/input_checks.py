@@ -25,6 +25,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from lm import flops as flops_lib
+from scaling.io import validation
 from scaling.io.types import ScalingDataError
 
 # Largest known training runs are ~2e12 parameters, ~4e13 tokens, ~5e26 FLOPs.
@@ -118,6 +119,7 @@ def check_runs(runs, source: str, *, c_given: bool = True,
                ) -> None:
   """Refuses unphysical values; warns about duplicates and inconsistent C."""
   _check_range(runs, source)
+  validation.check_budgets(runs.C, runs.budget, runs.run_id, source)
   _check_duplicates(runs, source)
   if c_given:
     _check_C(runs, source, str(runs.provenance.get("flop_convention")),

@@ -25,6 +25,7 @@ import json
 import math
 from typing import Any, Dict, List, Mapping, Tuple
 
+from lm import safe_io  # stdlib only
 from scaling.io.types import ScalingDataError
 
 SCHEMA_VERSION = 1
@@ -132,6 +133,12 @@ def validate(rec: Any, where: str) -> Dict[str, Any]:
                         f"({field.doc})")
   if not rec["run_id"]:
     raise LedgerError(f"{where}: run_id is empty")
+  for name in ("run_id", "trunk_id"):  # names of directories: checked before
+    if rec.get(name) is not None:     # any reader opens one (lm.safe_io)
+      try:
+        safe_io.check_name(rec[name], name, where)
+      except safe_io.UnsafePathError as e:
+        raise LedgerError(str(e)) from None
   return rec
 
 
@@ -163,7 +170,10 @@ def parse_lines(data: bytes, path: str) -> List[Tuple[int, Dict[str, Any]]]:
       continue
     where = f"{path}:{i}"
     try:
-      rec = json.loads(raw.decode("utf-8"))
+      rec = json.loads(raw.decode("utf-8"),
+                       object_pairs_hook=safe_io.no_duplicate_keys(where))
+    except safe_io.CorruptFileError as e:  # a key twice: which value is meant?
+      raise LedgerError(str(e)) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
       if unterminated and i == len(lines):
         raise LedgerError(

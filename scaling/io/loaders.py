@@ -18,6 +18,7 @@ from scaling.io import builtin_data
 from scaling.io import input_checks
 from scaling.io import ledger_schema
 from scaling.io import rows as rows_lib
+from scaling.io import validation
 from scaling.io.rows import DATASETS_DIR, complete_6nd  # noqa: F401 (public)
 from scaling.io.types import Runs, ScalingDataError
 
@@ -128,6 +129,7 @@ def _load_csv(path: str, flop_convention: Optional[str]) -> Runs:
       if a in lower:
         cols[canon] = lower[a]
         break
+  validation.check_csv_header(header, _ALIASES, cols, path)
   missing = [k for k in ("N", "loss") if k not in cols]
   if "D" not in cols and "C" not in cols:
     missing.append("D or C")
@@ -180,6 +182,7 @@ def _load_jsonl(path: str, flop_convention: Optional[str]) -> Runs:
   provenance = {"source": path, "sha256": rows_lib.sha256(data), "exclusions": []}
   # Validates every line; a line after a run's final outcome is an error.
   records = ledger_schema.parse_lines(data, path)
+  provenance.update(validation.check_ledger(records, path))  # plan, eval set
   rows, bad_status, conventions, param_conventions = [], [], set(), set()
   fpt = []
   # A run's outcome is its last line (a retried 'failed' run appends its new

@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional, Tuple, List
 
 import numpy as np
 
+from lm import safe_io
 from scaling.numerics.intervals import format_interval, procedure_note
 from scaling.report import registry as methods
 from scaling.io.loaders import ScalingDataError
@@ -117,7 +118,7 @@ class SaturationResult:
     ax.legend(fontsize=6)
     fig.tight_layout()
     path = os.path.join(ctx.out_dir, "loss_vs_compute.png")
-    fig.savefig(path, dpi=120)
+    safe_io.save_figure(fig, path, dpi=120)
     plt.close(fig)
     return [os.path.basename(path)]
 

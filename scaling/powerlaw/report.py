@@ -15,8 +15,10 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
+from lm import safe_io
 from scaling.io import loaders as data_lib
 from scaling.io import rows as rows_lib
+from scaling.io import validation
 from scaling.powerlaw import law as powerlaw
 from scaling.report import plots as plots_lib
 
@@ -29,7 +31,9 @@ def _csv_columns(path: str) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
   except OSError as e:
     raise data_lib.ScalingDataError(f"cannot read {path!r}: {e.strerror}") \
         from None
-  rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+  text = raw.decode("utf-8-sig")
+  validation.check_csv_header(next(csv.reader(io.StringIO(text)), []), {}, {}, path)
+  rows = list(csv.DictReader(io.StringIO(text)))
   if not rows:
     raise data_lib.ScalingDataError(f"{path}: no data rows")
   status = next((k for k in rows[0] if k and k.strip().lower() == "status"),
@@ -119,6 +123,6 @@ def plot_powerlaw(fit: powerlaw.PowerLawFit, cols, path: str) -> str:
   ax.set_title(f"power law ({fit.citation})", fontsize=9)
   ax.legend(fontsize=7)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  safe_io.save_figure(fig, path, dpi=120)
   plt.close(fig)
   return os.path.basename(path)

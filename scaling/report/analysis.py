@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from lm import safe_io
 from scaling.report import fit_schema
 from scaling.report import registry as methods_lib
 from scaling.report import tables
@@ -350,7 +351,7 @@ def _write_plots(result, fitted, runs, curves, out_dir) -> Optional[List[str]]:
 def write_outputs(result: Dict[str, Any], out_dir: str) -> None:
   os.makedirs(out_dir, exist_ok=True)
   fit_schema.write(result, os.path.join(out_dir, "fit.json"))
-  with open(os.path.join(out_dir, "fit.md"), "w") as f:
-    f.write(tables.markdown_table(result))
-  with open(os.path.join(out_dir, "fit.tex"), "w") as f:
-    f.write(tables.latex_table(result))
+  safe_io.atomic_write(os.path.join(out_dir, "fit.md"),
+                       tables.markdown_table(result))
+  safe_io.atomic_write(os.path.join(out_dir, "fit.tex"),
+                       tables.latex_table(result))

@@ -46,6 +46,8 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
+from lm import safe_io  # stdlib-only: atomic writes, never through a link
+
 SCHEMA_VERSION = 2
 FAMILIES = ("approach1", "approach2", "approach3", "loss_vs_compute",
             "powerlaw", "hparams")
@@ -140,9 +142,7 @@ def conventions(result: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def write(result: Dict[str, Any], path: str) -> None:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, "w") as f:
-    json.dump(jsonable(result), f, indent=2, allow_nan=False)
+  safe_io.atomic_write_json(path, jsonable(result), allow_nan=False)
 
 
 def read(path: str) -> Dict[str, Any]:

@@ -5,6 +5,8 @@ import numpy as np
 from scaling.approach2 import isoflop as isoflop_lib
 from scaling.approach3 import parametric
 
+from lm import safe_io
+
 
 def require_matplotlib():
   """Returns pyplot on the Agg backend, or raises an actionable ImportError."""
@@ -45,7 +47,7 @@ def plot_isoflop(fit2, runs, path: str, label: str = "Approach 2") -> str:
   ax.set_title(f"{label}: a = {fit2.a:.3f}, b = {fit2.b:.3f}", fontsize=10)
   ax.legend(title="budget C (x = dropped)", fontsize=7, ncol=2)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  safe_io.save_figure(fig, path, dpi=120)
   plt.close(fig)
   return path
 
@@ -91,7 +93,7 @@ def plot_frontier(fitted, budgets, path: str) -> str:
     ax.set_ylabel(lab)
   axes[0].legend(fontsize=6, loc="upper left")
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  safe_io.save_figure(fig, path, dpi=120)
   plt.close(fig)
   return path
 
@@ -122,7 +124,7 @@ def plot_contours(fit3, runs, path: str, F=None) -> str:
   ax.set_title("Approach 3: L(N, D) = E + A/N^alpha + B/D^beta")
   ax.legend(fontsize=8, loc="lower right")
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  safe_io.save_figure(fig, path, dpi=120)
   plt.close(fig)
   return path
 
@@ -151,6 +153,6 @@ def plot_envelope(fit1, curves, path: str, max_curves: int = 400,
                fontsize=8)
   ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  safe_io.save_figure(fig, path, dpi=120)
   plt.close(fig)
   return path
