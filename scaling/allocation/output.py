@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any, Dict, List
 
 import numpy as np
 
+from lm import safe_io
 from scaling.allocation import chinchilla
 from scaling.allocation import data_constrained
 from scaling.report import fit_schema
@@ -124,33 +124,17 @@ def _duration(t: float) -> str:
 
 
 def write_json(obj: Dict[str, Any], path: str) -> str:
-  """Atomic write (temp file, fsync, rename); never through a symlink."""
+  """Atomic write through lm.safe_io (temp file, fsync, rename); a symbolic
+  link at ``path`` is refused, never written through."""
   path = os.path.abspath(os.path.expanduser(path))
   if os.path.islink(path):
     raise AllocationError(f"--json={path} is a symbolic link; refusing to "
                           "write through it: give a regular file path")
   if os.path.isdir(path):
     raise AllocationError(f"--json={path} is a directory; give a file path")
-  d = os.path.dirname(path)
-  os.makedirs(d, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=d, prefix="." + os.path.basename(path),
-                             suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(fit_schema.jsonable(obj), f, indent=2, allow_nan=False)
-      f.write("\n")
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
-  dfd = os.open(d, os.O_RDONLY)
-  try:
-    os.fsync(dfd)
-  finally:
-    os.close(dfd)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  safe_io.atomic_write(path, json.dumps(fit_schema.jsonable(obj), indent=2,
+                                        allow_nan=False) + "\n")
   return path
 
 
@@ -204,10 +188,8 @@ def plot(ans: Dict[str, Any], law, path: str) -> str:
     raise AllocationError(f"--plot={path} is a symbolic link; refusing to "
                           "write through it")
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=120)
-  plt.close(fig)
-  with open(tmp, "rb") as f:
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  try:
+    safe_io.save_figure(fig, path, dpi=120)
+  finally:
+    plt.close(fig)
   return path

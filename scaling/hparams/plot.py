@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from lm import safe_io
 from scaling.report import plots as plots_lib
 
 MAX_PANELS = 24   # cells drawn (the largest N x D spread); the rest are named
@@ -48,6 +49,8 @@ def plot_cells(fit, path: str) -> str:
   fig.suptitle(f"{law.formula()}  ({len(shown)} of {len(cells)} cells)",
                fontsize=9)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  try:
+    safe_io.save_figure(fig, path, dpi=110)
+  finally:
+    plt.close(fig)
   return os.path.basename(path)
