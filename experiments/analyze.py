@@ -19,6 +19,7 @@ import os
 import warnings
 from typing import Any, Dict, Optional, Sequence
 
+from experiments import lr_tuning
 from experiments.analysis_settings import AnalysisSettings
 from experiments.ledger import Ledger
 from experiments.sweep_flops import sweep_flops_per_token
@@ -170,7 +171,9 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
   settings = settings.with_overrides(
       bootstrap=bootstrap, seed=seed, isoflop_scheme=isoflop_scheme,
       isoflop_estimator=isoflop_estimator, isoflop_on_edge=isoflop_on_edge)
-  runs = load_runs(ledger_path)
+  raw_runs = load_runs(ledger_path)
+  # Several lrs per point: fit the loss at the lr optimum (experiments.lr_tuning).
+  runs, settings, tuning = lr_tuning.prepare(records, raw_runs, settings)
   curves, no_curves = (_curves(workdir, settings, records) if 1 in approaches
                        else (None, None))
   if curves is None:
@@ -197,6 +200,9 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
       fit.setdefault("plots", []).append(os.path.basename(p))
   _extrapolation(fit, runs, settings, fit_kwargs["flops_per_token"],
                  2 in requested, out_dir if plots else None)
+  lr_tuning.add_to_fit(fit, tuning, records, raw_runs, runs, meta, settings,
+                       fit_kwargs["flops_per_token"],
+                       out_dir if plots else None)
   write_outputs(fit, out_dir)
   report = {"fit": fit, "sweep": _sweep_summary(records, meta, workdir),
             "settings": dataclasses.asdict(settings)}
@@ -319,6 +325,7 @@ def summary_text(report: Dict[str, Any]) -> str:
                  f"{_fmt_ci(a1['b'], ci.get('b'))}{_interval_note(a1)}")
   from scaling import extrapolation, fit_schema
   lines += extrapolation.summary_lines(fit_schema.extrapolation(fit))
+  lines += lr_tuning.summary_lines(fit)
   for w in fit.get("warnings", []):
     lines.append(f"warning: {w}")
   return "\n".join(lines)

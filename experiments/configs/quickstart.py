@@ -67,6 +67,9 @@ def get_config():
       seq_len=64,
       batch_rule="fixed", batch_size=8,
       lr_rule="marin", lr_constant=0.33, lr_max=1e-2,  # all clamp to 1e-2
+      # Every point at 3 learning rates (0.5x, 1x, 2x the rule's); the fit
+      # takes the loss at the interpolated optimum (docs/lr_tuning.md).
+      lr_multipliers=(0.5, 1.0, 2.0),
       warmup_fraction=0.05, min_warmup_steps=20,
       tolerance=0.01,
       min_steps=200,                # shorter runs never leave warmup noise
