@@ -97,14 +97,17 @@ def expand(runs: List[Any], grid: Sequence[float]) -> List[Any]:
   return out
 
 
-def describe(s) -> str:
-  """One line: how each run's learning rate is set."""
+def describe(s, with_grid: bool = True) -> str:
+  """One line: how each run's learning rate is set (the rule, and with
+  ``with_grid`` the multipliers)."""
   if s.lr_rule == "fixed":
     rule = f"lr = min(lr_constant={s.lr_constant:g}, lr_max={s.lr_max:g})"
   else:
     rule = (f"lr = min({s.lr_constant:g} sqrt(B) / d_model, "
             f"lr_max={s.lr_max:g}) (Marin)")
   grid = multipliers(s)
+  if not with_grid:
+    return rule
   if is_default(grid):
     return rule + "; not tuned (sweep.lr_multipliers=(1.0,))"
   return (rule + " x m, m in {" + ", ".join(f"{m:g}" for m in grid)

@@ -237,7 +237,7 @@ def hyperparameters(meta: Dict[str, Any], records) -> Dict[str, Any]:
     from experiments.lr_grid import describe
     from lm.config_dict import ConfigDict
     try:
-      rule = describe(ConfigDict(dict(s)))
+      rule = describe(ConfigDict(dict(s)), with_grid=len(grid) < 2)
     except (KeyError, AttributeError):
       rule = ""
   lrs = sorted({float(r["lr"]) for r in records if r.get("lr")})
@@ -342,7 +342,8 @@ def summary_lines(fit: Dict[str, Any]) -> List[str]:
         + (f" per-run σ={e['sigma_seed']:.4g} ({e['sigma_source']}) -> σ of "
            f"the tuned loss {sig:.4g}, the Approach-2 seed-noise σ"
            if sig else " no σ: intervals omit the interpolation")
-        + "; Approach 1's envelope runs over every lr's curves")
+        + ("; Approach 1's envelope runs over every lr's curves (its lower "
+           "envelope is the grid minimum)" if fit.get("approach1") else ""))
     by_m = e.get("a_by_multiplier") or {}
     if by_m:
       vals = [d["a"] for d in by_m.values() if d.get("a") is not None]

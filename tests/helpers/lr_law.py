@@ -1,7 +1,7 @@
 """A known loss law with a learning-rate optimum, and a trainer that obeys it.
 
 L(N, D, lr) = E + A / N^alpha + B / D^beta + K (ln lr - ln eta*(N))^2 + noise,
-eta*(N) = ETA0 (N / 1e4)^(-1/2): the larger the model the smaller its best
+eta*(N) = ETA0 (N / 1.4e4)^(-0.19): the larger the model the smaller its best
 learning rate, so a rule that gives every size one learning rate tilts the
 IsoFLOP curves. ``fake_train`` has lm.trainer.train's signature and returns
 the run.json the executor reads (no JAX: the sweep machinery is tested
@@ -12,14 +12,14 @@ import hashlib
 import math
 import os
 
-E, A, ALPHA, B, BETA, K, ETA0 = 1.8, 60.0, 0.34, 400.0, 0.34, 0.05, 1e-2
+E, A, ALPHA, B, BETA, K, ETA0 = 1.8, 90.0, 0.34, 400.0, 0.34, 0.3, 1e-2
 NOISE = 0.002
 CALLS = []                       # run dirs fake_train was called on
 FAIL_ENV = "SCALINGLM_TEST_LR_FAIL"   # a run_id fake_train fails once
 
 
 def eta_opt(N: float) -> float:
-  return ETA0 * (N / 1e4) ** -0.5
+  return ETA0 * (N / 1.4e4) ** -0.19
 
 
 def loss(N: float, D: float, lr: float) -> float:
