@@ -298,7 +298,7 @@ def summary_text(report: Dict[str, Any]) -> str:
            f"{sw['param_convention']}; F(N): "
            f"{(conv.get('flops_per_token') or {}).get('label', '?')}"]
   if fit.get("approach2"):
-    lines += _approach2_lines(fit)
+    lines += _approach2_lines(fit) + lr_tuning.estimator_lines(fit)
   a3 = fit.get("approach3")
   if a3:
     ci = a3.get("ci", {})

@@ -362,14 +362,19 @@ def summary_lines(fit: Dict[str, Any]) -> List[str]:
     if e.get("edge_cells"):
       lines.append(f"  warning: {len(e['edge_cells'])} cell(s) with the best "
                    "lr on the grid's edge: widen sweep.lr_multipliers")
-  by_e = e.get("a_by_estimator") or {}
-  if by_e:
-    vals = [d["a"] for d in by_e.values() if d.get("a") is not None]
-    spread = f"; spread {max(vals) - min(vals):.3f}" if len(vals) > 1 else ""
-    lines.append("  a under each Approach-2 estimator (same points, same "
-                 "scheme): " + ", ".join(f"{k} {_fmt_a(d)}" for k, d in
-                                         by_e.items()) + spread)
   return lines
+
+
+def estimator_lines(fit: Dict[str, Any]) -> List[str]:
+  """The line printed under Approach 2's a: a under every estimator."""
+  by_e = (fit.get("lr_tuning") or {}).get("a_by_estimator") or {}
+  vals = [d["a"] for d in by_e.values() if d.get("a") is not None]
+  if not vals:
+    return []
+  spread = f"; spread {max(vals) - min(vals):.3f}" if len(vals) > 1 else ""
+  return ["  a under each Approach-2 estimator (same points, same scheme, "
+          f"{POINT_BOOTSTRAP} replicates for the weights): " + ", ".join(
+              f"{k} {_fmt_a(d)}" for k, d in by_e.items()) + spread]
 
 
 def plot_lr_curves(cells: Sequence[Cell], out_path: str,
