@@ -385,6 +385,7 @@ def plot_lr_curves(cells: Sequence[Cell], out_path: str,
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401
   except ImportError:
     warnings.warn("lr-tuning plot skipped: pip install 'scalinglm[plots]'")
     return None
@@ -406,6 +407,7 @@ def plot_lr_curves(cells: Sequence[Cell], out_path: str,
       ax.plot([o.lr_opt], [o.loss_opt], "*", ms=10, color=col,
               mfc="none" if o.edge else col)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_title(f"C = {C:.3g}")
     ax.set_xlabel("peak learning rate")
     ax.legend(fontsize=6)
