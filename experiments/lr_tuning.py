@@ -21,7 +21,8 @@ values; a under every Approach-2 estimator; and, for a tuned sweep, a at each
 single multiplier (the learning-rate sensitivity of a), the learning-rate
 optimum per cell, and a plot of loss against learning rate per size at a few
 budgets (``lr_tuning.png``). ``experiments.analyze`` calls ``prepare`` before
-fitting and ``add_to_fit`` / ``summary_lines`` after.
+fitting and ``add_to_fit`` / ``summary_lines`` / ``estimator_lines`` after
+(the printed lines and the plot: ``experiments.lr_report``).
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from experiments import lr_report
+from experiments.lr_report import estimator_lines, summary_lines  # noqa: F401
 from scaling import lr_optimum
 
 METHOD = "parabola"          # the tuned loss; 'akima' is reported beside it
@@ -275,6 +278,7 @@ def add_to_fit(fit: Dict[str, Any], tuning: Optional[Tuning], records,
   entry: Dict[str, Any] = {"hyperparameters": hyperparameters(meta, records)}
   if fit.get("approach2") is not None:
     entry["a_by_estimator"] = _by_estimator(fit_runs, settings, F)
+    entry["side_fit_replicates"] = min(POINT_BOOTSTRAP, int(settings.bootstrap))
   if tuning is not None:
     cells = tuning.cells
     entry.update(
@@ -295,7 +299,9 @@ def add_to_fit(fit: Dict[str, Any], tuning: Optional[Tuning], records,
           settings.isoflop_estimator != "all" else _default_estimator(),
           settings, F, settings.seed_noise_std)
     if plot_dir:
-      path = plot_lr_curves(cells, os.path.join(plot_dir, "lr_tuning.png"))
+      path = lr_report.plot_lr_curves(cells,
+                                      os.path.join(plot_dir, "lr_tuning.png"),
+                                      METHOD)
       if path:
         fit.setdefault("plots", []).append(os.path.basename(path))
   else:
@@ -318,103 +324,3 @@ def _lr_opt_by_size(cells: Sequence[Cell]) -> Dict[str, Any]:
         "edge_sides": sorted({c.optimum[METHOD].edge for c in mine
                               if c.optimum[METHOD].edge})}
   return out
-
-
-def _fmt_a(d: Dict[str, Any]) -> str:
-  return "n/a" if d.get("a") is None else f"{d['a']:.4f}"
-
-
-def summary_lines(fit: Dict[str, Any]) -> List[str]:
-  """Printed lines of ``fit['lr_tuning']``."""
-  e = fit.get("lr_tuning")
-  if not e:
-    return []
-  hp = e["hyperparameters"]
-  lines = ["hyper-parameters: tuned: " + ("; ".join(
-      f"{k} over {v}" for k, v in hp["tuned"].items()) or "none")
-           + "; fixed: " + ", ".join(f"{k}={v}" for k, v in
-                                     hp["fixed"].items())]
-  if e.get("tuned"):
-    sig = e.get("sigma_tuned")
-    lines.append(
-        f"lr tuning: each (C, N) point at {len(e['multipliers'])} learning "
-        f"rates, fitted at the interpolated optimum ({e['method_citation']});"
-        + (f" per-run σ={e['sigma_seed']:.4g} ({e['sigma_source']}) -> σ of "
-           f"the tuned loss {sig:.4g}, the Approach-2 seed-noise σ"
-           if sig else " no σ: intervals omit the interpolation")
-        + ("; Approach 1's envelope runs over every lr's curves (its lower "
-           "envelope is the grid minimum)" if fit.get("approach1") else ""))
-    by_m = e.get("a_by_multiplier") or {}
-    if by_m:
-      vals = [d["a"] for d in by_m.values() if d.get("a") is not None]
-      spread = f" (spread {max(vals) - min(vals):.3f})" if len(vals) > 1 else ""
-      lines.append("  a at each single lr multiplier (untuned): " + ", ".join(
-          f"x{m}: {_fmt_a(d)}" for m, d in by_m.items()) + spread
-          + f"; tuned with Akima over lr: {_fmt_a(e.get('a_akima_tuned', {}))}")
-    lines.append("  lr optimum per size (geometric mean over its bracketed "
-                 "budgets): " + ", ".join(
-                     f"N={float(N):.3g}: " + (
-                         f"{d['lr_opt']:.3g}" if d["lr_opt"] else "edge")
-                     + (f" ({d['n_edge']}/{d['n_cells']} at the "
-                        f"{'/'.join(d['edge_sides'])} edge)" if d["n_edge"]
-                        else "")
-                     for N, d in e["lr_opt_by_size"].items()))
-    if e.get("edge_cells"):
-      lines.append(f"  warning: {len(e['edge_cells'])} cell(s) with the best "
-                   "lr on the grid's edge: widen sweep.lr_multipliers")
-  return lines
-
-
-def estimator_lines(fit: Dict[str, Any]) -> List[str]:
-  """The line printed under Approach 2's a: a under every estimator."""
-  by_e = (fit.get("lr_tuning") or {}).get("a_by_estimator") or {}
-  vals = [d["a"] for d in by_e.values() if d.get("a") is not None]
-  if not vals:
-    return []
-  spread = f"; spread {max(vals) - min(vals):.3f}" if len(vals) > 1 else ""
-  return ["  a under each Approach-2 estimator (same points, same scheme, "
-          f"{POINT_BOOTSTRAP} replicates for the weights): " + ", ".join(
-              f"{k} {_fmt_a(d)}" for k, d in by_e.items()) + spread]
-
-
-def plot_lr_curves(cells: Sequence[Cell], out_path: str,
-                   max_budgets: int = 4) -> Optional[str]:
-  """Loss against learning rate per size at up to ``max_budgets`` budgets
-  (spread over the sweep), the interpolated optima marked (hollow: edge)."""
-  try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker  # noqa: F401
-  except ImportError:
-    warnings.warn("lr-tuning plot skipped: pip install 'scalinglm[plots]'")
-    return None
-  budgets = sorted({c.budget for c in cells})
-  pick = [budgets[int(round(i))] for i in
-          np.linspace(0, len(budgets) - 1, min(max_budgets, len(budgets)))]
-  pick = sorted(set(pick))
-  fig, axes = plt.subplots(1, len(pick), figsize=(3.6 * len(pick), 3.6),
-                           squeeze=False)
-  Ns = np.log([c.N for c in cells])
-  lo, hi = Ns.min(), Ns.max()
-  cmap = plt.get_cmap("viridis")
-  for ax, C in zip(axes[0], pick):
-    for c in sorted((c for c in cells if c.budget == C), key=lambda c: c.N):
-      col = cmap(0.5 if hi == lo else (math.log(c.N) - lo) / (hi - lo))
-      ax.plot(c.lrs, c.losses, "o-", color=col, ms=3, lw=1,
-              label=f"N={c.N:.3g}")
-      o = c.optimum[METHOD]
-      ax.plot([o.lr_opt], [o.loss_opt], "*", ms=10, color=col,
-              mfc="none" if o.edge else col)
-    ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_title(f"C = {C:.3g}")
-    ax.set_xlabel("peak learning rate")
-    ax.legend(fontsize=6)
-  axes[0][0].set_ylabel("eval loss (nats/token)")
-  fig.suptitle("loss vs learning rate per size (star: interpolated optimum; "
-               "hollow: on the grid's edge)", fontsize=9)
-  fig.tight_layout()
-  fig.savefig(out_path, dpi=110)
-  plt.close(fig)
-  return out_path

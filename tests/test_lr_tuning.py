@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from experiments import lr_tuning, planner
+from experiments import lr_report, lr_tuning, planner
 from scaling import lr_optimum
 from tests.helpers import lr_law
 from tests.helpers.load_config import load
@@ -134,7 +134,7 @@ def test_tuned_sweep_fits_the_law_at_the_lr_optimum(tuned):
   assert f"σ={e['sigma_tuned']:.3g}" in a2["interval_procedure"]
   assert set(e["a_by_estimator"]) >= {"local_parabola", "akima"}
   cells = lr_tuning._cells(records, 0.0, 0, 0)
-  path = lr_tuning.plot_lr_curves(cells, os.path.join(workdir, "lr.png"))
+  path = lr_report.plot_lr_curves(cells, os.path.join(workdir, "lr.png"))
   assert path and os.path.getsize(path) > 0
 
 
