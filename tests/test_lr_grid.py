@@ -132,3 +132,25 @@ def test_ledger_records_lr_multiplier_and_batch_tokens_and_resumes(
   with pytest.raises(SweepConfigChanged):
     _run(workdir, _tiny(scheme, grid=(0.5, 1.0)))
   assert open(os.path.join(workdir, "results.jsonl"), "rb").read() == before
+
+
+def test_ray_fan_out_records_the_same_ledger_as_local(tmp_path, monkeypatch):
+  """Every (shape, multiplier) trunk and branch through Ray tasks, side by
+  side: the same outcomes as the local runner's."""
+  pytest.importorskip("ray", reason="Ray is not installed (pip install -e "
+                      "'.[ray]'; CI gets it through '.[test]')")
+  from experiments.executor import run_sweep
+  from tests.conftest import ROOT
+  monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+  monkeypatch.setenv("PYTHONPATH", ROOT)
+  monkeypatch.delenv("RAY_ADDRESS", raising=False)
+  cfg = _tiny("wsd_trunk")
+  local = _run(str(tmp_path / "local"), cfg)
+  ray = run_sweep(cfg, str(tmp_path / "ray"), executor="ray",
+                  executor_options={"num_cpus": 2}, progress=False,
+                  trainer=FAKE, log=lambda m: None)
+  keys = ("run_id", "lr", "lr_multiplier", "batch_tokens", "eval_loss",
+          "status", "trunk_id", "branch_step")
+  pick = lambda recs: sorted(tuple(r.get(k) for k in keys) for r in recs)
+  assert pick(ray) == pick(local)
+  assert all(r["status"] == "ok" for r in ray)
