@@ -27,7 +27,6 @@ fitting and ``add_to_fit`` / ``summary_lines`` / ``estimator_lines`` after
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -81,22 +80,23 @@ def multipliers_of(records: Sequence[Dict[str, Any]]) -> Tuple[float, ...]:
 
 
 def _seed_sigma(records, stated) -> Tuple[Optional[float], str]:
-  """Pooled std of runs identical in (budget, N, D, lr) but seed."""
+  """Pooled std (scaling.seed_noise.pooled_std) of runs identical in
+  (budget, N, D, lr) but seed; or the stated sigma."""
+  from scaling.seed_noise import pooled_std
   if stated is not None:
     return float(stated), "stated (analysis.seed_noise_std)"
-  groups: Dict[Tuple, List[float]] = {}
-  for r in records:
-    if r["status"] == "ok" and r.get("eval_loss") is not None:
-      key = (float(r["budget"]), float(r["N"]), float(r["D"]),
-             float(r.get("lr") or 0))
-      groups.setdefault(key, []).append(float(r["eval_loss"]))
-  groups = {k: v for k, v in groups.items() if len(v) >= 2}
-  if not groups:
+  ok = [r for r in records
+        if r["status"] == "ok" and r.get("eval_loss") is not None]
+  groups: Dict[Tuple, List[int]] = {}
+  for i, r in enumerate(ok):
+    key = (float(r["budget"]), float(r["N"]), float(r["D"]),
+           float(r.get("lr") or 0))
+    groups.setdefault(key, []).append(i)
+  noise = pooled_std([np.array(g) for g in groups.values() if len(g) >= 2],
+                     [float(r["eval_loss"]) for r in ok])
+  if noise is None:
     return None, "none: no seed repeats"
-  ss = sum(float(((np.array(v) - np.mean(v))**2).sum()) for v in groups.values())
-  dof = sum(len(v) - 1 for v in groups.values())
-  return (float(math.sqrt(ss / dof)),
-          f"measured from {len(groups)} seed-repeat group(s)")
+  return noise.sigma, noise.describe()
 
 
 def _cells(records, sigma, R, seed) -> List[Cell]:
