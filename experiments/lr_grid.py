@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, List, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 DEFAULT_MULTIPLIERS: Tuple[float, ...] = (1.0,)
 MAX_MULTIPLIERS = 16
@@ -48,9 +48,9 @@ def is_default(grid: Any) -> bool:
     return False
 
 
-def check(s) -> None:
-  """PlanError (one line) for a malformed ``sweep.lr_multipliers``."""
-  from experiments.sweep_config import PlanError
+def check(s) -> Optional[str]:
+  """The one-line error of a malformed ``sweep.lr_multipliers`` (None: fine;
+  ``experiments.sweep_config`` raises it as a PlanError)."""
   raw = s.get("lr_multipliers", DEFAULT_MULTIPLIERS)
   if isinstance(raw, (int, float)) and not isinstance(raw, bool):
     raw = (raw,)
@@ -58,11 +58,11 @@ def check(s) -> None:
   ok = ok and all(isinstance(m, (int, float)) and not isinstance(m, bool)
                   and math.isfinite(m) and m > 0 for m in raw)
   if not ok:
-    raise PlanError(
-        "sweep.lr_multipliers must be 1 to 16 positive factors of the rule's "
-        f"learning rate, e.g. (0.5, 1.0, 2.0); got {raw!r}")
+    return ("sweep.lr_multipliers must be 1 to 16 positive factors of the "
+            f"rule's learning rate, e.g. (0.5, 1.0, 2.0); got {raw!r}")
   if len({suffix(float(m)) for m in raw}) != len(raw):
-    raise PlanError(f"sweep.lr_multipliers has duplicates: {tuple(raw)!r}")
+    return f"sweep.lr_multipliers has duplicates: {tuple(raw)!r}"
+  return None
 
 
 def suffix(m: float) -> str:

@@ -1,6 +1,6 @@
 """Printed lines and the plot of a sweep's learning-rate tuning.
 
-Reads ``fit['lr_tuning']`` (written by ``experiments.lr_tuning.add_to_fit``):
+Reads ``fit['lr_tuning']`` (the record of the check ``experiments.lr_tuning``):
 which hyper-parameters were tuned and which fixed, the learning-rate
 optimum per size, a at each single multiplier and under every Approach-2
 estimator; draws loss against learning rate per size at a few budgets.
@@ -18,9 +18,8 @@ def _fmt_a(d: Dict[str, Any]) -> str:
   return "n/a" if d.get("a") is None else f"{d['a']:.4f}"
 
 
-def summary_lines(fit: Dict[str, Any]) -> List[str]:
-  """Printed lines of ``fit['lr_tuning']``."""
-  e = fit.get("lr_tuning")
+def summary_lines(e: Optional[Dict[str, Any]]) -> List[str]:
+  """Printed lines of the record ``fit['lr_tuning']``."""
   if not e:
     return []
   hp = e["hyperparameters"]
@@ -37,7 +36,7 @@ def summary_lines(fit: Dict[str, Any]) -> List[str]:
            f"the tuned loss {sig:.4g}, the Approach-2 seed-noise σ"
            if sig else " no σ: intervals omit the interpolation")
         + ("; Approach 1's envelope runs over every lr's curves (its lower "
-           "envelope is the grid minimum)" if fit.get("approach1") else ""))
+           "envelope is the grid minimum)" if e.get("approach1_fitted") else ""))
     by_m = e.get("a_by_multiplier") or {}
     if by_m:
       vals = [d["a"] for d in by_m.values() if d.get("a") is not None]
@@ -59,14 +58,14 @@ def summary_lines(fit: Dict[str, Any]) -> List[str]:
   return lines
 
 
-def estimator_lines(fit: Dict[str, Any]) -> List[str]:
-  """The line printed under Approach 2's a: a under every estimator."""
-  by_e = (fit.get("lr_tuning") or {}).get("a_by_estimator") or {}
+def estimator_lines(e: Optional[Dict[str, Any]]) -> List[str]:
+  """The line of a under every Approach-2 estimator (record ``fit['lr_tuning']``)."""
+  by_e = (e or {}).get("a_by_estimator") or {}
   vals = [d["a"] for d in by_e.values() if d.get("a") is not None]
   if not vals:
     return []
   spread = f"; spread {max(vals) - min(vals):.3f}" if len(vals) > 1 else ""
-  reps = (fit.get("lr_tuning") or {}).get("side_fit_replicates")
+  reps = (e or {}).get("side_fit_replicates")
   return ["  a under each Approach-2 estimator (same points, same scheme, "
           f"{reps} replicates for the weights): " + ", ".join(
               f"{k} {_fmt_a(d)}" for k, d in by_e.items()) + spread]
@@ -78,7 +77,7 @@ def plot_lr_curves(cells: Sequence[Any], out_path: str,
   """Loss against learning rate per size at up to ``max_budgets`` budgets
   (spread over the sweep), the interpolated optima marked (hollow: edge)."""
   try:
-    import matplotlib
+    import matplotlib  # heavy optional dependency: imported only to plot
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker  # noqa: F401

@@ -3,13 +3,14 @@
 A sweep whose ledger holds several learning-rate multipliers per (N, C) point
 (``experiments.lr_grid``) is fitted on *tuned* points: per (budget, N) cell,
 the loss at the learning-rate optimum interpolated over log lr
-(``scaling.lr_optimum``: the parabola through the best grid point and its
+(``scaling.approach2.lr_optimum``: the parabola through the best grid point and its
 neighbours; Akima as Porian et al. 2024 reported next to it). A cell whose
 best learning rate is the smallest or largest of its grid is flagged: the
 sweep must widen the grid on that side.
 
 Uncertainty: every per-lr loss is perturbed by the run-to-run sigma (seed
-repeats at the reference multiplier, ``scaling.seed_noise``'s pooled std, or
+repeats at the reference multiplier, ``scaling.approach2.seed_noise``'s
+pooled std, or
 ``analysis.seed_noise_std``), the interpolation is redone per replicate, and
 the pooled spread of the tuned losses (sigma_tuned) is the noise the
 Approach-2 seed-noise bootstrap perturbs the tuned points by, so their
@@ -21,8 +22,9 @@ values; a under every Approach-2 estimator; and, for a tuned sweep, a at each
 single multiplier (the learning-rate sensitivity of a), the learning-rate
 optimum per cell, and a plot of loss against learning rate per size at a few
 budgets (``lr_tuning.png``). ``experiments.analyze`` calls ``prepare`` before
-fitting and ``add_to_fit`` / ``summary_lines`` / ``estimator_lines`` after
-(the printed lines and the plot: ``experiments.lr_report``).
+the analysis pass and hands ``check_inputs`` to it; the rest is the registered
+check ``lr_tuning`` (``scaling.report.registry.Check``: its record, plot and
+printed lines; the lines and the plot in ``experiments.lr_report``).
 """
 from __future__ import annotations
 
@@ -34,8 +36,18 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from experiments import lr_report
-from experiments.lr_report import estimator_lines, summary_lines  # noqa: F401
-from scaling import lr_optimum
+from experiments.lr_grid import describe
+from lm.config.config_dict import ConfigDict
+from scaling.approach2 import lr_optimum
+from scaling.approach2.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
+from scaling.approach2.isoflop import fit_isoflop
+from scaling.approach2.seed_noise import pooled_std
+from scaling.io.types import Runs, ScalingDataError
+from scaling.report import families as _families  # noqa: F401 (the families' checks register first: their lines print before this one's)
+from scaling.report import fit_schema
+from scaling.report import registry
+
+KEY = "lr_tuning"            # the check's key in fit.json and CHECKS
 
 METHOD = "parabola"          # the tuned loss; 'akima' is reported beside it
 POINT_BOOTSTRAP = 200        # replicates of the side fits (their weights)
@@ -70,7 +82,7 @@ class Tuning:
   sigma_seed: Optional[float]     # per-run noise the replicates perturb by
   sigma_source: str
   sigma_tuned: Optional[float]    # pooled spread of the tuned losses
-  runs: Any                       # scaling.data.Runs of the tuned points
+  runs: Any                       # scaling.io.types.Runs of the tuned points
 
 
 def multipliers_of(records: Sequence[Dict[str, Any]]) -> Tuple[float, ...]:
@@ -80,9 +92,8 @@ def multipliers_of(records: Sequence[Dict[str, Any]]) -> Tuple[float, ...]:
 
 
 def _seed_sigma(records, stated) -> Tuple[Optional[float], str]:
-  """Pooled std (scaling.seed_noise.pooled_std) of runs identical in
-  (budget, N, D, lr) but seed; or the stated sigma."""
-  from scaling.seed_noise import pooled_std
+  """Pooled std (scaling.approach2.seed_noise.pooled_std) of runs identical
+  in (budget, N, D, lr) but seed; or the stated sigma."""
   if stated is not None:
     return float(stated), "stated (analysis.seed_noise_std)"
   ok = [r for r in records
@@ -129,7 +140,6 @@ def _cells(records, sigma, R, seed) -> List[Cell]:
 
 
 def _tuned_runs(cells: Sequence[Cell], raw, method: str = METHOD):
-  from scaling.data import Runs
   prov = dict(raw.provenance)
   prov["lr_tuning"] = (f"loss at the lr optimum per (budget, N), "
                        f"{lr_optimum.CITATIONS[method]}")
@@ -183,47 +193,45 @@ def prepare(records, raw_runs, settings):
 # ----------------------------------------------------------------------------
 # Side fits: a per estimator, a per multiplier.
 
-def _point_a(runs, estimator, settings, F, sigma) -> Dict[str, Any]:
-  from scaling.data import ScalingDataError
-  from scaling.isoflop import fit_isoflop
-  opts = settings.isoflop_options()
+def _point_a(runs, estimator, ctx, sigma) -> Dict[str, Any]:
+  """a of one Approach-2 fit of ``runs`` with the pass's options (ctx)."""
+  opts = ctx.options.get("approach2") or {}
   try:
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
       f = fit_isoflop(
           runs, estimator=estimator,
-          estimator_options=opts["estimator_options"].get(estimator),
-          bootstrap=min(POINT_BOOTSTRAP, int(settings.bootstrap)),
-          seed=settings.seed, scheme=opts["scheme"],
-          weighted=opts["weighted"] if settings.bootstrap else False,
-          seed_noise_std=sigma, on_edge=opts["on_edge"], flops_per_token=F)
+          estimator_options=(opts.get("estimator_options") or {}).get(
+              estimator),
+          bootstrap=min(POINT_BOOTSTRAP, ctx.bootstrap),
+          seed=ctx.seed, scheme=opts.get("scheme", "runs"),
+          weighted=opts.get("weighted", False) if ctx.bootstrap else False,
+          seed_noise_std=sigma, on_edge=opts.get("on_edge", "warn"),
+          flops_per_token=ctx.flops_per_token)
   except ScalingDataError as e:
     return {"a": None, "reason": " ".join(str(e).split())}
   return {"a": float(f.a), "n_budgets": len(f.minima)}
 
 
-def _by_estimator(runs, settings, F) -> Dict[str, Any]:
-  from scaling.isoflop_estimators import ESTIMATORS
-  return {e: _point_a(runs, e, settings, F, settings.seed_noise_std)
-          for e in ESTIMATORS}
+def _estimator(ctx) -> str:
+  est = ctx.choices.get("approach2")
+  return est if est and est != "all" else DEFAULT_ESTIMATOR
 
 
-def _by_multiplier(records, raw, settings, F, tuning: Tuning):
+def _by_estimator(ctx) -> Dict[str, Any]:
+  sigma = (ctx.options.get("approach2") or {}).get("seed_noise_std")
+  return {e: _point_a(ctx.runs, e, ctx, sigma) for e in ESTIMATORS}
+
+
+def _by_multiplier(records, raw, ctx, tuning: Tuning):
   out = {}
   ids = np.array([str(x) for x in raw.run_id])
   for m in tuning.multipliers:
     keep = {r["run_id"] for r in records if r["status"] == "ok"
             and float(r.get("lr_multiplier") or 1.0) == m}
     sub = raw.subset(np.isin(ids, list(keep)))
-    est = settings.isoflop_estimator
-    est = est if est != "all" else _default_estimator()
-    out[f"{m:g}"] = _point_a(sub, est, settings, F, tuning.sigma_seed)
+    out[f"{m:g}"] = _point_a(sub, _estimator(ctx), ctx, tuning.sigma_seed)
   return out
-
-
-def _default_estimator() -> str:
-  from scaling.isoflop_estimators import DEFAULT_ESTIMATOR
-  return DEFAULT_ESTIMATOR
 
 
 # ----------------------------------------------------------------------------
@@ -237,8 +245,6 @@ def hyperparameters(meta: Dict[str, Any], records) -> Dict[str, Any]:
   grid = multipliers_of(records)
   rule = ""
   if s:
-    from experiments.lr_grid import describe
-    from lm.config_dict import ConfigDict
     try:
       rule = describe(ConfigDict(dict(s)), with_grid=len(grid) < 2)
     except (KeyError, AttributeError):
@@ -269,45 +275,92 @@ def hyperparameters(meta: Dict[str, Any], records) -> Dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------
-# Into fit.json, the printed summary and a plot.
+# The check: fit.json's 'lr_tuning' record, its plot and printed lines.
 
-def add_to_fit(fit: Dict[str, Any], tuning: Optional[Tuning], records,
-               raw_runs, fit_runs, meta, settings, F,
-               plot_dir: Optional[str]) -> None:
-  """Adds ``fit['lr_tuning']`` (module docstring); a plot into plot_dir."""
-  entry: Dict[str, Any] = {"hyperparameters": hyperparameters(meta, records)}
-  if fit.get("approach2") is not None:
-    entry["a_by_estimator"] = _by_estimator(fit_runs, settings, F)
-    entry["side_fit_replicates"] = min(POINT_BOOTSTRAP, int(settings.bootstrap))
-  if tuning is not None:
-    cells = tuning.cells
-    entry.update(
-        tuned=True, method=METHOD,
-        method_citation=lr_optimum.CITATIONS[METHOD],
-        multipliers=list(tuning.multipliers), sigma_seed=tuning.sigma_seed,
-        sigma_source=tuning.sigma_source, sigma_tuned=tuning.sigma_tuned,
-        cells=[c.to_dict() for c in cells],
-        edge_cells=[f"C={c.budget:.3g} N={c.N:.4g} ({c.optimum[METHOD].edge})"
-                    for c in cells if c.optimum[METHOD].edge],
-        lr_opt_by_size=_lr_opt_by_size(cells))
-    if fit.get("approach2") is not None:
-      entry["a_by_multiplier"] = _by_multiplier(records, raw_runs, settings, F,
-                                                tuning)
-      akima_runs = _tuned_runs(cells, raw_runs, "akima")
-      entry["a_akima_tuned"] = _point_a(
-          akima_runs, settings.isoflop_estimator if
-          settings.isoflop_estimator != "all" else _default_estimator(),
-          settings, F, settings.seed_noise_std)
-    if plot_dir:
-      path = lr_report.plot_lr_curves(cells,
-                                      os.path.join(plot_dir, "lr_tuning.png"),
-                                      METHOD)
-      if path:
-        fit.setdefault("plots", []).append(os.path.basename(path))
-  else:
+@dataclasses.dataclass(frozen=True)
+class SweepInputs:
+  """What the check needs beyond the pass's CheckContext (run_fit's
+  ``check_inputs[KEY]``, built by ``experiments.analyze``)."""
+  records: Sequence[Dict[str, Any]]   # the ledger's lines
+  raw_runs: Any                       # every run (all multipliers)
+  meta: Dict[str, Any]                # sweep.json
+  tuning: Optional[Tuning]            # prepare's; None: one lr per point
+
+
+def check_inputs(records, raw_runs, meta, tuning) -> Dict[str, Any]:
+  """run_fit's ``check_inputs`` for this check."""
+  return {KEY: SweepInputs(records, raw_runs, meta, tuning)}
+
+
+def record(ctx: registry.CheckContext) -> Dict[str, Any]:
+  """``fit['lr_tuning']`` (module docstring) from the pass's context."""
+  inp = ctx.inputs.get(KEY)
+  if inp is None:
+    return _skipped("no sweep ledger (experiments.analyze builds its inputs)")
+  tuning = inp.tuning
+  entry: Dict[str, Any] = {
+      "status": "done",
+      "hyperparameters": hyperparameters(inp.meta, inp.records),
+      "approach1_fitted": "approach1" in ctx.fitted}
+  a2 = "approach2" in ctx.fitted
+  if a2:
+    entry["a_by_estimator"] = _by_estimator(ctx)
+    entry["side_fit_replicates"] = min(POINT_BOOTSTRAP, ctx.bootstrap)
+  if tuning is None:
     entry["tuned"] = False
-  from scaling import fit_schema
-  fit["lr_tuning"] = fit_schema.jsonable(entry)
+    return fit_schema.jsonable(entry)
+  cells = tuning.cells
+  entry.update(
+      tuned=True, method=METHOD,
+      method_citation=lr_optimum.CITATIONS[METHOD],
+      multipliers=list(tuning.multipliers), sigma_seed=tuning.sigma_seed,
+      sigma_source=tuning.sigma_source, sigma_tuned=tuning.sigma_tuned,
+      cells=[c.to_dict() for c in cells],
+      edge_cells=[f"C={c.budget:.3g} N={c.N:.4g} ({c.optimum[METHOD].edge})"
+                  for c in cells if c.optimum[METHOD].edge],
+      lr_opt_by_size=_lr_opt_by_size(cells))
+  if a2:
+    entry["a_by_multiplier"] = _by_multiplier(inp.records, inp.raw_runs, ctx,
+                                              tuning)
+    sigma = (ctx.options.get("approach2") or {}).get("seed_noise_std")
+    entry["a_akima_tuned"] = _point_a(
+        _tuned_runs(cells, inp.raw_runs, "akima"), _estimator(ctx), ctx, sigma)
+  return fit_schema.jsonable(entry)
+
+
+def _skipped(reason: str) -> Dict[str, Any]:
+  return {"status": "skipped", "reason": reason}
+
+
+def cell_from_dict(d: Dict[str, Any]) -> Cell:
+  """A Cell back from its fit.json record."""
+  d = dict(d)
+  d["optimum"] = {k: lr_optimum.LrOptimum(**v)
+                  for k, v in d["optimum"].items()}
+  for k in ("lrs", "losses", "multipliers"):
+    d[k] = tuple(d[k])
+  return Cell(**d)
+
+
+def _plot(entry: Dict[str, Any], out_dir: str) -> Optional[str]:
+  if not entry.get("tuned"):
+    return None
+  return lr_report.plot_lr_curves(
+      [cell_from_dict(c) for c in entry["cells"]],
+      os.path.join(out_dir, "lr_tuning.png"), entry.get("method", METHOD))
+
+
+def _summary(entry: Optional[Dict[str, Any]]) -> List[str]:
+  if not entry or entry.get("status") != "done":
+    return []
+  lines = lr_report.summary_lines(entry)   # hyper-parameters line first
+  return lines[:1] + lr_report.estimator_lines(entry) + lines[1:]
+
+
+CHECK = registry.register_check(registry.Check(
+    key=KEY, label="learning-rate tuning: hyper-parameters tuned and fixed, "
+    "the tuned points' lr optima, a per estimator and per lr multiplier",
+    run=record, skipped=_skipped, plot=_plot, summary=_summary))
 
 
 def _lr_opt_by_size(cells: Sequence[Cell]) -> Dict[str, Any]:

@@ -33,7 +33,7 @@ def test_default_grid_plans_todays_runs_and_keeps_the_config_hash():
   for scheme in ("independent", "wsd_trunk"):
     cfg = _tiny(scheme, grid=(1.0,))
     plan = planner.make_plan(cfg)
-    from lm.config_dict import ConfigDict
+    from lm.config.config_dict import ConfigDict
     legacy = ConfigDict(cfg.to_dict())
     del legacy.sweep["lr_multipliers"]   # a config from before the field
     assert planner.config_hash(legacy) == plan.config_hash

@@ -1,4 +1,4 @@
-"""The loss at the learning-rate optimum (scaling.lr_optimum) and the tuned
+"""The loss at the learning-rate optimum (scaling.approach2.lr_optimum) and the tuned
 analysis of a sweep with sweep.lr_multipliers (experiments.lr_tuning): the
 interpolations recover a known optimum in log lr, an optimum on the grid's
 edge is flagged, and a sweep of the quickstart's shapes and budgets whose
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from experiments import lr_report, lr_tuning, planner
-from scaling import lr_optimum
+from scaling.approach2 import lr_optimum
 from tests.helpers import lr_law
 from tests.helpers.load_config import load
 
@@ -102,7 +102,7 @@ def tuned(tmp_path_factory):
 
 def _law_a(records):
   """a of the same estimator on the law's losses at the lr optimum."""
-  from scaling.isoflop import fit_isoflop
+  from scaling.approach2.isoflop import fit_isoflop
   pts = {(r["budget"], r["N"]): r for r in records if not r.get("repeat_of")}
   rows = list(pts.values())
   data = {k: np.array([float(r[k]) for r in rows]) for k in ("N", "D", "C",
@@ -165,7 +165,7 @@ def test_cells_on_the_grid_edge_are_flagged_and_the_sweep_told_to_widen():
                        "lr_opt_by_size": lr_tuning._lr_opt_by_size(
                            list(cells.values())),
                        "edge_cells": ["C=1e+11 N=1e+04 (low)"]}}
-  text = "\n".join(lr_tuning.summary_lines(fit))
+  text = "\n".join(lr_report.summary_lines(fit["lr_tuning"]))
   assert "widen sweep.lr_multipliers" in text and "1/1 at the low edge" in text
 
 

@@ -35,7 +35,7 @@ def _noise(key: str) -> float:
 def _params(cfg) -> float:
   from lm import params
   from lm.config import from_config_dict
-  from lm.config_dict import ConfigDict
+  from lm.config.config_dict import ConfigDict
   return float(params.n_params(from_config_dict(ConfigDict(cfg), 257).model,
                                "total"))
 
