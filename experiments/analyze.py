@@ -20,6 +20,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from absl import flags
 
+from experiments import lr_tuning  # registers the lr_tuning check
 from experiments.analysis_settings import AnalysisSettings
 from experiments.compute import trunk_totals
 from experiments.executor import SWEEP_JSON_HINT
@@ -121,7 +122,9 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
       bootstrap=bootstrap, seed=seed, isoflop_scheme=isoflop_scheme,
       isoflop_estimator=isoflop_estimator, isoflop_on_edge=isoflop_on_edge,
       **(estimator_options or {}))
-  runs = load_runs(ledger_path)
+  raw_runs = load_runs(ledger_path)
+  # Several lrs per point: fit the loss at the lr optimum (experiments.lr_tuning).
+  runs, settings, tuning = lr_tuning.prepare(records, raw_runs, settings)
   curves, no_curves = (_curves(workdir, settings, records) if 1 in approaches
                        else (None, None))
   if curves is None:
@@ -140,7 +143,9 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
       choices={"approach2": settings.isoflop_estimator},
       flops_per_token=sweep_flops_per_token(meta, runs),
       checks={"extrapolation": (None if 2 in requested else
-                                "Approach 2 not requested (--approach)")},
+                                "Approach 2 not requested (--approach)"),
+              lr_tuning.KEY: None},
+      check_inputs=lr_tuning.check_inputs(records, raw_runs, meta, tuning),
       # Approaches 1 and 2 refuse grids that miss the optimum (loss monotone
       # in N at every budget, as in a 2-budget x 3-size test sweep): the
       # report says why and goes on with the others.

@@ -103,6 +103,8 @@ def ledger_record(run, meta: Dict[str, Any], status: str,
       "param_convention": run.param_convention, "shape": dict(run.shape),
       "params": meta.get("params"), "steps": run.steps,
       "batch_size": run.batch_size, "seq_len": run.seq_len, "lr": run.lr,
+      "lr_multiplier": run.lr_multiplier,
+      "batch_tokens": run.batch_size * run.seq_len,
       "seed": run.seed, "repeat_of": run.repeat_of,
       "scheme": "wsd_trunk" if run.trunk_id else "independent",
       "schedule": ((meta.get("schedule") or {}).get("name")

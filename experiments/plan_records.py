@@ -39,6 +39,7 @@ class PlannedRun:
   schedule: str = ""       # train.schedule ("": the base config's)
   trunk_id: Optional[str] = None    # wsd_trunk: the trunk this branch cools from
   branch_step: Optional[int] = None  # wsd_trunk: its cooldown start P
+  lr_multiplier: float = 1.0  # lr = the rule's lr x this (experiments.lr_grid)
 
   @property
   def planned_spend(self) -> float:

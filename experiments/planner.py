@@ -29,6 +29,7 @@ import math
 import warnings
 from typing import Dict, Optional
 
+from experiments import lr_grid
 from experiments import schemes as schemes_lib
 from experiments import trunks as trunks_lib
 from experiments.centering import SIX_N_CONVENTIONS, center_N
@@ -165,6 +166,7 @@ def make_plan(cfg, *, unique_train_tokens: Optional[int] = None) -> Plan:
     runs, skipped = plan_per_budget(s, budgets, centers, vocab, kwargs, spc,
                                     seed)
   _check_runs(budgets, runs, skipped)
+  runs = lr_grid.expand(runs, lr_grid.multipliers(s))
   trunks = ()
   if schemes_lib.SCHEMES[s.scheme].trunks:
     runs, trunks = trunks_lib.attach_trunks(runs, seed)

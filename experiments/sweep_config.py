@@ -13,6 +13,7 @@ import os
 from typing import Any, Dict, List, Tuple
 
 from experiments import hparam_rules  # lr_rule/batch_rule 'law'
+from experiments import lr_grid
 from experiments import schemes as schemes_lib
 from experiments.plan_records import PlanError
 from experiments.runners import resources as resources_lib
@@ -49,6 +50,10 @@ SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
                          "lr_constant"),
     "lr_constant": (0.33, "Marin recipe: 0.33"),
     "lr_max": (1e-2, "lr clamp (Marin: 0.01)"),
+    "lr_multipliers": ((1.0,), "factors of the rule's lr, each run trained at "
+                               "every one (experiments.lr_grid; e.g. (0.5, "
+                               "1, 2)); the analysis takes the loss at the "
+                               "lr optimum (experiments.lr_tuning)"),
     "warmup_fraction": (0.05, "warmup = max(min_warmup_steps, fraction x "
                               "steps), < steps"),
     "min_warmup_steps": (10, "see warmup_fraction"),
@@ -194,6 +199,9 @@ def validate_sweep(s) -> None:
     resources_lib.parse(s.resources_per_run)
   except resources_lib.ResourceSpecError as e:
     raise PlanError(str(e)) from None
+  bad_grid = lr_grid.check(s)
+  if bad_grid:
+    raise PlanError(bad_grid)
   _check(isinstance(s.center, str) and bool(s.center),
          "sweep.center must be 'prior' or a fit.json path")
   hparam_rules.validate(s)
@@ -231,6 +239,8 @@ def config_hash(cfg) -> str:
   sweep = _canonical(cfg.sweep)
   for key in SWEEP_HASH_EXCLUDED:
     sweep.pop(key, None)
+  if lr_grid.is_default(sweep.get("lr_multipliers", (1.0,))):
+    sweep.pop("lr_multipliers", None)  # configs from before the field
   material = {"sweep": sweep, "lm": lm}
   hparam_rules.add_hash_material(material, cfg.sweep)
   center = cfg.sweep.get("center", "prior")

@@ -30,6 +30,7 @@ from lm import flops as flops_lib
 from lm import params as params_lib
 from lm import schedules
 from lm.config import ConfigError
+from experiments import lr_grid
 from experiments.plan_records import PlannedRun, SkippedCandidate
 from experiments.shape_search import (SHAPE_KEYS, choose_batch,
                                       format_run_id, marin_lr, seed_repeats,
@@ -57,6 +58,7 @@ class PlannedTrunk:
   steps_per_call: int
   seed: int = 0
   max_epochs: float = 0.0
+  lr_multiplier: float = 1.0     # experiments.lr_grid
 
   @property
   def flops(self) -> float:
@@ -146,9 +148,11 @@ def _steps(C: float, fpt: float, B: int, s, N: int) -> Tuple[int, Optional[str]]
   return S, skip_reason(exact, S, B, err, S * B * T / N, s)
 
 
-def _trunk_id(N: int, shape: Dict[str, int], seed: int, base_seed: int) -> str:
+def _trunk_id(N: int, shape: Dict[str, int], seed: int, base_seed: int,
+              lr_multiplier: float = 1.0) -> str:
   tail = f"_s{seed}" if seed != base_seed else ""
-  return f"trunk_N{N:.3g}_d{shape['d_model']}_L{shape['n_layers']}{tail}"
+  return (f"trunk_N{N:.3g}_d{shape['d_model']}_L{shape['n_layers']}"
+          f"{lr_grid.suffix(lr_multiplier)}{tail}")
 
 
 def _shape_runs(sh: _Shape, s, spc: int, seed: int, train) -> Tuple[list, list]:
@@ -191,16 +195,17 @@ def _shape_runs(sh: _Shape, s, spc: int, seed: int, train) -> Tuple[list, list]:
 
 def attach_trunks(runs: list, base_seed: int) -> Tuple[list, list]:
   """(runs with trunk_id set, their PlannedTrunks): one trunk per (shape,
-  seed), the WSD run of its largest budget, kept at every branch point."""
+  seed, lr multiplier), the WSD run of its largest budget, kept at every
+  branch point."""
   groups: Dict[Tuple, list] = {}
   for r in runs:
-    groups.setdefault((tuple(r.shape[k] for k in SHAPE_KEYS), r.seed),
-                      []).append(r)
+    groups.setdefault((tuple(r.shape[k] for k in SHAPE_KEYS), r.seed,
+                       r.lr_multiplier), []).append(r)
   trunks, out = [], []
-  for (_, seed), members in sorted(groups.items(),
-                                   key=lambda kv: (kv[1][0].N, kv[0][1])):
+  for (_, seed, m), members in sorted(
+      groups.items(), key=lambda kv: (kv[1][0].N, kv[0][1], kv[0][2])):
     top = max(members, key=lambda r: r.steps)
-    tid = _trunk_id(top.N, top.shape, seed, base_seed)
+    tid = _trunk_id(top.N, top.shape, seed, base_seed, m)
     trunks.append(PlannedTrunk(
         trunk_id=tid, N=top.N, shape=dict(top.shape), steps=top.steps,
         branch_steps=tuple(sorted({r.branch_step for r in members})),
@@ -210,7 +215,7 @@ def attach_trunks(runs: list, base_seed: int) -> Tuple[list, list]:
         flop_convention=top.flop_convention,
         param_convention=top.param_convention,
         steps_per_call=top.steps_per_call, seed=seed,
-        max_epochs=top.max_epochs))
+        max_epochs=top.max_epochs, lr_multiplier=m))
     out += [dataclasses.replace(r, trunk_id=tid) for r in members]
   order = {r.run_id: i for i, r in enumerate(runs)}
   return sorted(out, key=lambda r: order[r.run_id]), trunks

@@ -74,7 +74,7 @@ def test_counted_flops_within_tolerance_and_shapes_valid(name):
     assert 0 <= r.warmup_steps < r.steps
     if r.trunk_id is None:    # a WSD branch may stop anywhere (traced)
       assert r.steps % r.steps_per_call == 0
-    assert 0 < r.lr <= cfg.sweep.lr_max
+    assert 0 < r.lr <= cfg.sweep.lr_max * r.lr_multiplier  # clamp, then x m
     assert r.steps >= cfg.sweep.min_steps
   ids = [r.run_id for r in plan.runs]
   assert len(set(ids)) == len(ids)

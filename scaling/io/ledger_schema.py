@@ -72,6 +72,10 @@ FIELDS: Dict[str, Field] = {
     "batch_size": Field("int", False, "sequences per step"),
     "seq_len": Field("int", False, "tokens per sequence"),
     "lr": Field("number", False, "peak learning rate"),
+    "lr_multiplier": Field("number", False, "sweep.lr_multipliers factor: lr "
+                           "= the sweep's lr rule x this (1: the rule's)"),
+    "batch_tokens": Field("int", False, "tokens per optimizer step "
+                          "(batch_size x seq_len)"),
     "eval_loss_se": Field("number", False, "standard error of eval_loss"),
     "eval_tokens": Field("int", False, "target tokens scored by the eval"),
     "eval_sha256": Field("str", False, "identifies the eval token ids"),

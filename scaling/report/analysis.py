@@ -163,6 +163,7 @@ def run_fit(runs=None, *, approaches: Sequence = (1, 2, 3),
             choices: Optional[Dict[str, str]] = None,
             flops_per_token=None, table=None,
             checks: Optional[Dict[str, Optional[str]]] = None,
+            check_inputs: Optional[Dict[str, Any]] = None,
             skip_unfittable: Sequence[str] = (), skip_hint: str = "",
             skipped: Sequence[str] = (),
             report_plots: bool = False) -> Dict[str, Any]:
@@ -191,6 +192,8 @@ def run_fit(runs=None, *, approaches: Sequence = (1, 2, 3),
     checks: registered checks (``registry.CHECKS``) to run after the
       families, by key: None runs it, a string records it as skipped with
       that reason (e.g. {'extrapolation': None}).
+    check_inputs: caller-specific inputs of its checks, by check key
+      (``CheckContext.inputs``).
     skip_unfittable: families that, when their fit raises
       ScalingDataError, are reported as "Approach k skipped: why <skip_hint>"
       (a warning, first in fit.json's) instead of failing the pass; it fails
@@ -262,7 +265,7 @@ def run_fit(runs=None, *, approaches: Sequence = (1, 2, 3),
       runs=runs, families=families, choices=choices,
       options={f: _options_for(options, f) for f in fit_schema.FAMILIES},
       bootstrap=int(bootstrap), seed=int(seed), flops_per_token=F,
-      fitted=dict(inputs.previous))
+      fitted=dict(inputs.previous), inputs=dict(check_inputs or {}))
   records = {}
   for key, reason in (checks or {}).items():
     check = methods_lib.CHECKS[key]

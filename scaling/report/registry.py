@@ -195,6 +195,9 @@ class CheckContext:
   """F(N) of the runs' convention (scaling.numerics.token_flops.TokenFlops)."""
   fitted: Dict[str, Any]
   """Primary result of every family that was fitted, by family."""
+  inputs: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  """Caller-specific inputs of its own checks, by check key (run_fit's
+  check_inputs; e.g. experiments.lr_tuning's ledger records)."""
 
 
 @dataclasses.dataclass(frozen=True)
