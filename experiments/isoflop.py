@@ -31,6 +31,14 @@ _EXECUTOR = flags.DEFINE_string(
     "executor", "local", "Where runs train: 'local' (this process, one after "
     "another) or 'ray' (Ray tasks with sweep.resources_per_run each; needs "
     "pip install -e '.[ray]').")
+_TARGET = flags.DEFINE_string(
+    "target", None, "Plan for this accelerator (sets sweep.target): v5e-8, "
+    "v5p-8, v5e:2x4, 8xh100, ... (lm.accel.targets); each run gets the "
+    "cheapest micro-batch x grad_accum and remat that fits, compiled for TPU "
+    "targets, modelled for GPUs (experiments.memory_plan).")
+_COMPILE_WORKERS = flags.DEFINE_integer(
+    "compile_workers", None, "Processes compiling side by side for a TPU "
+    "target (default: sweep.compile_workers).", lower_bound=1)
 _RAY_ADDRESS = flags.DEFINE_string(
     "ray_address", None, "--executor=ray: 'auto' or HOST:PORT of a running "
     "Ray cluster; unset: start a private Ray instance on this machine.")
@@ -80,6 +88,38 @@ def _is_process_0() -> bool:
   return jax.process_index() == 0
 
 
+def _with_sweep(cfg, **fields):
+  """A copy of the (locked) config with sweep fields replaced."""
+  from lm.config_dict import ConfigDict
+  d = cfg.to_dict()
+  d["sweep"].update(fields)
+  return ConfigDict(d)
+
+
+def _plan_memory(plan, cfg):
+  """(plan, memory table text): with sweep.target, every run's cheapest
+  fitting setting (experiments.memory_plan); --plan_only --workdir=DIR also
+  writes DIR/plan.json."""
+  target_name = cfg.sweep.get("target", "")
+  if not target_name:
+    return plan, ""
+  from experiments import memory_plan
+  from lm.accel.targets import get_target
+  target = get_target(target_name)
+  workers = _COMPILE_WORKERS.value or int(cfg.sweep.get("compile_workers", 1))
+  plan, choices = memory_plan.plan_for_target(
+      plan, cfg, target, fraction=float(cfg.sweep.memory_fraction),
+      workers=workers, progress=_PROGRESS.value)
+  text = memory_plan.summary_text(target, choices)
+  if _PLAN_ONLY.value and _WORKDIR.value:
+    import os
+    path = os.path.join(_WORKDIR.value, "plan.json")
+    memory_plan.write_plan_json(
+        path, memory_plan.plan_json(plan, cfg, target, choices))
+    text += f"\nplan written to {path}"
+  return plan, text
+
+
 def main(argv):
   del argv
   from experiments import planner
@@ -88,11 +128,16 @@ def main(argv):
   cfg = _CONFIG.value
   from experiments.sweep_config import validate_analysis
   validate_analysis(cfg.get("analysis"))  # before a sweep whose fit would fail
+  if _TARGET.value is not None:
+    cfg = _with_sweep(cfg, target=_TARGET.value)
   plan = planner.make_plan(cfg,
                            unique_train_tokens=planner.count_unique_tokens(cfg))
   _validate_runs(plan, cfg)
+  plan, memory_text = _plan_memory(plan, cfg)
   if _PLAN_ONLY.value:  # planning is local: no jax.distributed needed
     print(planner.format_plan(plan, tokens_per_s=_device_rate(cfg)))
+    if memory_text:
+      print(memory_text)
     return
   from experiments import runners
   runners.get(_EXECUTOR.value)  # an unknown name fails before anything starts
@@ -104,6 +149,8 @@ def main(argv):
   from experiments.executor import run_sweep
   t0 = time.time()
   print(planner.format_plan(plan))
+  if memory_text:
+    print(memory_text)
   options = {"address": _RAY_ADDRESS.value} if _RAY_ADDRESS.value else {}
   records = run_sweep(cfg, _WORKDIR.value, progress=_PROGRESS.value,
                       executor=_EXECUTOR.value, executor_options=options,
