@@ -39,6 +39,9 @@ _TARGET = flags.DEFINE_string(
 _COMPILE_WORKERS = flags.DEFINE_integer(
     "compile_workers", None, "Processes compiling side by side for a TPU "
     "target (default: sweep.compile_workers).", lower_bound=1)
+_COMPILE = flags.DEFINE_bool(
+    "compile", True, "With a TPU --target: compile every run for it (needs "
+    "pip install -e '.[tpu]'); --nocompile: use the memory model only.")
 _RAY_ADDRESS = flags.DEFINE_string(
     "ray_address", None, "--executor=ray: 'auto' or HOST:PORT of a running "
     "Ray cluster; unset: start a private Ray instance on this machine.")
@@ -109,7 +112,7 @@ def _plan_memory(plan, cfg):
   workers = _COMPILE_WORKERS.value or int(cfg.sweep.get("compile_workers", 1))
   plan, choices = memory_plan.plan_for_target(
       plan, cfg, target, fraction=float(cfg.sweep.memory_fraction),
-      workers=workers, progress=_PROGRESS.value)
+      workers=workers, progress=_PROGRESS.value, compile=_COMPILE.value)
   text = memory_plan.summary_text(target, choices)
   if _PLAN_ONLY.value and _WORKDIR.value:
     import os

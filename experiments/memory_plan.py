@@ -49,12 +49,13 @@ def apply(plan, choices: Sequence[MemoryChoice]):
 
 
 def plan_for_target(plan, cfg, target: Target, *, fraction: float = 0.9,
-                    workers: int = 1, progress: bool = True):
+                    workers: int = 1, progress: bool = True,
+                    compile: bool = True):
   """(plan with settings applied, choices) for ``target``."""
   items = [(run.run_id, spec) for run, spec in run_specs(plan, cfg, target)]
   try:
     choices = choose(items, target, fraction=fraction, workers=workers,
-                     progress=progress)
+                     progress=progress, compile=compile)
   except ConfigError as e:
     raise PlanError(str(e)) from None
   return apply(plan, choices), choices
@@ -79,7 +80,8 @@ def plan_json(plan, cfg, target: Target, choices: Sequence[MemoryChoice]
           "target": dataclasses.asdict(target),
           "memory_fraction": choices[0].limit_bytes / target.hbm_bytes
           if choices else None,
-          "toolchain": verdict_cache.toolchain() if target.compilable else None,
+          "toolchain": (verdict_cache.toolchain()
+                        if any(c.how == "compiled" for c in choices) else None),
           "memory_model": dataclasses.asdict(memory_model.CALIBRATED),
           "runs": runs}
 

@@ -30,6 +30,8 @@ _FRACTION = flags.DEFINE_float("memory_fraction", 0.9, "Usable share of the "
                                upper_bound=1.0)
 _WORKERS = flags.DEFINE_integer("compile_workers", 1, "Processes compiling "
                                 "side by side.", lower_bound=1)
+_COMPILE = flags.DEFINE_bool("compile", True, "TPU targets: compile (needs "
+                              "'.[tpu]'); --nocompile: memory model only.")
 _JSON = flags.DEFINE_string("json", None, "Also write the report here.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Progress bar.")
 
@@ -130,15 +132,17 @@ def main(argv):
   # any long compile), then the run as configured, compiled unless the model
   # puts it far beyond the target (the compile would only say "no").
   (best,) = choose.choose([(name, spec)], target, fraction=_FRACTION.value,
-                          workers=_WORKERS.value, progress=_PROGRESS.value)
+                          workers=_WORKERS.value, progress=_PROGRESS.value,
+                          compile=_COMPILE.value)
   verdict = None
   limit = _FRACTION.value * target.hbm_bytes
   modelled = memory_model.estimate(spec).peak_bytes
-  if target.compilable and modelled <= REPORT_COMPILE_FACTOR * limit:
+  if (target.compilable and _COMPILE.value
+      and modelled <= REPORT_COMPILE_FACTOR * limit):
     verdict = verdict_cache.verdicts([(spec, target)], progress=_PROGRESS.value,
                                      desc=f"compile for {target.name}")[0]
   lines = report_lines(spec, target, verdict, cfg.train.flop_convention)
-  if target.compilable and verdict is None:
+  if target.compilable and _COMPILE.value and verdict is None:
     lines.append(f"  not compiled: modelled at {_gib(modelled)} per device, "
                  f"over {REPORT_COMPILE_FACTOR:g} x the usable memory")
   lines.append(

@@ -143,14 +143,15 @@ class _Search:
 
 
 def choose(items: Sequence[Tuple[str, StepSpec]], target: Target, *,
-           fraction: float = 0.9, workers: int = 1,
-           progress: bool = True) -> List[MemoryChoice]:
+           fraction: float = 0.9, workers: int = 1, progress: bool = True,
+           compile: bool = True) -> List[MemoryChoice]:
   """The cheapest fitting setting of each (run_id, spec); ConfigError (one
-  line) naming the first run that fits at no setting."""
+  line) naming the first run that fits at no setting. ``compile=False``:
+  TPU targets modelled too (no libtpu needed; a quick first look)."""
   limit = fraction * target.hbm_bytes
   spec_of = dict(items)
   chosen: Dict[str, MemoryChoice] = {}
-  if not target.compilable:
+  if not (target.compilable and compile):
     for rid, spec in items:
       for c in candidates(spec):
         est = memory_model.estimate(c).peak_bytes

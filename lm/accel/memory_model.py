@@ -155,4 +155,11 @@ def summary(errs: Sequence[float]) -> str:
           f"{100 * max(errs):+.1f}% of the compiler)")
 
 
-CALIBRATED = Coefficients()
+# Interim: the a-priori activation, score and logit coefficients halved, which
+# puts the model within -13 % .. +15 % of the four compiler figures quoted in
+# issue 22 (gpt2_124m shapes at 32, 8 and 32+remat sequences per v5e chip;
+# c4_small's 474M run at 64 per chip, fsdp 8). Refitted below when measured.
+CALIBRATED = Coefficients(c_act=2.5, c_score=3.0, c_logit=6.0,
+                          c_eval_logit=6.0,
+                          source="a-priori terms scaled to issue 22's four "
+                                 "v5e compiler figures")
