@@ -52,6 +52,11 @@ def plan_for_target(plan, cfg, target: Target, *, fraction: float = 0.9,
                     workers: int = 1, progress: bool = True,
                     compile: bool = True):
   """(plan with settings applied, choices) for ``target``."""
+  if getattr(plan, "trunks", ()):
+    raise PlanError(f"sweep.target={target.name!r} is not supported with "
+                    f"sweep.scheme={plan.scheme!r} yet (its trunks would need "
+                    "the setting too); plan independent runs, or check one "
+                    "shape with python -m lm.compile_check")
   items = [(run.run_id, spec) for run, spec in run_specs(plan, cfg, target)]
   try:
     choices = choose(items, target, fraction=fraction, workers=workers,
