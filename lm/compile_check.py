@@ -50,20 +50,21 @@ def _gib(x: float) -> str:
 
 
 def counted_flops(spec, convention: str):
-  """(convention FLOPs, exact matmul FLOPs) per device of one train call
-  (steps_per_call optimizer steps) and one eval call."""
+  """Counted FLOPs per device of what XLA's cost_analysis counts: one
+  micro-batch's forward + backward (it counts a loop body once: the
+  steps_per_call scan, the grad_accum scan and the eval lax.map each run
+  their body many times) under ``convention`` and as exact matmuls x 3, and
+  one eval batch's exact forward matmuls."""
   from lm import flops as flops_lib
   m, T = spec.model, spec.seq_len
   n = 1
   for s in spec.mesh_shape:
     n *= s
-  tokens = spec.steps_per_call * spec.batch_size * T
-  train_conv = flops_lib.flops_per_token(m, T, convention) * tokens / n
-  train_exact = 3 * flops_lib.exact_matmul_flops(m, T) * (
-      spec.steps_per_call * spec.batch_size) / n
-  eval_exact = flops_lib.exact_matmul_flops(m, T) * (
-      spec.eval_batches * spec.eval_batch_size) / n
-  return train_conv, train_exact, eval_exact
+  rows = spec.batch_size / spec.grad_accum
+  conv = flops_lib.flops_per_token(m, T, convention) * rows * T / n
+  exact = 3 * flops_lib.exact_matmul_flops(m, T) * rows / n
+  eval_exact = flops_lib.exact_matmul_flops(m, T) * spec.eval_batch_size / n
+  return conv, exact, eval_exact
 
 
 def report_lines(spec, target, verdict, convention: str):
@@ -102,12 +103,12 @@ def report_lines(spec, target, verdict, convention: str):
   conv, exact, eval_exact = counted_flops(spec, convention)
   tf, ef = r.get("train_xla_flops"), r.get("eval_xla_flops")
   if tf:
-    lines.append(f"  FLOPs per chip, one train call ({spec.steps_per_call} "
-                 f"steps): XLA {tf:.4g}; counted {conv:.4g} ({convention}), "
-                 f"exact matmuls x 3 {exact:.4g} (XLA / exact = "
-                 f"{tf / exact:.3f})")
+    lines.append(f"  FLOPs per chip of one micro-batch step (XLA counts each "
+                 f"loop body once): XLA {tf:.4g}; counted {conv:.4g} "
+                 f"({convention}), exact matmuls x 3 {exact:.4g} (XLA / exact"
+                 f" = {tf / exact:.3f})")
   if ef:
-    lines.append(f"  FLOPs per chip, one eval call: XLA {ef:.4g}; exact "
+    lines.append(f"  FLOPs per chip of one eval batch: XLA {ef:.4g}; exact "
                  f"forward matmuls {eval_exact:.4g} (XLA / exact = "
                  f"{ef / eval_exact:.3f})")
   return lines
