@@ -45,18 +45,21 @@ def apply(plan, choices: Sequence[MemoryChoice]):
   runs = tuple(dataclasses.replace(
       r, grad_accum=by_id[r.run_id].spec.grad_accum,
       remat=by_id[r.run_id].spec.model.remat) for r in plan.runs)
-  return dataclasses.replace(plan, runs=runs)
+  # A WSD trunk trains its branches' shape at their batch (one program,
+  # traced schedule): it takes their setting.
+  of_trunk = {r.trunk_id: by_id[r.run_id] for r in plan.runs if r.trunk_id}
+  trunks = tuple(dataclasses.replace(
+      t, grad_accum=of_trunk[t.trunk_id].spec.grad_accum,
+      remat=of_trunk[t.trunk_id].spec.model.remat)
+                 if t.trunk_id in of_trunk else t
+                 for t in getattr(plan, "trunks", ()))
+  return dataclasses.replace(plan, runs=runs, trunks=trunks)
 
 
 def plan_for_target(plan, cfg, target: Target, *, fraction: float = 0.9,
                     workers: int = 1, progress: bool = True,
                     compile: bool = True):
   """(plan with settings applied, choices) for ``target``."""
-  if getattr(plan, "trunks", ()):
-    raise PlanError(f"sweep.target={target.name!r} is not supported with "
-                    f"sweep.scheme={plan.scheme!r} yet (its trunks would need "
-                    "the setting too); plan independent runs, or check one "
-                    "shape with python -m lm.compile_check")
   items = [(run.run_id, spec) for run, spec in run_specs(plan, cfg, target)]
   try:
     choices = choose(items, target, fraction=fraction, workers=workers,

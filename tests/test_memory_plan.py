@@ -175,3 +175,17 @@ def test_compile_check_refuses_an_oversized_run(tmp_path):
                                  "Failed to find host bounds"))]
   assert len(lines) == 1 and lines[0].startswith("error: run tiny does not "
                                                   "fit v5e-8"), lines
+
+
+def test_isoflop_refuses_a_run_that_fits_nowhere(tmp_path):
+  """A plan with a run that fits at no setting stops at plan time with one
+  error line naming the run, and writes nothing."""
+  out = run_cli("experiments.isoflop",
+                "--config=experiments/configs/quickstart.py", "--plan_only",
+                "--target=a100-40gb", "--config.sweep.memory_fraction=1e-4",
+                f"--workdir={tmp_path}/w", "--noprogress")
+  assert out.returncode == 2
+  lines = [l for l in out.stderr.splitlines() if l.strip()]
+  assert len(lines) == 1 and lines[0].startswith("error: run C"), lines
+  assert "does not fit 1xa100-40gb" in lines[0] and "tensor parallelism" in lines[0]
+  assert not (tmp_path / "w").exists()

@@ -81,7 +81,7 @@ def _refusal(run_id: str, spec: StepSpec, target: Target,
   est = memory_model.estimate(smallest).peak_bytes
   state = memory_model.terms(spec)["state"]
   shard = dict(zip(spec.mesh_axes, spec.mesh_shape))
-  return (f"run {run_id} does not fit {target.name} ({limit / GIB:.2f} GiB "
+  return (f"run {run_id} does not fit {target.name} ({limit / GIB:.3g} GiB "
           f"usable per device) even at micro-batch 1 with remat (~"
           f"{est / GIB:.2f} GiB per device modelled; parameters + Adam state "
           f"alone {state / GIB:.2f} GiB on mesh {shard}): shard it over more "

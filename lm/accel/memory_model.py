@@ -114,26 +114,41 @@ def estimate(spec: StepSpec, c: Coefficients = None) -> Estimate:
   return Estimate(train_bytes=train, eval_bytes=ev)
 
 
-def calibrate(points: Sequence[Tuple[StepSpec, float, float]],
-              source: str) -> Coefficients:
-  """Coefficients fitted by non-negative least squares, in relative error,
-  to ``points`` = (spec, compiled train bytes, compiled eval bytes)."""
+FREE = ("c_act", "c_score", "c_logit", "c_eval_logit")
+
+
+def calibrate(points: Sequence[Tuple[StepSpec, float, float]], source: str,
+              base: Coefficients = Coefficients(),
+              free: Sequence[str] = FREE) -> Coefficients:
+  """``base`` with the ``free`` coefficients fitted by non-negative least
+  squares, in relative error, to ``points`` = (spec, compiled train bytes,
+  compiled eval bytes); the other coefficients stay fixed (few points)."""
   import numpy as np
   from scipy.optimize import nnls
-  rows: List[List[float]] = []
-  rhs: List[float] = []
-  # Unknowns: c_grad, c_gather, c_act, c_score, c_logit, c_eval_logit, c_code.
+  col = {"c_grad": ("grads", None), "c_gather": ("gather", "gather"),
+         "c_act": ("act", "eval_act"), "c_score": ("score", "eval_score"),
+         "c_logit": ("logit", None), "c_eval_logit": (None, "eval_logit"),
+         "c_code": ("one", "one")}
+  rows, rhs, w = [], [], []
   for spec, train, ev in points:
-    t = terms(spec)
-    rows.append([t["grads"], t["gather"], t["act"], t["score"], t["logit"],
-                 0.0, 1.0])
-    rhs.append(train - t["state"] - t["batch"])
-    rows.append([0.0, t["gather"], t["eval_act"], t["eval_score"], 0.0,
-                 t["eval_logit"], 1.0])
-    rhs.append(ev - t["params"])
-  w = np.array([1.0 / v for p in points for v in (p[1], p[2])])
+    t = {**terms(spec), "one": 1.0}
+    for which, measured, fixed in ((0, train, t["state"] + t["batch"]),
+                                   (1, ev, t["params"])):
+      row, rest = [], measured - fixed
+      for name, terms_of in col.items():
+        term = terms_of[which]
+        v = t[term] if term else 0.0
+        if name in free:
+          row.append(v)
+        else:
+          rest -= getattr(base, name) * v
+      rows.append(row)
+      rhs.append(rest)
+      w.append(1.0 / measured)
+  w = np.array(w)
   x, _ = nnls(np.array(rows) * w[:, None], np.array(rhs) * w)
-  return Coefficients(*[float(v) for v in x], source=source)
+  fitted = dict(zip([n for n in col if n in free], (float(v) for v in x)))
+  return dataclasses.replace(base, source=source, **fitted)
 
 
 def errors(points: Iterable[Tuple[StepSpec, float, float]],
