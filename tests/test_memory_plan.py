@@ -62,11 +62,12 @@ def test_model_choice_is_the_cheapest_that_fits():
   spec = _spec()
   (c,) = choose.choose([("r", spec)], target)
   limit = 0.9 * target.hbm_bytes
-  assert c.how == "modelled" and c.bytes_per_device <= limit
+  room = 1 + memory_model.WORST_UNDERESTIMATE  # kept free beyond the model
+  assert c.how == "modelled" and c.bytes_per_device * room <= limit
   assert c.spec.grad_accum > 1  # 64 sequences per GPU do not fit in 36 GB
   cands = choose.candidates(spec)
   for other in cands[:cands.index(c.spec)]:
-    assert memory_model.estimate(other).peak_bytes > limit
+    assert memory_model.estimate(other).peak_bytes * room > limit
   assert c.spec.batch_size == spec.batch_size
 
 

@@ -155,7 +155,8 @@ def choose(items: Sequence[Tuple[str, StepSpec]], target: Target, *,
     for rid, spec in items:
       for c in candidates(spec):
         est = memory_model.estimate(c).peak_bytes
-        if est <= limit:
+        # The model's worst measured under-estimate is kept free as well.
+        if est * (1 + memory_model.WORST_UNDERESTIMATE) <= limit:
           chosen[rid] = MemoryChoice(rid, c, target.name, "modelled", est,
                                      limit, target.hbm_bytes, est)
           break

@@ -174,6 +174,10 @@ def summary(errs: Sequence[float]) -> str:
 # puts the model within -13 % .. +15 % of the four compiler figures quoted in
 # issue 22 (gpt2_124m shapes at 32, 8 and 32+remat sequences per v5e chip;
 # c4_small's 474M run at 64 per chip, fsdp 8). Refitted below when measured.
+# Modelled targets keep this much room beyond the model (its largest
+# under-estimate of the compiler measured, docs/running_on_accelerators.md).
+WORST_UNDERESTIMATE = 0.36
+
 CALIBRATED = Coefficients(c_act=2.5, c_score=3.0, c_logit=6.0,
                           c_eval_logit=6.0,
                           source="a-priori terms scaled to issue 22's four "
