@@ -182,10 +182,13 @@ def read(spec: StepSpec, target: Target) -> Optional[Dict[str, Any]]:
   return combine(*({**g, "cached": True} for g in got))
 
 
-def _worker(jobs: Sequence[tuple]) -> None:
-  """A compile process: every program not cached and not taken by another."""
+def _worker(jobs: Sequence[tuple], parent: int) -> None:
+  """A compile process: every program not cached and not taken by another;
+  it stops when its planner is gone (killed planners leave no compiles)."""
   os.environ.setdefault("JAX_PLATFORMS", "cpu")
   for spec, target, program in jobs:
+    if os.getppid() != parent:
+      return
     program_verdict(spec, target, program, wait=False)
 
 
@@ -210,7 +213,8 @@ def verdicts(jobs: Sequence[tuple], *, workers: int = 1,
     ctx = multiprocessing.get_context("spawn")
     for w in range(min(workers, len(todo))):
       order = [first[k] for k in todo[w:] + todo[:w]]  # own starting point
-      proc = ctx.Process(target=_worker, args=(order,), daemon=True)
+      proc = ctx.Process(target=_worker, args=(order, os.getpid()),
+                         daemon=True)
       proc.start()
       procs.append(proc)
   pending = list(todo)
