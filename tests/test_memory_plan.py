@@ -190,3 +190,21 @@ def test_isoflop_refuses_a_run_that_fits_nowhere(tmp_path):
   assert len(lines) == 1 and lines[0].startswith("error: run C"), lines
   assert "does not fit 1xa100-40gb" in lines[0] and "tensor parallelism" in lines[0]
   assert not (tmp_path / "w").exists()
+
+
+def test_memory_model_calibration_reproduces():
+  """The committed coefficients are the fit to the committed compiler
+  measurements, and the stated errors are what they give."""
+  pts = memory_model.calibration_points()
+  assert len(pts) == 7
+  fit = memory_model.calibrate(pts, "refit",
+                               base=memory_model.Coefficients(c_code=32e6))
+  c = memory_model.CALIBRATED
+  for name in memory_model.FREE:
+    assert getattr(fit, name) == pytest.approx(getattr(c, name), rel=1e-3)
+  errs = memory_model.errors(pts)
+  assert -0.37 < min(errs) and max(errs) < 0.08
+  loo = [memory_model.errors([pts[i]], memory_model.calibrate(
+      pts[:i] + pts[i + 1:], "loo", base=memory_model.Coefficients(
+          c_code=32e6)))[0] for i in range(len(pts))]
+  assert min(loo) >= -memory_model.WORST_UNDERESTIMATE - 0.005
