@@ -13,11 +13,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
+import time
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The project's modules need the line above (run as a script).
+from lm import optim, sharding, step as step_lib  # noqa: E402
+from lm.accel import aot, memory_model  # noqa: E402
+from lm.accel.spec import StepSpec  # noqa: E402
+from lm.accel.verdict_cache import write_json_atomic  # noqa: E402
+from lm.config import MeshConfig, ModelConfig, TrainConfig  # noqa: E402
 
 # (name, L, d, heads, d_ff, vocab, mlp, per-device batch, remat)
 SHAPES = (("gpt2_124m_b8", 12, 768, 12, 3072, 50304, "gelu", 8, False),
@@ -30,13 +40,6 @@ TINY = (("tiny", 2, 64, 2, 192, 257, "swiglu", 4, False),
 def compile_here(spec, devices):
   """lm.accel.aot.compile_program's train and eval programs, compiled for
   ``devices`` (this machine's) instead of a TPU topology."""
-  import time
-  import jax
-  import jax.numpy as jnp
-  from jax.sharding import NamedSharding, PartitionSpec
-  from lm import optim, sharding, step as step_lib
-  from lm.accel import aot
-  from lm.config import MeshConfig, TrainConfig
   mesh = sharding.make_mesh(MeshConfig(shape=tuple(spec.mesh_shape)), devices)
   opts = step_lib.StepOptions(grad_accum=spec.grad_accum)
   c = step_lib.Compiled(spec.model, opts, mesh, tuple(spec.rules))
@@ -63,10 +66,6 @@ def compile_here(spec, devices):
 
 
 def measure(shape, T: int, dtype: str):
-  import jax
-  from lm.accel import memory_model
-  from lm.accel.spec import StepSpec
-  from lm.config import ModelConfig
   name, L, d, H, F, V, mlp, b, remat = shape
   n = jax.device_count()
   m = ModelConfig(vocab_size=V, d_model=d, n_layers=L, n_heads=H, d_ff=F,
@@ -113,7 +112,6 @@ def main(argv=None) -> int:
             f"{r['modelled_eval_bytes'] / 2**30:.3f} modelled "
             f"({r['eval_error']:+.1%})")
   if args.json:
-    from lm.accel.verdict_cache import write_json_atomic
     write_json_atomic(args.json, {"results": out})
   return 1 if any("error" in r for r in out) else 0
 

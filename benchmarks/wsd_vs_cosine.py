@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 from typing import Any, Dict, List
+from experiments import compute as compute_lib
+from experiments import ledger as ledger_lib
 
 SCHEMES = (
     ("independent", "cosine", ["--config.sweep.scheme=independent",
@@ -49,8 +51,6 @@ def run_scheme(config: str, workdir: str, flags: List[str],
 
 def summarize(workdir: str) -> Dict[str, Any]:
   """Compute spent and the Approach-2 fit of a finished sweep (reading only)."""
-  from experiments import compute as compute_lib
-  from experiments import ledger as ledger_lib
   records = ledger_lib.Ledger(os.path.join(workdir, "results.jsonl")).read()
   with open(os.path.join(workdir, "report", "fit.json")) as f:
     fit = json.load(f)

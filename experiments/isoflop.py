@@ -7,14 +7,25 @@ r"""Plan and run an IsoFLOP sweep, then fit and report.
 Re-running the same command resumes: finished runs are skipped, unfinished
 ones continue from their checkpoints, failed ones are tried again.
 """
+import os
 import sys
 import time
 
 from absl import flags
-from lm import config_flags
+from lm.config import flags as config_flags
 
 from lm import cli
 from lm.config import ConfigError
+from lm import hardware
+from lm import config as config_lib
+from lm.accel.targets import get_target
+from lm.config.config_dict import ConfigDict
+from experiments import memory_plan
+from experiments import planner
+from experiments.sweep_config import validate_analysis
+from experiments import runners
+from experiments.analyze import analyze, summary_text
+from experiments.executor import run_sweep
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Sweep config (experiments/configs/*.py).", lock_config=True)
@@ -57,7 +68,6 @@ def _device_rate(cfg):
   import jax
   if cfg.sweep.est_flops_per_s or jax.default_backend() == "cpu":
     return None
-  from lm import hardware
   peak, src = hardware.device_peak_flops(dtype=cfg.lm.model.get("dtype",
                                                                 "bfloat16"),
                                          strict=False)
@@ -73,7 +83,6 @@ def _validate_runs(plan, cfg) -> None:
   """Every run's lm config (train.b1, mesh.shape, ...) checked before the
   sweep writes anything: a bad lm setting is one error line, not a sweep that
   stops at its first run."""
-  from lm import config as config_lib
   for run in plan.runs:
     try:
       config_lib.from_config_dict(run.lm_config(cfg.lm), vocab_size=256)
@@ -93,7 +102,6 @@ def _is_process_0() -> bool:
 
 def _with_sweep(cfg, **fields):
   """A copy of the (locked) config with sweep fields replaced."""
-  from lm.config_dict import ConfigDict
   d = cfg.to_dict()
   d["sweep"].update(fields)
   return ConfigDict(d)
@@ -106,8 +114,6 @@ def _plan_memory(plan, cfg):
   target_name = cfg.sweep.get("target", "")
   if not target_name:
     return plan, ""
-  from experiments import memory_plan
-  from lm.accel.targets import get_target
   target = get_target(target_name)
   workers = _COMPILE_WORKERS.value or int(cfg.sweep.get("compile_workers", 1))
   plan, choices = memory_plan.plan_for_target(
@@ -115,7 +121,6 @@ def _plan_memory(plan, cfg):
       workers=workers, progress=_PROGRESS.value, compile=_COMPILE.value)
   text = memory_plan.summary_text(target, choices)
   if _PLAN_ONLY.value and _WORKDIR.value:
-    import os
     path = os.path.join(_WORKDIR.value, "plan.json")
     memory_plan.write_plan_json(
         path, memory_plan.plan_json(plan, cfg, target, choices))
@@ -125,11 +130,9 @@ def _plan_memory(plan, cfg):
 
 def main(argv):
   del argv
-  from experiments import planner
   if _CONFIG.value is None:
     raise ConfigError("--config=<sweep config .py> is required")
   cfg = _CONFIG.value
-  from experiments.sweep_config import validate_analysis
   validate_analysis(cfg.get("analysis"))  # before a sweep whose fit would fail
   if _TARGET.value is not None:
     cfg = _with_sweep(cfg, target=_TARGET.value)
@@ -142,14 +145,11 @@ def main(argv):
     if memory_text:
       print(memory_text)
     return
-  from experiments import runners
   runners.get(_EXECUTOR.value)  # an unknown name fails before anything starts
   if _RAY_ADDRESS.value and _EXECUTOR.value != "ray":
     raise ConfigError("--ray_address needs --executor=ray")
   if not _WORKDIR.value:
     raise ConfigError("--workdir=<sweep directory> is required")
-  from experiments.analyze import analyze, summary_text
-  from experiments.executor import run_sweep
   t0 = time.time()
   print(planner.format_plan(plan))
   if memory_text:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, List, Sequence, Tuple
 
+from experiments.shape_search import vocab_size_of
 from experiments.sweep_config import PlanError
+from lm import config as config_lib
 from lm.accel import memory_model, verdict_cache
 from lm.accel.choose import MemoryChoice, choose, format_choices
 from lm.accel.spec import StepSpec, spec_from_config
@@ -29,8 +31,6 @@ PLAN_SCHEMA = "scalinglm.plan/1"
 
 def run_specs(plan, cfg, target: Target) -> List[Tuple[Any, StepSpec]]:
   """(run, its StepSpec on the target) for every run of ``plan``."""
-  from lm import config as config_lib
-  from experiments.shape_search import vocab_size_of
   vocab = vocab_size_of(cfg.lm.data)
   out = []
   for run in plan.runs:
@@ -73,8 +73,6 @@ def plan_json(plan, cfg, target: Target, choices: Sequence[MemoryChoice]
               ) -> Dict[str, Any]:
   """DIR/plan.json: each run's resolved model and train settings, mesh,
   target, memory per device and whether it was compiled or modelled."""
-  from lm import config as config_lib
-  from experiments.shape_search import vocab_size_of
   vocab = vocab_size_of(cfg.lm.data)
   by_id = {c.run_id: c for c in choices}
   runs = []

@@ -16,10 +16,15 @@ the same global batch (``lm.accel.choose``), and exits 0; a run that fits at
 no setting is one ``error:`` line (exit 2).
 """
 from absl import flags
-from lm import config_flags
 
 from lm import cli
+from lm import config as config_lib
+from lm import flops as flops_lib
+from lm.accel import choose, memory_model, verdict_cache
+from lm.accel.spec import spec_from_config
+from lm.accel.targets import get_target
 from lm.config import ConfigError
+from lm.config import flags as config_flags
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "lm config file (lm/configs/*.py).", lock_config=True)
@@ -55,7 +60,6 @@ def counted_flops(spec, convention: str):
   steps_per_call scan, the grad_accum scan and the eval lax.map each run
   their body many times) under ``convention`` and as exact matmuls x 3, and
   one eval batch's exact forward matmuls."""
-  from lm import flops as flops_lib
   m, T = spec.model, spec.seq_len
   n = 1
   for s in spec.mesh_shape:
@@ -69,7 +73,6 @@ def counted_flops(spec, convention: str):
 
 def report_lines(spec, target, verdict, convention: str):
   """What the compiler said about ``spec`` (TPU) or the model (GPU)."""
-  from lm.accel import memory_model
   limit = _FRACTION.value * target.hbm_bytes
   est = memory_model.estimate(spec)
   lines = [f"target: {target.describe()}",
@@ -121,10 +124,6 @@ def main(argv):
   if not _TARGET.value:
     raise ConfigError("--target=<v5e-8 | v5p-8 | v5e:2x4 | 8xh100 | ...> is "
                       "required")
-  from lm import config as config_lib
-  from lm.accel import choose, memory_model, verdict_cache
-  from lm.accel.spec import spec_from_config
-  from lm.accel.targets import get_target
   target = get_target(_TARGET.value)
   cfg = config_lib.from_config_dict(_CONFIG.value, _vocab(_CONFIG.value.data))
   spec = spec_from_config(cfg, target.n_devices)

@@ -1,16 +1,18 @@
 """Memory-aware planning (issue 22): targets, the memory model's choice,
 accumulation/remat leave the math unchanged, compiles for a TPU topology."""
-import dataclasses
 import importlib.util
 import json
 
+import jax
 import numpy as np
 import pytest
 
+from lm import optim, sharding, step as step_lib
 from lm.accel import choose, memory_model, verdict_cache
 from lm.accel.spec import StepSpec
 from lm.accel.targets import get_target
-from lm.config import ConfigError, ModelConfig
+from lm.config import (DEFAULT_RULES, ConfigError, MeshConfig, ModelConfig,
+                       TrainConfig)
 from tests.conftest import run_cli
 
 HAS_LIBTPU = importlib.util.find_spec("libtpu") is not None
@@ -95,9 +97,6 @@ def test_cache_key_covers_versions_and_shares_eval(monkeypatch):
 
 
 def _losses(grad_accum, remat, steps=4):
-  import jax
-  from lm import optim, sharding, step as step_lib
-  from lm.config import DEFAULT_RULES, MeshConfig, TrainConfig
   mc = ModelConfig(vocab_size=64, d_model=32, n_layers=2, n_heads=2, d_ff=64,
                    max_seq_len=16, remat=remat).validate()
   tc = TrainConfig(batch_size=8, steps=100, warmup_steps=1, lr=1e-2,

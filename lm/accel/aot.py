@@ -17,13 +17,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import os
 import time
 from typing import Any, Dict, Optional
 
+import jax
+import jax.numpy as jnp
+from jax.experimental import topologies
+from jax.sharding import NamedSharding, PartitionSpec
+
+from lm import optim, sharding, step as step_lib
 from lm.accel.spec import StepSpec
 from lm.accel.targets import Target
-from lm.config import ConfigError
+from lm.config import ConfigError, MeshConfig, TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +108,6 @@ def topology_devices(target: Target):
   # otherwise take /tmp/libtpu_lockfile, which only a TPU VM needs).
   os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
   try:
-    from jax.experimental import topologies
     desc = topologies.get_topology_desc(
         platform="tpu", topology_name=target.topology,
         chip_config_name=target.chip_config,
@@ -121,7 +127,6 @@ def topology_devices(target: Target):
 
 def tpu_available() -> bool:
   """Whether libtpu (the deviceless TPU compiler) is importable."""
-  import importlib.util
   return importlib.util.find_spec("libtpu") is not None
 
 
@@ -137,11 +142,6 @@ def _xla_flops(compiled) -> Optional[float]:
 
 
 def _setup(spec: StepSpec, target: Target):
-  import jax
-  from jax.sharding import NamedSharding, PartitionSpec
-  from lm import sharding, step as step_lib
-  from lm.config import MeshConfig
-
   devices = topology_devices(target)
   mesh = sharding.make_mesh(MeshConfig(shape=tuple(spec.mesh_shape),
                                        axes=tuple(spec.mesh_axes),
@@ -149,17 +149,14 @@ def _setup(spec: StepSpec, target: Target):
   opts = step_lib.StepOptions(grad_accum=spec.grad_accum, z_loss=spec.z_loss,
                               b1=spec.b1, b2=spec.b2, eps=spec.eps)
   c = step_lib.Compiled(spec.model, opts, mesh, tuple(spec.rules))
-  return c, NamedSharding(mesh, PartitionSpec()), jax
+  return c, NamedSharding(mesh, PartitionSpec())
 
 
 def compile_program(spec: StepSpec, target: Target, program: str
                     ) -> Dict[str, Any]:
   """Compiles one program of ``spec`` ("train" or "eval") for ``target``:
   {'memory': MemoryReport dict, 'xla_flops', 'compile_s'}."""
-  import jax.numpy as jnp
-  from lm import optim
-  from lm.config import TrainConfig
-  c, replicated, jax = _setup(spec, target)
+  c, replicated = _setup(spec, target)
   T1 = spec.seq_len + 1
   if program == "train":
     hp = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=replicated)

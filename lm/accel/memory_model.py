@@ -33,10 +33,15 @@ b is the per-device micro-batch (sequences). The c_* coefficients are fitted
 from __future__ import annotations
 
 import dataclasses
-import math
+import json
+import os
 from typing import Dict, Iterable, List, Sequence, Tuple
 
+import numpy as np
+from scipy.optimize import nnls
+
 from lm.accel.spec import StepSpec
+from lm.config import ModelConfig
 from lm.params import count_params
 
 _BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -123,8 +128,6 @@ def calibrate(points: Sequence[Tuple[StepSpec, float, float]], source: str,
   """``base`` with the ``free`` coefficients fitted by non-negative least
   squares, in relative error, to ``points`` = (spec, compiled train bytes,
   compiled eval bytes); the other coefficients stay fixed (few points)."""
-  import numpy as np
-  from scipy.optimize import nnls
   col = {"c_grad": ("grads", None), "c_gather": ("gather", "gather"),
          "c_act": ("act", "eval_act"), "c_score": ("score", "eval_score"),
          "c_logit": ("logit", None), "c_eval_logit": (None, "eval_logit"),
@@ -154,9 +157,6 @@ def calibrate(points: Sequence[Tuple[StepSpec, float, float]], source: str,
 def calibration_points() -> List[Tuple[StepSpec, float, float]]:
   """The compiler measurements ``CALIBRATED`` is fitted to
   (calibration_points.json: spec, train and eval bytes per chip)."""
-  import json
-  import os
-  from lm.config import ModelConfig
   path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                       "calibration_points.json")
   with open(path) as f:

@@ -11,8 +11,8 @@ import hashlib
 import json
 from typing import Any, Dict, Tuple
 
-from lm.config import Config, ModelConfig
-from lm.mesh_config import DEFAULT_RULES, MESH_AXES
+from lm.config import DEFAULT_RULES, MESH_AXES, Config, ModelConfig
+from lm.sharding import resolve_mesh_shape
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +96,6 @@ def eval_batches(eval_tokens: int, eval_batch_size: int, seq_len: int) -> int:
 
 def spec_from_config(cfg: Config, n_devices: int) -> StepSpec:
   """The StepSpec of a resolved ``lm.config.Config`` on ``n_devices``."""
-  from lm.sharding import resolve_mesh_shape
   t, m = cfg.train, cfg.mesh
   rows = -(-int(t.eval_tokens) // int(cfg.data.seq_len))
   return StepSpec(

@@ -27,8 +27,13 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
+import jax
+from tqdm import tqdm
+
+from lm.accel import aot
 from lm.accel.spec import StepSpec
 from lm.accel.targets import Target
+from lm.config import ConfigError
 
 # Modules whose source shapes the compiled program.
 _PROGRAM_MODULES = ("lm/model.py", "lm/step.py", "lm/sharding.py",
@@ -108,7 +113,6 @@ def write_json_atomic(path: str, obj: Any) -> None:
   d = os.path.dirname(os.path.abspath(path))
   os.makedirs(d, exist_ok=True)
   if os.path.islink(path):
-    from lm.config import ConfigError  # pylint: disable=import-outside-toplevel
     raise ConfigError(f"{path} is a symlink; refusing to write through it")
   fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
   try:
@@ -145,7 +149,6 @@ def program_verdict(spec: StepSpec, target: Target, program: str, *,
     got = _read_key(key)
     if got is not None:
       return {**got, "cached": True}
-    from lm.accel import aot  # pylint: disable=import-outside-toplevel
     quiet_libtpu()
     try:
       out: Dict[str, Any] = aot.compile_program(spec, target, program)
@@ -164,7 +167,6 @@ def combine(train: Dict[str, Any], ev: Dict[str, Any]) -> Dict[str, Any]:
   for v in (train, ev):
     if "error" in v:
       return {"error": v["error"], "oom": v.get("oom", False)}
-  from lm.accel import aot  # pylint: disable=import-outside-toplevel
   return {"result": aot.result_of(train, ev).to_dict(),
           "cached": bool(train.get("cached") and ev.get("cached"))}
 
@@ -185,7 +187,8 @@ def read(spec: StepSpec, target: Target) -> Optional[Dict[str, Any]]:
 def _worker(jobs: Sequence[tuple], parent: int) -> None:
   """A compile process: every program not cached and not taken by another;
   it stops when its planner is gone (killed planners leave no compiles)."""
-  os.environ.setdefault("JAX_PLATFORMS", "cpu")
+  if not os.environ.get("JAX_PLATFORMS"):  # compile only: leave the chips be
+    jax.config.update("jax_platforms", "cpu")
   for spec, target, program in jobs:
     if os.getppid() != parent:
       return
@@ -205,7 +208,6 @@ def verdicts(jobs: Sequence[tuple], *, workers: int = 1,
   todo = [k for k in first if _read_key(k) is None]
   bar = None
   if progress and todo:
-    from tqdm import tqdm  # pylint: disable=import-outside-toplevel
     bar = tqdm(total=len(todo), desc=f"{desc} ({len(first) - len(todo)} "
                "programs cached)", unit="program", leave=True)
   procs = []
