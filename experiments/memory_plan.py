@@ -18,7 +18,7 @@ import dataclasses
 from typing import Any, Dict, List, Sequence, Tuple
 
 from experiments.shape_search import vocab_size_of
-from experiments.sweep_config import PlanError
+from experiments.plan_records import PlanError
 from lm import config as config_lib
 from lm.accel import memory_model, verdict_cache
 from lm.accel.choose import MemoryChoice, choose, format_choices

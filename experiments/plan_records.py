@@ -11,6 +11,10 @@ from typing import Any, Dict, List, Optional, Tuple
 from lm.config.config_dict import ConfigDict
 
 
+class PlanError(ValueError):
+  """A sweep config that cannot be planned; the message is one line."""
+
+
 @dataclasses.dataclass(frozen=True)
 class PlannedRun:
   """One training run of the sweep."""

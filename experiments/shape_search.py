@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from lm import flops as flops_lib
 from lm import params as params_lib
 from lm.config import ConfigError
+from experiments import hparam_rules
 from experiments.plan_records import PlannedRun, SkippedCandidate
 from experiments.sweep_config import PlanError
 
@@ -44,16 +45,20 @@ def vocab_size_of(data) -> int:
                   f"{data.tokenizer!r}")
 
 
-def marin_lr(batch_size: int, d_model: int, s) -> float:
-  """Peak learning rate, clamped to lr_max."""
+def marin_lr(batch_size: int, d_model: int, s, model=None, D=None) -> float:
+  """Peak learning rate, clamped to lr_max ('law': of ``model`` on D tokens)."""
+  if s.lr_rule == hparam_rules.RULE:
+    return hparam_rules.law_lr(s, model, D)
   if s.lr_rule == "fixed":
     return float(min(s.lr_constant, s.lr_max))
   # Marin recipe.py ScalingRecipe.compute_learning_rate: 0.33 sqrt(B) / d.
   return float(min(s.lr_constant * math.sqrt(batch_size) / d_model, s.lr_max))
 
 
-def choose_batch(budget: float, fpt: float, d_model: int, s) -> int:
+def choose_batch(budget: float, fpt: float, d_model: int, s, model=None) -> int:
   """Batch size (sequences) under ``s.batch_rule``."""
+  if s.batch_rule == hparam_rules.RULE:   # B*(D) at D = C / F tokens
+    return hparam_rules.law_batch(s, model, budget / fpt)
   if s.batch_rule == "fixed":
     return int(s.batch_size)
   # Marin experiments/isoflop_sweep.py candidate_configs: B = 2^ceil(log2(
@@ -135,7 +140,7 @@ def plan_candidate(budget, cfg_model, s, n_params, steps_per_call, seed):
   """(PlannedRun, None) or (None, reason): one shape at one budget."""
   T, conv = int(s.seq_len), s.flop_convention
   fpt = flops_lib.flops_per_token(cfg_model, T, conv)
-  B = choose_batch(budget, fpt, cfg_model.d_model, s)
+  B = choose_batch(budget, fpt, cfg_model.d_model, s, cfg_model)
   exact = budget / (fpt * B * T)   # C = F x D (Kaplan et al. 2020, Sec. 2.1)
   # Half the tolerance for alignment; the exact check below uses all of it.
   steps, spc = aligned_steps(exact, steps_per_call, s.tolerance / 2)
@@ -150,7 +155,7 @@ def plan_candidate(budget, cfg_model, s, n_params, steps_per_call, seed):
   return PlannedRun(
       run_id=format_run_id(budget, n_params, shape), budget=float(budget),
       N=int(n_params), shape=shape, D=int(D), steps=steps, batch_size=B,
-      seq_len=T, lr=marin_lr(B, cfg_model.d_model, s),
+      seq_len=T, lr=marin_lr(B, cfg_model.d_model, s, cfg_model, D),
       warmup_steps=min(warmup, steps - 1), flops=float(flops),
       flops_error=float(err), flop_convention=conv,
       param_convention=s.param_convention, steps_per_call=spc, seed=seed,

@@ -12,7 +12,9 @@ import math
 import os
 from typing import Any, Dict, List, Tuple
 
+from experiments import hparam_rules  # lr_rule/batch_rule 'law'
 from experiments import schemes as schemes_lib
+from experiments.plan_records import PlanError
 from experiments.runners import resources as resources_lib
 from lm import flops as flops_lib
 from lm.accel.targets import get_target
@@ -91,6 +93,14 @@ SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
     "max_retries": (2, "a run that fails (error, crashed worker, lost node) "
                        "is retried this many times, then recorded 'failed'; "
                        "not hashed"),
+    # lr_rule / batch_rule 'law' (experiments.hparam_rules, docs/hparams.md).
+    "lr_law": ("", "lr_rule='law': a published law (steplaw2025, "
+                   "deepseek2024) or a fit.json with an hparams entry"),
+    "batch_law": ("", "batch_rule='law': as lr_law; B* tokens / seq_len "
+                      "sequences, clamped to [min_batch_size, max_batch_size]"),
+    "law_form": ("auto", "'law' rules: 'N_D' (Step Law: lr(N, D), B(D)), 'C' "
+                         "(DeepSeek: lr(C), B(C)) or 'auto' (N_D if the law "
+                         "has it)"),
 }
 
 # lm config keys that do not change a run's result; left out of config_hash
@@ -100,10 +110,6 @@ SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
 HASH_EXCLUDED = RESUME_MUTABLE
 SWEEP_HASH_EXCLUDED = ("est_flops_per_s", "max_epochs", "resources_per_run",
                        "max_retries", "compile_workers")
-
-class PlanError(ValueError):
-  """A sweep config that cannot be planned; the message is one line."""
-
 
 def default_sweep(**overrides: Any):
   """``c.sweep`` with every field of ``SWEEP_FIELDS``, overrides applied."""
@@ -137,7 +143,8 @@ _CHOICES = {"scheme": tuple(schemes_lib.SCHEMES),
             "size_grid": schemes_lib.SIZE_GRIDS,
             "flop_convention": tuple(flops_lib.CONVENTIONS),
             "param_convention": tuple(params_lib.PARAM_CONVENTIONS),
-            "batch_rule": ("fixed", "marin"), "lr_rule": ("fixed", "marin")}
+            "batch_rule": ("fixed", "marin", "law"),
+            "lr_rule": ("fixed", "marin", "law")}
 
 
 def _check(ok: bool, msg: str) -> None:
@@ -200,6 +207,7 @@ def validate_sweep(s) -> None:
     raise PlanError(str(e)) from None
   _check(isinstance(s.center, str) and bool(s.center),
          "sweep.center must be 'prior' or a fit.json path")
+  hparam_rules.validate(s)
 
 
 def _check_target(s) -> None:
@@ -253,6 +261,7 @@ def config_hash(cfg) -> str:
     for key in ("target", "memory_fraction"):
       sweep.pop(key, None)
   material = {"sweep": sweep, "lm": lm}
+  hparam_rules.add_hash_material(material, cfg.sweep)
   center = cfg.sweep.get("center", "prior")
   if center != "prior":
     try:

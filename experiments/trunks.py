@@ -163,7 +163,7 @@ def _shape_runs(sh: _Shape, s, spc: int, seed: int, train) -> Tuple[list, list]:
   wsd = s.scheme == "wsd_trunk"
   f = float(train.get("cooldown_fraction", 0.2)) if wsd else 0.0
   fpt = flops_lib.flops_per_token(m, T, conv)
-  B = choose_batch(min(sh.budgets), fpt, m.d_model, s)
+  B = choose_batch(min(sh.budgets), fpt, m.d_model, s, m)
   steps, skipped = {}, []
   for C in sorted(sh.budgets):
     S, why = _steps(C, fpt, B, s, sh.N)
@@ -179,6 +179,7 @@ def _shape_runs(sh: _Shape, s, spc: int, seed: int, train) -> Tuple[list, list]:
   # is every branch's).
   W = min(W, schedules.decay_start(S_min, f) if wsd else S_min - 1)
   shape = {k: int(getattr(m, k)) for k in SHAPE_KEYS}
+  lr = marin_lr(B, m.d_model, s, m, max(steps.values()) * B * T)  # per trunk
   runs = []
   for C, S in steps.items():
     D = S * B * T
@@ -186,7 +187,7 @@ def _shape_runs(sh: _Shape, s, spc: int, seed: int, train) -> Tuple[list, list]:
     runs.append(PlannedRun(
         run_id=format_run_id(C, sh.N, shape), budget=float(C), N=int(sh.N),
         shape=shape, D=int(D), steps=S, batch_size=B, seq_len=T,
-        lr=marin_lr(B, m.d_model, s), warmup_steps=W, flops=float(flops),
+        lr=lr, warmup_steps=W, flops=float(flops),
         flops_error=float(flops / C - 1.0), flop_convention=conv,
         param_convention=s.param_convention, steps_per_call=spc, seed=seed,
         max_epochs=float(s.max_epochs), schedule="wsd" if wsd else "",

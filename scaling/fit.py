@@ -6,6 +6,7 @@ r"""Command line: fit compute-optimal scaling laws (Hoffmann et al. 2022).
       [--approach3_method=grid_lbfgs|mle|vpnls|all] [--extrapolation]
   python -m scaling.fit --input=runs.csv --approach=powerlaw --x=N --y=loss \
       [--powerlaw_offset] [--out=/tmp/pl]
+  python -m scaling.fit --input=tuned.csv --approach=hparams [--hparams_band=0.0025]
 
 ``--input`` is a built-in data set (see ``scaling.io.loaders.BUILTIN_DATASETS``), a
 .csv / .jsonl file of final runs, ``misfitting_curves`` or an experiments
@@ -30,6 +31,8 @@ from scaling.report.tables import text_table
 from scaling.approach3.parametric import METHOD_ALIASES
 from scaling.powerlaw import report as powerlaw_report
 from scaling.approach2 import extrapolation
+from scaling.hparams import cli as hparams_cli
+from scaling.report import registry
 from lm import cli
 
 _INPUT = flags.DEFINE_string("input", None, "built-in data set, .csv/.jsonl "
@@ -77,6 +80,7 @@ _EXTRAP = flags.DEFINE_boolean(
     "extrapolation", False, "also run the extrapolation check "
     "(scaling.approach2.extrapolation: Approach 2 on every budget but the largest, "
     "predicting its N* and L*; needs >= 4 budgets).")
+_HPARAMS = hparams_cli.define_flags(flags)   # --hparams_<option>
 _PLOTS = flags.DEFINE_boolean("plots", True, "write PNG plots (needs "
                               "matplotlib).")
 
@@ -150,6 +154,8 @@ def _fit_args():
                            if _Y.value else ""),
                      "offset": _PL_OFFSET.value}})
     return None, kw
+  if approaches and "hparams" in approaches:
+    return None, hparams_cli.fit_kwargs(_INPUT.value, approaches, _HPARAMS, kw)
   if _X.value or _Y.value or _PL_OFFSET.value:
     raise data_lib.ScalingDataError(
         "--x, --y and --powerlaw_offset apply to --approach=powerlaw")
@@ -177,6 +183,8 @@ def main(argv):
   for m in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
     print(f"warning: {m}", file=sys.stderr)
   print(text_table(result), end="")
+  if result.get("hparams"):   # its laws and cells (registry.Summary)
+    print("\n".join(registry.SUMMARIES["hparams"].lines(result)))
   if _EXTRAP.value:
     print("\n".join(extrapolation.summary_lines(result["extrapolation"])))
   if _OUT.value:

@@ -24,6 +24,7 @@ import numpy as np
 from scaling.report import fit_schema
 from scaling.report import registry as methods_lib
 from scaling.report import tables
+from scaling.allocation import replicates as replicates_lib
 from scaling.numerics import token_flops
 from scaling.io.loaders import ScalingDataError
 from scaling.approach3.parametric import METHOD_ALIASES
@@ -112,6 +113,7 @@ def _entry(method, res, budgets) -> Dict[str, Any]:
            citation=method.citation, default=method.default,
            interval_procedure=res.interval_procedure,
            quantities=[q[0] for q in res.quantities()])
+  d.update(replicates_lib.entry_replicates(res))  # joint draws (allocation)
   if method.predicts in ("compute_optimal", "loss"):
     C = np.asarray(budgets, np.float64)
     d["compute_optimal"] = methods_lib.optimal_rows(res.predict(C), budgets,

@@ -17,6 +17,7 @@ from scaling.approach3 import method as approach3  # noqa: F401
 from scaling.loss_vs_compute import method as loss_vs_compute  # noqa: F401
 from scaling.loss_vs_compute import loss_power_law  # noqa: F401
 from scaling.powerlaw import method as powerlaw  # noqa: F401
+from scaling.hparams import method as hparams  # noqa: F401
 
 # Checks (registry.register_check), run by the pass after the families.
 from scaling.approach2 import extrapolation  # noqa: F401

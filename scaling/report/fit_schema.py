@@ -8,8 +8,9 @@
   conventions     flop_convention (of C), param_convention (of N, null when
                   the input does not say), flops_per_token (F(N) used for
                   F(N) D = C: rule and label, see scaling.numerics.token_flops)
-  approach1, approach2, approach3, loss_vs_compute, powerlaw
-                  the primary fit of each family present (an *entry*)
+  approach1, approach2, approach3, loss_vs_compute, powerlaw, hparams
+                  the primary fit of each family present (an *entry*;
+                  hparams: docs/hparams.md)
   alternatives    {method key: entry} for every other fit (e.g. the other
                   Approach-2 estimators with --isoflop_estimator=all)
   extrapolation   (experiments.analyze) the extrapolation check: fit on every
@@ -28,7 +29,11 @@ registry default), ``interval_procedure`` (names how its intervals were
 made; ``null`` without intervals), its method-specific numbers (with
 ``ci``) and, for compute-optimal families, ``compute_optimal`` keyed by
 budget ``"%.3g"`` (C, N_opt, D_opt, tokens_per_param, optional loss, and
-``*_ci`` intervals).
+``*_ci`` intervals). An entry with bootstrap draws also carries
+``replicates`` (``scaling.allocation.replicates``): ``draws`` ({name: one
+value per replicate}; Approach 3: E, A, B, alpha, beta; Approaches 1/2: a,
+log_k_N, b, log_k_D) and their ``percentiles`` [lo, hi], which
+``scaling.allocate`` re-solves its questions on; absent without a bootstrap.
 
 Version 1 files (no ``schema_version``) are read with their conventions
 taken from ``provenance.input``.
@@ -43,7 +48,7 @@ import numpy as np
 
 SCHEMA_VERSION = 2
 FAMILIES = ("approach1", "approach2", "approach3", "loss_vs_compute",
-            "powerlaw")
+            "powerlaw", "hparams")
 ENTRY_KEYS = ("method", "family", "label", "citation", "default",
               "interval_procedure")
 EXTRAPOLATION_KEYS = ("status", "reason", "n_budgets", "held_out_C",
