@@ -13,6 +13,8 @@
 #               (bf16, cuDNN attention, xla if cuDNN fails): tokens/s, MFU and
 #               the goal (1.25 x compiled PyTorch GPT + flash attention, H100) -> throughput.json
 #   sharded     benchmarks/sharded_check.py on the visible devices       -> sharded.json
+#   memory      benchmarks/memory_check.py: this device's compiled memory_analysis()
+#               against lm.accel.memory_model at three shapes (issue 22)    -> memory.json
 #   quickstart  the README quickstart sweep + fit (bootstrap 200), wall time -> quickstart/
 # Each step's exit code, status and wall time go to steps/<step>.json, its output
 # to logs/<step>.log; a failed step is recorded and the script goes on.
@@ -73,10 +75,12 @@ if [[ $SMOKE == 1 ]]; then
   TP_ENV=(SCALINGLM_PEAK_FLOPS=1e11); TP_ARGS=(--tiny --calls=2 --warmup=1)
   SH_ENV=(XLA_FLAGS=--xla_force_host_platform_device_count=2)
   SH_ARGS=(--max_layouts=1)
+  CAP_MEM=$BUDGET; MEM_ARGS=(--tiny)
   QS_ARGS=(--config=experiments/configs/tiny_sweep.py --plan_only)
 else
   CAP_ENV=60 CAP_TP=210 CAP_SH=90 CAP_QS=240
   TP_ENV=(); TP_ARGS=(); SH_ENV=(); SH_ARGS=()
+  CAP_MEM=90; MEM_ARGS=()
   QS_ARGS=(--config=experiments/configs/quickstart.py --bootstrap=200)
 fi
 
@@ -110,6 +114,9 @@ run_step throughput "$CAP_TP" env "${TP_ENV[@]}" "$PY" benchmarks/train_throughp
 run_step sharded "$CAP_SH" env "${SH_ENV[@]}" "$PY" benchmarks/sharded_check.py \
   "${SH_ARGS[@]}" --json="$OUT/sharded.json"
 
+run_step memory "$CAP_MEM" "$PY" benchmarks/memory_check.py "${MEM_ARGS[@]}" \
+  --json="$OUT/memory.json"
+
 run_step quickstart "$CAP_QS" "$PY" -m experiments.isoflop "${QS_ARGS[@]}" \
   --workdir="$WORK/quickstart" --progress=False
 mkdir -p "$OUT/quickstart"
@@ -136,6 +143,7 @@ quickstart = {"step": steps.get("quickstart"), "sweep_wall_s": int(m.group(1)) i
               "n_runs": len(runs), "statuses": sorted({r.get("status", "?") for r in runs})}
 summary = {"smoke": smoke, "steps": steps, "env": load("env.json"),
            "throughput": load("throughput.json"), "sharded": load("sharded.json"),
+           "memory": load("memory.json"),
            "quickstart": quickstart}
 json.dump(summary, open(f"{out}/summary.json", "w"), indent=2, default=str)
 print(f"\n== summary ({'SMOKE: tiny shapes, numbers not comparable' if smoke else summary['env'].get('device_kind', '?')})")
@@ -153,6 +161,9 @@ for r in summary["throughput"].get("results", []):
 sh = summary["sharded"]
 print(f"{'sharded':>11}: passed={sh.get('passed')} on {sh.get('n_devices')} device(s), "
       f"max rel diff {sh.get('max_rel_diff')}")
+for r in summary["memory"].get("results", []):
+  print(f"{'memory':>11}: {r['name']}: " + (f"FAILED {r['error'][:120]}" if "error" in r else
+        f"model vs compiler train {r['train_error']:+.1%}, eval {r['eval_error']:+.1%}"))
 sweep_s = quickstart["sweep_wall_s"]
 print(f"{'quickstart':>11}: {quickstart['n_runs']} runs, "
       + (f"sweep {sweep_s}s" if sweep_s is not None else "no sweep ran")

@@ -7,6 +7,7 @@ r"""Plan and run an IsoFLOP sweep, then fit and report.
 Re-running the same command resumes: finished runs are skipped, unfinished
 ones continue from their checkpoints, failed ones are tried again.
 """
+import os
 import sys
 import time
 
@@ -17,6 +18,9 @@ from lm import cli
 from lm.config import ConfigError
 from lm import hardware
 from lm import config as config_lib
+from lm.accel.targets import get_target
+from lm.config.config_dict import ConfigDict
+from experiments import memory_plan
 from experiments import planner
 from experiments.sweep_config import validate_analysis
 from experiments import runners
@@ -38,6 +42,17 @@ _EXECUTOR = flags.DEFINE_string(
     "executor", "local", "Where runs train: 'local' (this process, one after "
     "another) or 'ray' (Ray tasks with sweep.resources_per_run each; needs "
     "pip install -e '.[ray]').")
+_TARGET = flags.DEFINE_string(
+    "target", None, "Plan for this accelerator (sets sweep.target): v5e-8, "
+    "v5p-8, v5e:2x4, 8xh100, ... (lm.accel.targets); each run gets the "
+    "cheapest micro-batch x grad_accum and remat that fits, compiled for TPU "
+    "targets, modelled for GPUs (experiments.memory_plan).")
+_COMPILE_WORKERS = flags.DEFINE_integer(
+    "compile_workers", None, "Processes compiling side by side for a TPU "
+    "target (default: sweep.compile_workers).", lower_bound=1)
+_COMPILE = flags.DEFINE_bool(
+    "compile", True, "With a TPU --target: compile every run for it (needs "
+    "pip install -e '.[tpu]'); --nocompile: use the memory model only.")
 _RAY_ADDRESS = flags.DEFINE_string(
     "ray_address", None, "--executor=ray: 'auto' or HOST:PORT of a running "
     "Ray cluster; unset: start a private Ray instance on this machine.")
@@ -85,17 +100,50 @@ def _is_process_0() -> bool:
   return jax.process_index() == 0
 
 
+def _with_sweep(cfg, **fields):
+  """A copy of the (locked) config with sweep fields replaced."""
+  d = cfg.to_dict()
+  d["sweep"].update(fields)
+  return ConfigDict(d)
+
+
+def _plan_memory(plan, cfg):
+  """(plan, memory table text): with sweep.target, every run's cheapest
+  fitting setting (experiments.memory_plan); --plan_only --workdir=DIR also
+  writes DIR/plan.json."""
+  target_name = cfg.sweep.get("target", "")
+  if not target_name:
+    return plan, ""
+  target = get_target(target_name)
+  workers = _COMPILE_WORKERS.value or int(cfg.sweep.get("compile_workers", 1))
+  plan, choices = memory_plan.plan_for_target(
+      plan, cfg, target, fraction=float(cfg.sweep.memory_fraction),
+      workers=workers, progress=_PROGRESS.value, compile=_COMPILE.value)
+  text = memory_plan.summary_text(target, choices)
+  if _PLAN_ONLY.value and _WORKDIR.value:
+    path = os.path.join(_WORKDIR.value, "plan.json")
+    memory_plan.write_plan_json(
+        path, memory_plan.plan_json(plan, cfg, target, choices))
+    text += f"\nplan written to {path}"
+  return plan, text
+
+
 def main(argv):
   del argv
   if _CONFIG.value is None:
     raise ConfigError("--config=<sweep config .py> is required")
   cfg = _CONFIG.value
   validate_analysis(cfg.get("analysis"))  # before a sweep whose fit would fail
+  if _TARGET.value is not None:
+    cfg = _with_sweep(cfg, target=_TARGET.value)
   plan = planner.make_plan(cfg,
                            unique_train_tokens=planner.count_unique_tokens(cfg))
   _validate_runs(plan, cfg)
+  plan, memory_text = _plan_memory(plan, cfg)
   if _PLAN_ONLY.value:  # planning is local: no jax.distributed needed
     print(planner.format_plan(plan, tokens_per_s=_device_rate(cfg)))
+    if memory_text:
+      print(memory_text)
     return
   runners.get(_EXECUTOR.value)  # an unknown name fails before anything starts
   if _RAY_ADDRESS.value and _EXECUTOR.value != "ray":
@@ -104,6 +152,8 @@ def main(argv):
     raise ConfigError("--workdir=<sweep directory> is required")
   t0 = time.time()
   print(planner.format_plan(plan))
+  if memory_text:
+    print(memory_text)
   options = {"address": _RAY_ADDRESS.value} if _RAY_ADDRESS.value else {}
   records = run_sweep(cfg, _WORKDIR.value, progress=_PROGRESS.value,
                       executor=_EXECUTOR.value, executor_options=options,

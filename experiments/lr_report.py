@@ -13,6 +13,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from lm import safe_io
+
 
 def _fmt_a(d: Dict[str, Any]) -> str:
   return "n/a" if d.get("a") is None else f"{d['a']:.4f}"
@@ -110,6 +112,8 @@ def plot_lr_curves(cells: Sequence[Any], out_path: str,
   fig.suptitle("loss vs learning rate per size (star: interpolated optimum; "
                "hollow: on the grid's edge)", fontsize=9)
   fig.tight_layout()
-  fig.savefig(out_path, dpi=110)
-  plt.close(fig)
+  try:
+    safe_io.save_figure(fig, out_path, dpi=110)
+  finally:
+    plt.close(fig)
   return out_path

@@ -40,6 +40,9 @@ class PlannedRun:
   trunk_id: Optional[str] = None    # wsd_trunk: the trunk this branch cools from
   branch_step: Optional[int] = None  # wsd_trunk: its cooldown start P
   lr_multiplier: float = 1.0  # lr = the rule's lr x this (experiments.lr_grid)
+  grad_accum: int = 0        # train.grad_accum (0: the base config's); set by
+  #                            experiments.memory_plan for sweep.target
+  remat: Optional[bool] = None  # model.remat (None: the base config's)
 
   @property
   def planned_spend(self) -> float:
@@ -65,6 +68,10 @@ class PlannedRun:
     c.train.max_epochs = float(self.max_epochs)
     if self.schedule:
       c.train.schedule = self.schedule
+    if self.grad_accum:
+      c.train.grad_accum = int(self.grad_accum)
+    if self.remat is not None:
+      c.model.remat = bool(self.remat)
     return c
 
   def to_dict(self) -> Dict[str, Any]:

@@ -18,6 +18,7 @@ from experiments import schemes as schemes_lib
 from experiments.plan_records import PlanError
 from experiments.runners import resources as resources_lib
 from lm import flops as flops_lib
+from lm.accel.targets import get_target
 from lm import params as params_lib
 from lm.config import RESUME_MUTABLE
 from lm.config.config_dict import ConfigDict
@@ -85,6 +86,15 @@ SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
                                   "dict or 'GPU=1,CPU=2' ('auto': one GPU if "
                                   "the cluster has GPUs, else one CPU); not "
                                   "hashed"),
+    # Memory-aware planning (experiments.memory_plan).
+    "target": ("", "accelerator the sweep is planned for (lm.accel.targets: "
+                   "v5e-8, v5p-8, v5e:2x4, 8xh100, ...): each run gets the "
+                   "cheapest micro-batch x grad_accum and remat that fits; "
+                   "'' = no memory planning"),
+    "memory_fraction": (0.9, "with target: a run's memory per device must "
+                             "be <= this fraction of the target's"),
+    "compile_workers": (1, "with a TPU target: processes compiling side by "
+                           "side; not hashed"),
     "max_retries": (2, "a run that fails (error, crashed worker, lost node) "
                        "is retried this many times, then recorded 'failed'; "
                        "not hashed"),
@@ -104,7 +114,7 @@ SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
 # the planner aligns steps to it (aligned_steps).
 HASH_EXCLUDED = RESUME_MUTABLE
 SWEEP_HASH_EXCLUDED = ("est_flops_per_s", "max_epochs", "resources_per_run",
-                       "max_retries")
+                       "max_retries", "compile_workers")
 
 def default_sweep(**overrides: Any):
   """``c.sweep`` with every field of ``SWEEP_FIELDS``, overrides applied."""
@@ -195,6 +205,7 @@ def validate_sweep(s) -> None:
   _check(isinstance(s.max_retries, int) and not isinstance(s.max_retries, bool)
          and s.max_retries >= 0, "sweep.max_retries must be a non-negative "
                                  f"integer, got {s.max_retries!r}")
+  _check_target(s)
   try:
     resources_lib.parse(s.resources_per_run)
   except resources_lib.ResourceSpecError as e:
@@ -205,6 +216,21 @@ def validate_sweep(s) -> None:
   _check(isinstance(s.center, str) and bool(s.center),
          "sweep.center must be 'prior' or a fit.json path")
   hparam_rules.validate(s)
+
+
+def _check_target(s) -> None:
+  _check(isinstance(s.target, str), f"sweep.target must be a string such as "
+                                    f"'v5e-8', got {s.target!r}")
+  if s.target:
+    try:
+      get_target(s.target)
+    except ConfigError as e:
+      raise PlanError(f"sweep.target: {e}") from None
+  f = s.memory_fraction
+  _check(not isinstance(f, bool) and isinstance(f, (int, float))
+         and 0 < f <= 1, f"sweep.memory_fraction must be in (0, 1], got {f!r}")
+  _check(isinstance(s.compile_workers, int) and s.compile_workers >= 1,
+         f"sweep.compile_workers must be >= 1, got {s.compile_workers!r}")
 
 
 def _budgets(s) -> List[float]:
@@ -241,6 +267,9 @@ def config_hash(cfg) -> str:
     sweep.pop(key, None)
   if lr_grid.is_default(sweep.get("lr_multipliers", (1.0,))):
     sweep.pop("lr_multipliers", None)  # configs from before the field
+  if not sweep.get("target"):  # no memory planning: hashes as before it existed
+    for key in ("target", "memory_fraction"):
+      sweep.pop(key, None)
   material = {"sweep": sweep, "lm": lm}
   hparam_rules.add_hash_material(material, cfg.sweep)
   center = cfg.sweep.get("center", "prior")

@@ -59,6 +59,8 @@ class PlannedTrunk:
   seed: int = 0
   max_epochs: float = 0.0
   lr_multiplier: float = 1.0     # experiments.lr_grid
+  grad_accum: int = 0            # as PlannedRun (experiments.memory_plan)
+  remat: Optional[bool] = None
 
   @property
   def flops(self) -> float:
@@ -82,6 +84,10 @@ class PlannedTrunk:
     t.steps_per_call, t.seed = self.steps_per_call, self.seed
     t.max_epochs, t.schedule = float(self.max_epochs), "wsd"
     t.keep_steps = tuple(int(p) for p in self.branch_steps)
+    if self.grad_accum:
+      t.grad_accum = int(self.grad_accum)
+    if self.remat is not None:
+      c.model.remat = bool(self.remat)
     return c
 
   def to_dict(self) -> Dict[str, Any]:

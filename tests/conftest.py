@@ -9,6 +9,12 @@ pytest.register_assert_rewrite("tests.helpers.epoch_published")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# The test extra installs libtpu (the deviceless TPU compiler, '.[tpu]'): on a
+# machine without a TPU, JAX would otherwise probe for one on its first call
+# (tens of seconds). Tests compile for TPU topologies with JAX_PLATFORMS=cpu;
+# subprocesses inherit it. Set before any test imports jax.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
 
 def micro_config(**train_overrides):
   """A ~20k-parameter byte-level model on 1 MB of the embedded corpus

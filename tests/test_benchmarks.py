@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import ROOT, run_cli
 
-STEPS = ("env", "throughput", "sharded", "quickstart")
+STEPS = ("env", "throughput", "sharded", "memory", "quickstart")
 
 
 def _check(tmp_path, **env):
@@ -53,6 +53,10 @@ def test_accelerator_check_smoke(tmp_path):
   assert sh["max_rel_diff"]["2x1x1"] <= sh["rtol"]
   with open(tmp_path / "out" / "logs" / "quickstart.log") as f:
     assert "runs over 2 budgets" in f.read()   # tiny_sweep's plan (smoke)
+  mem = {r["name"]: r for r in s["memory"]["results"]}  # CPU compiler here
+  assert set(mem) == {"tiny", "tiny_remat"}
+  for r in mem.values():
+    assert "error" not in r and r["compiled"]["train"]["total_bytes"] > 0
 
 
 def test_accelerator_check_records_failures_and_goes_on(tmp_path):

@@ -41,6 +41,11 @@ def get_config():
       train=dict(steps_per_call=10, log_every=100, eval_every=0,
                  eval_tokens=4_194_304, eval_batch_size=64, ckpt_every=1000,
                  progress=True, weight_decay=0.1, min_lr_ratio=0.1, seed=0),
+      # FSDP over every device (ZeRO-3, Rajbhandari et al. 2020): parameters,
+      # gradients and Adam state are 1/n per device, which the largest runs
+      # need on 16 GiB v5e chips (docs/running_on_accelerators.md, "Fitting
+      # device memory"); on one device it is (1, 1, 1).
+      mesh=dict(shape=(1, -1, 1)),
   )
   c.sweep = planner.default_sweep(
       budgets=(1e17, 3e17, 1e18, 3e18, 1e19),
