@@ -23,13 +23,13 @@ import importlib.metadata
 import json
 import multiprocessing
 import os
-import tempfile
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
 import jax
 from tqdm import tqdm
 
+from lm import safe_io
 from lm.accel import aot
 from lm.accel.spec import StepSpec
 from lm.accel.targets import Target
@@ -108,23 +108,10 @@ def _read_key(key: str) -> Optional[Dict[str, Any]]:
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
-  """JSON to ``path`` atomically (temp file, fsync, rename), never through
-  a symlink."""
-  d = os.path.dirname(os.path.abspath(path))
-  os.makedirs(d, exist_ok=True)
-  if os.path.islink(path):
-    raise ConfigError(f"{path} is a symlink; refusing to write through it")
-  fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(obj, f, indent=1, sort_keys=True, default=str)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  """JSON to ``path`` through lm.safe_io (temp file, fsync, rename; a link
+  there is replaced, never written through)."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  safe_io.atomic_write_json(path, obj, indent=1, sort_keys=True, default=str)
 
 
 def _is_oom(err: str) -> bool:
@@ -141,7 +128,9 @@ def program_verdict(spec: StepSpec, target: Target, program: str, *,
   key (it is compiling it)."""
   key = cache_key(spec, target, program)
   os.makedirs(cache_dir(), exist_ok=True)
-  with open(os.path.join(cache_dir(), key + ".lock"), "w") as lock:
+  fd = os.open(os.path.join(cache_dir(), key + ".lock"),
+               os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+  with os.fdopen(fd, "r+") as lock:
     try:
       fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
