@@ -25,6 +25,7 @@ from absl import flags
 from scaling import curves as curves_lib
 from scaling import data as data_lib
 from scaling import isoflop_estimators
+from scaling.loss_curve import cli as loss_curve_cli
 from scaling.report import DEFAULT_BUDGETS, run_fit
 from scaling.tables import text_table
 
@@ -151,6 +152,8 @@ def _fit_args():
                            if _Y.value else ""),
                      "offset": _PL_OFFSET.value}})
     return None, kw
+  if approaches and "loss_curve" in approaches:
+    return loss_curve_cli.fit_args(_INPUT.value, kw)
   if _X.value or _Y.value or _PL_OFFSET.value:
     raise data_lib.ScalingDataError(
         "--x, --y and --powerlaw_offset apply to --approach=powerlaw")
@@ -189,6 +192,7 @@ def main(argv):
   for m in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
     print(f"warning: {m}", file=sys.stderr)
   print(text_table(result), end="")
+  print("\n".join(loss_curve_cli.summary_lines(result)))
   if _EXTRAP.value:
     _extrapolation(runs, kw, result)
   if _OUT.value:

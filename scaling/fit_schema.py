@@ -43,7 +43,7 @@ import numpy as np
 
 SCHEMA_VERSION = 2
 FAMILIES = ("approach1", "approach2", "approach3", "loss_vs_compute",
-            "powerlaw")
+            "powerlaw", "loss_curve")
 ENTRY_KEYS = ("method", "family", "label", "citation", "default",
               "interval_procedure")
 EXTRAPOLATION_KEYS = ("status", "reason", "n_budgets", "held_out_C",

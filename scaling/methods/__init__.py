@@ -183,3 +183,4 @@ from scaling.methods import approach3  # noqa: E402,F401
 from scaling.methods import saturation  # noqa: E402,F401
 from scaling.methods import loss_power_law  # noqa: E402,F401
 from scaling.methods import power_law  # noqa: E402,F401
+from scaling.loss_curve import method as _loss_curve  # noqa: E402,F401
