@@ -197,6 +197,8 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
       fit.setdefault("plots", []).append(os.path.basename(p))
   _extrapolation(fit, runs, settings, fit_kwargs["flops_per_token"],
                  2 in requested, out_dir if plots else None)
+  from experiments import cosine_equivalent  # WSD ledgers only (issue 21)
+  cosine_equivalent.attach(fit, workdir, records, runs, settings, fit_kwargs)
   write_outputs(fit, out_dir)
   report = {"fit": fit, "sweep": _sweep_summary(records, meta, workdir),
             "settings": dataclasses.asdict(settings)}
@@ -319,6 +321,8 @@ def summary_text(report: Dict[str, Any]) -> str:
                  f"{_fmt_ci(a1['b'], ci.get('b'))}{_interval_note(a1)}")
   from scaling import extrapolation, fit_schema
   lines += extrapolation.summary_lines(fit_schema.extrapolation(fit))
+  from experiments import cosine_equivalent
+  lines += cosine_equivalent.summary_lines(fit)
   for w in fit.get("warnings", []):
     lines.append(f"warning: {w}")
   return "\n".join(lines)
