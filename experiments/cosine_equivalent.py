@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 LAW = "multipower"
-BOOTSTRAP = 16     # law replicates per trunk (each a refit)
+BOOTSTRAP = 8      # law replicates per trunk (each a refit)
 
 
 def _metrics(path: str) -> List[Dict[str, Any]]:
