@@ -89,7 +89,7 @@ def _spread(n: int, k: Optional[int]) -> List[int]:
 
 def predict_points(workdir: str, records: Sequence[Dict[str, Any]],
                    branches: Optional[int] = None, bootstrap: int = BOOTSTRAP,
-                   seed: int = 0) -> Dict[str, Any]:
+                   seed: int = 0, law: str = LAW) -> Dict[str, Any]:
   """Per-point predicted cosine-equivalent eval losses of a WSD ledger.
 
   ``branches``: use only k branches per trunk (spread over its budgets) in
@@ -121,7 +121,7 @@ def predict_points(workdir: str, records: Sequence[Dict[str, Any]],
     curves = [c for c in curves if c is not None]
     t0 = time.perf_counter()
     try:
-      f = fitting.fit(LAW, curves, fitting.FitOptions(
+      f = fitting.fit(law, curves, fitting.FitOptions(
           bootstrap_unit="points", max_bootstrap=bootstrap), bootstrap, seed)
     except Exception as e:  # pylint: disable=broad-except
       warnings.warn(f"cosine-equivalent: trunk {tid} not fitted ({e})")
@@ -157,7 +157,7 @@ def predict_points(workdir: str, records: Sequence[Dict[str, Any]],
                        n_curves=len(curves), n_branches_used=len(measured),
                        n_branches=len(rs), fit_seconds=secs,
                        objective=f.objective))
-  return {"law": LAW, "branches": branches, "points": points, "trunks": trunks}
+  return {"law": law, "branches": branches, "points": points, "trunks": trunks}
 
 
 def _replicates(f, ends):
