@@ -3,8 +3,8 @@ r"""Simulation study: bias, RMSE and interval coverage of Approach-2 estimators.
 Synthetic IsoFLOP sweeps are drawn from known laws L = E + A/N^alpha +
 B/D^beta (Hoffmann et al. 2022 Eq. 2) with D = C/(6N) on every run, so the
 true exponent is a = beta/(alpha+beta) (Eq. 4). For every estimator of
-``scaling.isoflop_estimators`` and every cell (law x grid design x sweep
-size x noise) it fits ``scaling.isoflop.fit_isoflop`` to ``--replicates``
+``scaling.approach2.estimators`` and every cell (law x grid design x sweep
+size x noise) it fits ``scaling.approach2.isoflop.fit_isoflop`` to ``--replicates``
 noisy copies and reports bias and RMSE of a, and the coverage of its 95 %
 interval (Porian et al. 2024's seed-noise bootstrap with the true sigma
 stated, weighted fit; ``--scheme runs`` for run resampling instead).
@@ -41,9 +41,9 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from scaling import isoflop
-from scaling import isoflop_estimators as est_lib
-from scaling.data import ScalingDataError
+from scaling.approach2 import isoflop
+from scaling.approach2 import estimators as est_lib
+from scaling.io.loaders import ScalingDataError
 
 # (E, A, B, alpha, beta). epoch: Besiroglu et al. 2024 (arXiv:2404.10102)
 # headline fit; chinchilla: Hoffmann et al. 2022 Eq. 10; asymmetric:

@@ -18,9 +18,9 @@ import warnings
 
 import numpy as np
 
-from scaling import data as data_lib
-from scaling import isoflop
-from scaling import isoflop_estimators as est_lib
+from scaling.io import loaders as data_lib
+from scaling.approach2 import isoflop
+from scaling.approach2 import estimators as est_lib
 
 DATASETS = ("chinchilla_epoch_isoflop", "llama3_isoflop", "marin_dclm",
             "marin_comma", "marin_nemotron")

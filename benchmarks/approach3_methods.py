@@ -3,7 +3,7 @@
 Prints, for each method:
   1. Epoch's 240 points: E, A, B, alpha, beta, a and the objective;
   2. the condition numbers of the 5-parameter vs the profiled 2-parameter
-     problem (scaling.conditioning): Open-Athena's asymmetric noise-free
+     problem (scaling.diagnostics.conditioning): Open-Athena's asymmetric noise-free
      sweep (their experiment 8: ~3.5e11 vs ~11), Epoch's data and the
      quickstart-sized problem, each at its log-space least-squares optimum;
   3. a quickstart-sized problem (16 runs over 3 budgets: --ledger=PATH to a
@@ -27,11 +27,11 @@ import time
 
 import numpy as np
 
-from scaling import bootstrap
-from scaling import conditioning
-from scaling import data as data_lib
-from scaling import parametric
-from scaling import vpnls
+from scaling.approach3 import bootstrap
+from scaling.diagnostics import conditioning
+from scaling.io import loaders as data_lib
+from scaling.approach3 import parametric
+from scaling.approach3 import vpnls
 
 # What the quickstart sweep's Approach 3 gives (measured on one run of
 # experiments/configs/quickstart.py): the law of the synthetic stand-in.

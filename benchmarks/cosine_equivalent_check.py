@@ -32,9 +32,14 @@ from typing import Any, Dict, List
 
 import numpy as np
 
+from experiments import analyze, cosine_equivalent
+from experiments import ledger as ledger_lib
+from experiments.analysis_settings import AnalysisSettings
+from experiments.sweep_flops import sweep_flops_per_token
+from scaling.io.loaders import load_runs
+
 
 def _ledger(wd: str) -> List[Dict[str, Any]]:
-  from experiments import ledger as ledger_lib
   return [r for r in ledger_lib.Ledger(os.path.join(wd, "results.jsonl")).read()
           if r["status"] == "ok"]
 
@@ -46,18 +51,16 @@ def _key(r):
 
 def _a2(wd: str, pred, settings_seed=0):
   """Approach 2 (analyze's settings) on a prediction dict."""
-  from experiments import analyze, cosine_equivalent
-  from experiments.analysis_settings import AnalysisSettings
-  from experiments.sweep_flops import sweep_flops_per_token
-  from scaling.data import load_runs
   meta = analyze._sweep_meta(wd)   # pylint: disable=protected-access
   settings = AnalysisSettings.from_config((meta.get("config") or {}).get("analysis"))
   runs = load_runs(os.path.join(wd, "results.jsonl"))
   with open(os.path.join(wd, "report", "fit.json")) as f:
     sigma_seed = json.load(f)["approach2"].get("seed_noise_std")
-  kw = dict(choices={"approach2": settings.isoflop_estimator},
-            flops_per_token=sweep_flops_per_token(meta, runs))
-  return cosine_equivalent.approach2_on(pred, runs, settings, kw, sigma_seed)
+  return cosine_equivalent.approach2_on(
+      pred, runs, estimator=settings.isoflop_estimator,
+      options=settings.isoflop_options(), bootstrap=settings.bootstrap,
+      seed=settings.seed, flops_per_token=sweep_flops_per_token(meta, runs),
+      sigma_seed=sigma_seed)
 
 
 def _compute(records, used_ids) -> float:
@@ -78,7 +81,6 @@ def _fmt(v, ci):
 
 
 def run(workdir: str, k: int, bootstrap: int) -> str:
-  from experiments import cosine_equivalent
   ind_wd, wsd_wd = (os.path.join(workdir, n) for n in ("independent", "wsd_trunk"))
   ind, wsd = _ledger(ind_wd), _ledger(wsd_wd)
   ind_by = {_key(r): r for r in ind}

@@ -33,6 +33,14 @@ import sys
 import tempfile
 import time
 
+from lm.config import DataConfig
+from lm.data import dataset
+from lm.data import pipeline
+from lm.data import sources
+from lm.data import token_cache
+from lm.data import tokenizers as tok_lib
+from lm.data.stream_packer import StreamPacker
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 GOAL_TOKENS_PER_S = 20e6
@@ -94,9 +102,6 @@ class _DocReader:
 def _corpus_and_tokenizer(args, tmp: str, out: dict):
   """(sources, tokenizer) for the run; SentencePiece trains on its own
   ``--sp_train_mb`` slice (timed apart, not part of the figures)."""
-  from lm.config import DataConfig
-  from lm.data import sources
-  from lm.data import tokenizers as tok_lib
   cfg = DataConfig(source="default", tokenizer=args.tokenizer,
                    sp_vocab_size=args.sp_vocab, seq_len=args.T,
                    max_corpus_bytes=int(args.mb * 1e6), cache_dir=tmp)
@@ -118,7 +123,6 @@ def _corpus_and_tokenizer(args, tmp: str, out: dict):
 def _cache_build(args, src, tok, tmp: str, out: dict) -> str:
   """1. Tokenization MB/s building the cache, per worker count; returns the
   last cache's directory."""
-  from lm.data import token_cache
   out["tokenize_mb_per_s"] = {}
   out["tokenize_mb_per_cpu_s"] = {}
   for w in (int(x) for x in args.workers.split(",")):
@@ -142,7 +146,6 @@ def _cache_build(args, src, tok, tmp: str, out: dict) -> str:
 def _from_cache(args, src, tok, cache_dir: str, out: dict):
   """2. From the cache: open (verifies sha256) + take(K) per host. Returns
   (the cache's stream, tokens/s), or None when the corpus is too small."""
-  from lm.data import pipeline, token_cache
   token_cache.clear_memo()
   t0 = time.perf_counter()
   stream = token_cache.load_or_build(src.train, tok, cache_dir=cache_dir)
@@ -170,12 +173,10 @@ def _uncached(args, src, tok, n_tokens: int, cached_tok_s: float,
   """3. Uncached: the stream packer tokenizing on the training thread, timed
   from a fresh packer over one pass of the corpus (it reads ahead, so a
   warm-up call would tokenize much of a small corpus untimed)."""
-  from lm.data import pipeline
-  from lm.data.stream_packer import StreamPacker
   B, K, P = args.B, args.steps_per_call, args.processes
   docs = src.sp_corpus.documents()
   packer = StreamPacker(_DocReader(docs), tok, args.T, B,
-                        pipeline.local_rows(B, 0, P))
+                        dataset.local_rows(B, 0, P))
   calls = max(1, n_tokens // (K * B * (args.T + 1)))
   t0 = time.perf_counter()
   for _ in range(calls):

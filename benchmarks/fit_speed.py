@@ -1,12 +1,12 @@
 """Speed of the Approach-3 fit: our batched JAX L-BFGS vs a scipy loop.
 
 Runs, in one process and on the same data:
-  1. scaling.parametric.fit_parametric over Hoffmann's 4500-point grid
+  1. scaling.approach3.parametric.fit_parametric over Hoffmann's 4500-point grid
      (cold = including JIT compilation, then warm). It prunes the starts by
      successive halving (parametric._fit_from), so it is NOT like-for-like
      with scipy, which runs every start to its own stop; --no-prune-too also
      times prune=False (every start run to its own stop, as scipy does);
-  2. scaling.bootstrap.bootstrap_parametric with --n-resamples refits;
+  2. scaling.approach3.bootstrap.bootstrap_parametric with --n-resamples refits;
   3. scipy.optimize.minimize(L-BFGS-B, analytic gradient) from each grid
      start, one at a time (the procedure of Besiroglu et al. 2024). With
      --scipy-starts K < 4500 it runs K evenly spaced starts and extrapolates
@@ -31,10 +31,10 @@ import numpy as np
 
 _REL_TOL = 1e-6  # agreement of the best objectives (relative).
 
-from scaling import bootstrap
-from scaling import data as data_lib
-from scaling import parametric
-from scaling import scipy_reference
+from scaling.approach3 import bootstrap
+from scaling.io import loaders as data_lib
+from scaling.approach3 import parametric
+from scaling.diagnostics import scipy_reference
 
 
 def _timed(fn):

@@ -24,12 +24,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from lm import optim
+from lm.config import default_config_dict, from_config_dict
+from lm.model import Transformer, cross_entropy
 
 
 def _setup(d: int, L: int, T: int, B: int):
-  from lm import optim
-  from lm.config import default_config_dict, from_config_dict
-  from lm.model import Transformer, cross_entropy
   cd = default_config_dict(
       model=dict(d_model=d, n_layers=L, n_heads=max(1, d // 16),
                  d_ff=(3 * d) // 8 * 8 or 8, max_seq_len=T, mlp="swiglu",

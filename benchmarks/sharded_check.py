@@ -20,6 +20,7 @@ import sys
 from typing import Dict, List, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers.sharded_losses import losses_for  # noqa: E402 (needs the line above)
 
 
 def layouts(n: int) -> List[Tuple[int, int, int]]:
@@ -49,7 +50,6 @@ def main(argv=None) -> int:
   import jax
   import numpy as np
   jax.config.update("jax_default_matmul_precision", "highest")
-  from tests.helpers.sharded_losses import losses_for
 
   devs = jax.devices()
   res: Dict[str, object] = {

@@ -28,6 +28,12 @@ import os
 import sys
 import time
 from typing import Any, Dict, List, Optional
+from lm.config import ModelConfig
+from lm.config.flags import load_config_file
+from lm import flops, hardware, optim, profiling, sharding, step as step_lib
+from lm.config import DEFAULT_RULES, MeshConfig, TrainConfig
+from lm.params import count_params
+from lm.config import ConfigError
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -74,7 +80,6 @@ def parse(argv=None):
 
 
 def _model(args, dtype: str, L: int, d: int, heads: int, T: int, vocab: int):
-  from lm.config import ModelConfig
   d_ff = 4 * d if args.mlp == "gelu" else int(8 * d / 3 + 127) // 128 * 128
   return ModelConfig(vocab_size=vocab, d_model=d, n_layers=L, n_heads=heads,
                      d_ff=d_ff, max_seq_len=T, mlp=args.mlp, dtype=dtype,
@@ -83,9 +88,7 @@ def _model(args, dtype: str, L: int, d: int, heads: int, T: int, vocab: int):
 
 def jobs_from_args(args, dtype: str) -> List[Dict[str, Any]]:
   """[{name, mc, B, T, ref_tokens_per_s}] to measure; ValueError for bad flags."""
-  from lm.config import ModelConfig
   if args.config:
-    from lm.config_flags import load_config_file
     cd = load_config_file(args.config)
     m = dict(cd.model)
     T = args.T if args.T != 1024 else int(cd.data.seq_len)
@@ -118,9 +121,6 @@ def measure(mc, B: int, T: int, args, profile_dir: Optional[str]) -> Dict[str, A
   import jax
   import numpy as np
 
-  from lm import flops, hardware, optim, profiling, sharding, step as step_lib
-  from lm.config import DEFAULT_RULES, MeshConfig, TrainConfig
-  from lm.params import count_params
 
   tc = TrainConfig(batch_size=B, steps=10_000, warmup_steps=10)
   mesh = sharding.make_mesh(MeshConfig())
@@ -212,7 +212,6 @@ def report(r: Dict[str, Any]) -> None:
 def main(argv=None) -> int:
   args = parse(argv)
   import jax
-  from lm.config import ConfigError
   dtype = args.dtype or ("float32" if jax.default_backend() == "cpu"
                          else "bfloat16")
   try:

@@ -31,6 +31,9 @@ import subprocess
 import sys
 import time
 from typing import Any, Dict, List
+from benchmarks import cosine_equivalent_check
+from experiments import compute as compute_lib
+from experiments import ledger as ledger_lib
 
 SCHEMES = (
     ("independent", "cosine", ["--config.sweep.scheme=independent",
@@ -53,8 +56,6 @@ def run_scheme(config: str, workdir: str, flags: List[str],
 
 def summarize(workdir: str) -> Dict[str, Any]:
   """Compute spent and the Approach-2 fit of a finished sweep (reading only)."""
-  from experiments import compute as compute_lib
-  from experiments import ledger as ledger_lib
   records = ledger_lib.Ledger(os.path.join(workdir, "results.jsonl")).read()
   with open(os.path.join(workdir, "report", "fit.json")) as f:
     fit = json.load(f)
@@ -122,7 +123,6 @@ def main(argv=None) -> int:
     res[name] = summarize(wd)
   text = table(res, walls)
   if args.cosine_equivalent_k is not None:
-    from benchmarks import cosine_equivalent_check
     text += "\n\n" + cosine_equivalent_check.run(
         args.workdir, args.cosine_equivalent_k, 8)
   print(text)

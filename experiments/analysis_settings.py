@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any, Dict, Optional, Tuple
 
 from lm.config import ConfigError
-from scaling import isoflop_estimators
+from scaling.approach2 import estimators as isoflop_estimators
 
 # name -> (default, documentation).
 ANALYSIS_FIELDS: Dict[str, Tuple[Any, str]] = {
@@ -21,12 +21,8 @@ ANALYSIS_FIELDS: Dict[str, Tuple[Any, str]] = {
                           "Approach-2 per-budget estimator ("
                           + ", ".join(isoflop_estimators.ESTIMATORS)
                           + ") or 'all' (every one; the default is primary)"),
-    "isoflop_k": (isoflop_estimators.LOCAL_K,
-                  "local_parabola: sizes nearest the observed minimum"),
-    "isoflop_window_decades": (isoflop_estimators.LOCAL_WINDOW_DECADES,
-                               "local_parabola: largest distance (decades of "
-                               "N) from the observed minimum of a size in its "
-                               "window (the 3 nearest always count)"),
+    # One field per estimator option (generated: isoflop_estimators.OPTIONS).
+    **{o.setting: (o.default, o.help) for o in isoflop_estimators.OPTIONS},
     "isoflop_scheme": ("runs", "Approach-2 intervals: 'runs' (resample runs "
                                "within budgets) or 'seed_noise' (Porian et al. "
                                "2024 perturbation by the run-to-run sigma)"),
@@ -44,12 +40,10 @@ ANALYSIS_FIELDS: Dict[str, Tuple[Any, str]] = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class AnalysisSettings:
+class _AnalysisSettings:
+  """Methods of AnalysisSettings (its fields: ANALYSIS_FIELDS, below)."""
   bootstrap: int = ANALYSIS_FIELDS["bootstrap"][0]
   isoflop_estimator: str = ANALYSIS_FIELDS["isoflop_estimator"][0]
-  isoflop_k: int = ANALYSIS_FIELDS["isoflop_k"][0]
-  isoflop_window_decades: float = ANALYSIS_FIELDS["isoflop_window_decades"][0]
   isoflop_scheme: str = ANALYSIS_FIELDS["isoflop_scheme"][0]
   isoflop_weighted: Optional[bool] = None
   isoflop_on_edge: str = ANALYSIS_FIELDS["isoflop_on_edge"][0]
@@ -68,12 +62,8 @@ class AnalysisSettings:
     est = tuple(isoflop_estimators.ESTIMATORS) + ("all",)
     check(self.isoflop_estimator in est, "isoflop_estimator",
           f"one of {', '.join(est)}")
-    check(is_int(self.isoflop_k) and self.isoflop_k >= 3, "isoflop_k",
-          "an integer >= 3")
-    check(isinstance(self.isoflop_window_decades, (int, float))
-          and not isinstance(self.isoflop_window_decades, bool)
-          and self.isoflop_window_decades > 0, "isoflop_window_decades",
-          "a positive number of decades")
+    for o in isoflop_estimators.OPTIONS:
+      check(o.valid(getattr(self, o.setting)), o.setting, o.what)
     check(self.isoflop_scheme in ("runs", "seed_noise"), "isoflop_scheme",
           "'runs' or 'seed_noise'")
     check(self.isoflop_weighted in (None, True, False), "isoflop_weighted",
@@ -106,10 +96,31 @@ class AnalysisSettings:
                                         if v is not None})
 
   def isoflop_options(self) -> Dict[str, Any]:
-    """scaling.report options for Approach 2."""
+    """scaling.report.analysis options for Approach 2."""
     return {"scheme": self.isoflop_scheme, "weighted": self.isoflop_weighted,
             "on_edge": self.isoflop_on_edge,
             "seed_noise_std": self.seed_noise_std,
-            "estimator_options": {"local_parabola": {
-                "k": self.isoflop_k,
-                "window_decades": float(self.isoflop_window_decades)}}}
+            "estimator_options": isoflop_estimators.estimator_options(
+                {o.setting: getattr(self, o.setting)
+                 for o in isoflop_estimators.OPTIONS})}
+
+
+def _settings_class():
+  """AnalysisSettings: the fields of _AnalysisSettings with one field per
+  estimator option inserted after isoflop_estimator (frozen dataclass)."""
+  base = [(n, t, dataclasses.field(default=getattr(_AnalysisSettings, n)))
+          for n, t in _AnalysisSettings.__annotations__.items()]
+  opts = [(o.setting, Optional[o.kind], dataclasses.field(default=o.default))
+          for o in isoflop_estimators.OPTIONS]
+  i = [n for n, _, _ in base].index("isoflop_estimator") + 1
+  namespace = {k: v for k, v in vars(_AnalysisSettings).items()
+               if k not in _AnalysisSettings.__annotations__
+               and k not in ("__dict__", "__weakref__", "__annotations__")}
+  namespace["__doc__"] = ("Analysis settings (c.analysis), frozen; fields "
+                          "and their docs: ANALYSIS_FIELDS.")
+  return dataclasses.make_dataclass("AnalysisSettings", base[:i] + opts + base[i:],
+                                    namespace=namespace, frozen=True)
+
+
+AnalysisSettings = _settings_class()
+AnalysisSettings.__module__ = __name__

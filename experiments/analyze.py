@@ -8,7 +8,7 @@ same points, Approach 1 on the runs' eval-loss curves) and writes
 ``report.md``, ``fit.json`` (same schema as ``scaling.fit``), ``fit.md``,
 ``fit.tex`` and PNG plots (isoFLOP curves with parabolas, N*(C) and D*(C)
 frontiers with bands, L(N, D) contours, loss curves). With >= 4 budgets the
-report includes the extrapolation check (``scaling.extrapolation``: fit on
+report includes the extrapolation check (``scaling.approach2.extrapolation``: fit on
 every budget but the largest, predict its N* and L*).
 """
 from __future__ import annotations
@@ -19,9 +19,23 @@ import os
 import warnings
 from typing import Any, Dict, Optional, Sequence
 
+from absl import flags
+
 from experiments.analysis_settings import AnalysisSettings
+from experiments import cosine_equivalent  # registers its check
+from experiments.compute import trunk_totals
 from experiments.ledger import Ledger
 from experiments.sweep_flops import sweep_flops_per_token
+from lm import cli
+from lm.config import ConfigError
+from scaling.approach2 import estimators as isoflop_estimators
+from scaling.approach2 import extrapolation
+from scaling.io.curves import branch_curves, load_workdir_curves
+from scaling.io.loaders import load_runs
+from scaling.io.types import ScalingDataError
+from scaling.report import fit_schema
+from scaling.report.analysis import run_fit
+from scaling.report.summary import fit_summary_lines
 
 
 
@@ -41,73 +55,8 @@ def _report_budgets(meta: Dict[str, Any], runs) -> list:
   return budgets + [10 * budgets[-1]]
 
 
-def _plot_loss_curves(curves, out_path: str) -> Optional[str]:
-  try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-  except ImportError:
-    warnings.warn("loss-curve plot skipped: pip install 'scalinglm[plots]'")
-    return None
-  import numpy as np
-  fig, ax = plt.subplots(figsize=(6.4, 4.2))
-  Ns = np.array([c.N for c in curves.curves])
-  lo, hi = np.log(Ns.min()), np.log(Ns.max())
-  cmap = plt.get_cmap("viridis")
-  for c in curves.curves:
-    t = 0.5 if hi == lo else (np.log(c.N) - lo) / (hi - lo)
-    ax.plot(c.C, c.loss, color=cmap(t), lw=0.8, alpha=0.8,
-            marker="o" if c.C.size < 10 else None, ms=3)
-  ax.set_xscale("log")
-  ax.set_xlabel("training FLOPs C (cumulative)")
-  loss = str(curves.provenance.get("loss", "loss")).split()[0]
-  ax.set_ylabel(f"{loss} (nats/token)")
-  ax.set_title("loss curves, coloured by N (dark = small)")
-  fig.tight_layout()
-  fig.savefig(out_path, dpi=120)
-  plt.close(fig)
-  return out_path
-
-
-def _fittable(runs, curves, approaches, fit_kwargs):
-  """(approaches that can be fitted, one warning per skipped one).
-
-  Approaches 1 and 2 refuse grids that miss the optimum (loss monotone in N
-  at every budget, as in a 2-budget x 3-size test sweep); a point fit without
-  bootstrap tells cheaply. The analysis then reports the others and says
-  why, instead of failing as a whole; if none can be fitted, the first
-  refusal is the error.
-  """
-  from scaling.data import ScalingDataError
-  from scaling.report import run_fit
-  probe = dict(fit_kwargs)   # a point fit: no bootstrap, so no weights
-  probe["options"] = {k: dict(v, weighted=False) if k == 2 else v
-                      for k, v in fit_kwargs.get("options", {}).items()}
-  keep, skipped, first = [], [], None
-  for a in approaches:
-    if a == 3 or (a == 1 and curves is None):
-      keep.append(a)
-      continue
-    try:
-      with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        run_fit(runs, approaches=(a,), bootstrap=0, curves=curves,
-                plots=False, **probe)
-      keep.append(a)
-    except ScalingDataError as e:
-      first = first or e
-      skipped.append(f"Approach {a} skipped: {' '.join(str(e).split())} "
-                     "(centre the sizes on the optimum with sweep.prior_k or "
-                     "sweep.center, or widen sweep.size_range)")
-  if not keep:
-    raise first
-  for msg in skipped:
-    warnings.warn(msg)
-  return tuple(keep), skipped
-
-
 def _curves(workdir: str, settings: AnalysisSettings, records=()):
-  """Approach-1 curves: a wsd_trunk sweep's branch ends (scaling.curves.
+  """Approach-1 curves: a wsd_trunk sweep's branch ends (scaling.io.curves.
   branch_curves), else the runs' metrics (None, with a warning, if too few).
 
   Returns (curves or None, the skip message or None).
@@ -116,8 +65,6 @@ def _curves(workdir: str, settings: AnalysisSettings, records=()):
   it was measured (its own tokens and FLOPs), not smoothed; a run needs at
   least 2 eval records.
   """
-  from scaling.curves import branch_curves, load_workdir_curves
-  from scaling.data import ScalingDataError
   key = settings.curve_loss
   branches = any(r.get("trunk_id") for r in records)  # wsd_trunk: branch ends
   try:
@@ -146,14 +93,19 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
             plots: bool = True, isoflop_scheme: Optional[str] = None,
             isoflop_estimator: Optional[str] = None,
             isoflop_on_edge: Optional[str] = None,
-            settings: Optional[AnalysisSettings] = None) -> Dict[str, Any]:
+            settings: Optional[AnalysisSettings] = None,
+            estimator_options: Optional[Dict[str, Any]] = None
+            ) -> Dict[str, Any]:
   """Fits the ledger in ``workdir``; writes and returns the report dict.
 
-  Settings come from the sweep config's ``analysis`` section (sweep.json),
-  then ``settings`` if given, then the keyword overrides.
+  Turns the workdir into runs + curves + settings, calls the one analysis
+  pass (``scaling.report.analysis.run_fit``: each family fitted once, the
+  extrapolation check, fit.json/.md/.tex and plots written once) and adds
+  the sweep's own summary (report.md). Settings come from the sweep
+  config's ``analysis`` section (sweep.json), then ``settings`` if given,
+  then the keyword overrides (``estimator_options``: {setting: value} of
+  ``scaling.approach2.estimators.OPTIONS``, e.g. {'isoflop_k': 7}).
   """
-  from scaling.data import ScalingDataError, load_runs
-  from scaling.report import run_fit, write_outputs
   requested = tuple(approaches)
 
   ledger_path = os.path.join(workdir, "results.jsonl")
@@ -169,37 +121,35 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
         (meta.get("config") or {}).get("analysis"))
   settings = settings.with_overrides(
       bootstrap=bootstrap, seed=seed, isoflop_scheme=isoflop_scheme,
-      isoflop_estimator=isoflop_estimator, isoflop_on_edge=isoflop_on_edge)
+      isoflop_estimator=isoflop_estimator, isoflop_on_edge=isoflop_on_edge,
+      **(estimator_options or {}))
   runs = load_runs(ledger_path)
   curves, no_curves = (_curves(workdir, settings, records) if 1 in approaches
                        else (None, None))
   if curves is None:
     approaches = tuple(a for a in approaches if a != 1)
   out_dir = os.path.join(workdir, "report")
-  os.makedirs(out_dir, exist_ok=True)
-  fit_kwargs = dict(
+  fit = run_fit(
+      runs, approaches=approaches, out_dir=out_dir,
+      budgets=_report_budgets(meta, runs),
+      bootstrap=settings.bootstrap, seed=settings.seed,
+      curves=curves, plots=plots,
       options={2: settings.isoflop_options(),
                1: ({"smooth_window": 1} if settings.curve_loss == "eval_loss"
                    else {})},
       choices={"approach2": settings.isoflop_estimator},
-      flops_per_token=sweep_flops_per_token(meta, runs))
-  approaches, skipped = _fittable(runs, curves, approaches, fit_kwargs)
-  skipped = ([no_curves] if no_curves else []) + skipped
-  fit = run_fit(runs, approaches=approaches, out_dir=out_dir,
-                budgets=_report_budgets(meta, runs),
-                bootstrap=settings.bootstrap, seed=settings.seed,
-                curves=curves, plots=plots, **fit_kwargs)
-  if skipped:  # fit.json must say which approaches are missing, and why
-    fit["warnings"] = skipped + fit.get("warnings", [])
-  if plots and curves is not None:
-    p = _plot_loss_curves(curves, os.path.join(out_dir, "loss_curves.png"))
-    if p:
-      fit.setdefault("plots", []).append(os.path.basename(p))
-  _extrapolation(fit, runs, settings, fit_kwargs["flops_per_token"],
-                 2 in requested, out_dir if plots else None)
-  from experiments import cosine_equivalent  # WSD ledgers only (issue 21)
-  cosine_equivalent.attach(fit, workdir, records, runs, settings, fit_kwargs)
-  write_outputs(fit, out_dir)
+      flops_per_token=sweep_flops_per_token(meta, runs),
+      checks={"extrapolation": (None if 2 in requested else
+                                "Approach 2 not requested (--approach)"),
+              # WSD-trunk ledgers: Approach 2 on law-predicted cosine losses.
+              **({cosine_equivalent.KEY: None}
+                 if 2 in requested and cosine_equivalent.applies(records)
+                 else {})},
+      # Approaches 1 and 2 refuse grids that miss the optimum (loss monotone
+      # in N at every budget, as in a 2-budget x 3-size test sweep): the
+      # report says why and goes on with the others.
+      skip_unfittable=("approach1", "approach2"), skip_hint=_SKIP_HINT,
+      skipped=[no_curves] if no_curves else [], report_plots=True)
   report = {"fit": fit, "sweep": _sweep_summary(records, meta, workdir),
             "settings": dataclasses.asdict(settings)}
   with open(os.path.join(out_dir, "report.md"), "w") as f:
@@ -207,29 +157,11 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
   return report
 
 
-def _extrapolation(fit, runs, settings, F, with_approach2, plot_dir) -> None:
-  """Adds the extrapolation check (scaling.extrapolation) to ``fit``."""
-  from scaling import extrapolation, fit_schema
-  if not with_approach2:
-    check = extrapolation.ExtrapolationCheck(
-        "skipped", "Approach 2 not requested (--approach)", None, None)
-  else:
-    check = extrapolation.check_extrapolation(
-        runs, estimator=settings.isoflop_estimator,
-        options=settings.isoflop_options(), bootstrap=settings.bootstrap,
-        seed=settings.seed, flops_per_token=F)
-  fit_schema.set_extrapolation(fit, check.to_dict())
-  if plot_dir and check.status == "done":
-    try:
-      path = extrapolation.plot_extrapolation(
-          fit["extrapolation"], os.path.join(plot_dir, "extrapolation.png"))
-      fit.setdefault("plots", []).append(os.path.basename(path))
-    except ImportError as e:
-      warnings.warn(f"extrapolation plot skipped: {e}")
+_SKIP_HINT = ("(centre the sizes on the optimum with sweep.prior_k or "
+              "sweep.center, or widen sweep.size_range)")
 
 
 def _sweep_summary(records, meta, workdir: str) -> Dict[str, Any]:
-  from experiments.compute import trunk_totals
   ok = [r for r in records if r["status"] == "ok"]
   return {
       "name": (meta.get("config") or {}).get("name", ""),
@@ -241,39 +173,6 @@ def _sweep_summary(records, meta, workdir: str) -> Dict[str, Any]:
       "flop_convention": records[0].get("flop_convention"),
       "param_convention": records[0].get("param_convention"),
   }
-
-
-def _fmt_ci(value, ci) -> str:
-  if ci is None or ci[0] is None:
-    return f"{value:.4g}"
-  return f"{value:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]"
-
-
-def _interval_note(d: Dict[str, Any]) -> str:
-  """' (interval: <procedure>)' from a fit.json entry."""
-  proc = d.get("interval_procedure")
-  return f" (interval: {proc})" if proc else " (no interval)"
-
-
-def _approach2_lines(fit) -> list:
-  a2 = fit["approach2"]
-  lines = [f"{a2['label']}: per-budget minima (D* = C / F(N*))",
-           f"  {'C':>9} {'N*':>10} {'D*':>12} {'D*/N*':>7} {'L*':>7}"]
-  for m in a2["minima"]:
-    lines.append(f"  {m['C']:9.3g} {m['N_opt']:10.4g} {m['D_opt']:12.4g} "
-                 f"{m['D_opt'] / m['N_opt']:7.1f} {m['L_opt']:7.4f}")
-  for C, why in a2.get("dropped", {}).items():
-    lines.append(f"  dropped C={C}: {why}")
-  ci = a2.get("ci", {})
-  lines.append(f"  N* ∝ C^a: a = {_fmt_ci(a2['a'], ci.get('a'))}; "
-               f"D* ∝ C^b: b = {_fmt_ci(a2['b'], ci.get('b'))}"
-               f"{_interval_note(a2)}")
-  for key, e in (fit.get("alternatives") or {}).items():
-    if e.get("family") == "approach2":
-      c = e.get("ci", {})
-      lines.append(f"  also {e['estimator']}: a = {_fmt_ci(e['a'], c.get('a'))},"
-                   f" b = {_fmt_ci(e['b'], c.get('b'))}{_interval_note(e)}")
-  return lines
 
 
 def _trunk_note(sw: Dict[str, Any]) -> str:
@@ -293,38 +192,7 @@ def summary_text(report: Dict[str, Any]) -> str:
            f"training{_trunk_note(sw)}; C counted as {sw['flop_convention']}, N as "
            f"{sw['param_convention']}; F(N): "
            f"{(conv.get('flops_per_token') or {}).get('label', '?')}"]
-  if fit.get("approach2"):
-    lines += _approach2_lines(fit)
-  a3 = fit.get("approach3")
-  if a3:
-    ci = a3.get("ci", {})
-    lines.append(f"{a3['label']}: "
-                 f"E = {_fmt_ci(a3['E'], ci.get('E'))}, "
-                 f"α = {_fmt_ci(a3['alpha'], ci.get('alpha'))}, "
-                 f"β = {_fmt_ci(a3['beta'], ci.get('beta'))}, "
-                 f"a = {_fmt_ci(a3['a'], ci.get('a'))}{_interval_note(a3)}")
-  lc = fit.get("loss_vs_compute")
-  if lc:
-    ci = lc.get("ci", {})
-    preds = ", ".join(f"L*({k}) = {_fmt_ci(r['loss'], r.get('loss_ci'))}"
-                      for k, r in lc.get("compute_optimal", {}).items())
-    E = ("0 (at its bound: no saturation visible over these budgets)"
-         if lc.get("E_at_zero") else _fmt_ci(lc.get("E"), ci.get("E")))
-    lines.append(f"{lc['label']}: E = {E}, "
-                 f"gamma = {_fmt_ci(lc['gamma'], ci.get('gamma'))}; {preds}"
-                 f"{_interval_note(lc)}")
-  a1 = fit.get("approach1")
-  if a1:
-    ci = a1.get("ci", {})
-    lines.append(f"{a1['label']}: a = "
-                 f"{_fmt_ci(a1['a'], ci.get('a'))}, b = "
-                 f"{_fmt_ci(a1['b'], ci.get('b'))}{_interval_note(a1)}")
-  from scaling import extrapolation, fit_schema
-  lines += extrapolation.summary_lines(fit_schema.extrapolation(fit))
-  from experiments import cosine_equivalent
-  lines += cosine_equivalent.summary_lines(fit)
-  for w in fit.get("warnings", []):
-    lines.append(f"warning: {w}")
+  lines += fit_summary_lines(fit)   # every family's and check's lines
   return "\n".join(lines)
 
 
@@ -339,8 +207,6 @@ def report_markdown(report: Dict[str, Any]) -> str:
 
 
 def main(argv):
-  from absl import flags
-  from lm.config import ConfigError
   FLAGS = flags.FLAGS
   if len(argv) != 2:
     raise ConfigError("usage: python -m experiments.analyze DIR "
@@ -355,21 +221,20 @@ def main(argv):
   report = analyze(argv[1], bootstrap=FLAGS.bootstrap, approaches=approaches,
                    isoflop_scheme=FLAGS.isoflop_scheme,
                    isoflop_estimator=FLAGS.isoflop_estimator,
-                   isoflop_on_edge=FLAGS.isoflop_on_edge)
+                   isoflop_on_edge=FLAGS.isoflop_on_edge,
+                   estimator_options={o.setting: FLAGS[o.setting].value
+                                      for o in isoflop_estimators.OPTIONS})
   print(summary_text(report))
   print(f"report: {os.path.join(argv[1], 'report', 'report.md')}")
 
 
 if __name__ == "__main__":
-  from absl import flags
-  from lm import cli
   flags.DEFINE_integer("bootstrap", None, "Bootstrap resamples.",
                        lower_bound=0)
   flags.DEFINE_string("approach", "1,2,3", "Approaches to fit.")
   flags.DEFINE_enum("isoflop_scheme", None, ["runs", "seed_noise"],
                     "Approach 2 bootstrap (default: the sweep config's "
                     "analysis.isoflop_scheme, else 'runs').")
-  from scaling import isoflop_estimators
   flags.DEFINE_string("isoflop_estimator", None,
                       "Approach 2 estimator (" +
                       ", ".join(isoflop_estimators.ESTIMATORS) + ", or all; "
@@ -379,4 +244,9 @@ if __name__ == "__main__":
                     "Approach 2: drop or keep budgets whose parabola vertex "
                     "is outside the sampled sizes (default: the sweep "
                     "config's analysis.isoflop_on_edge, else 'drop').")
+  for o in isoflop_estimators.OPTIONS:  # one flag per estimator option
+    (flags.DEFINE_integer if o.kind is int else flags.DEFINE_float)(
+        o.setting, None, f"{o.help} (default: the sweep config's "
+        f"analysis.{o.setting}, else {o.default}).",
+        lower_bound=o.flag_lower_bound)
   cli.run(main)

@@ -3,7 +3,7 @@
 A fit.json centre must count C and N as the sweep does (refused otherwise,
 with a message naming both conventions); Approach 3's N* then solves
 min L(N, D) subject to F(N) D = C under the sweep's own F (Hoffmann et al.
-2022, Eq. 4 for 6N; numeric otherwise, ``scaling.optimum``).
+2022, Eq. 4 for 6N; numeric otherwise, ``scaling.approach3.optimum``).
 """
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import math
 from typing import Any, Dict
 
 from experiments.sweep_config import PlanError, _positive
+from lm import flops as flops_lib
+from scaling.report import fit_schema
+from scaling.approach3 import optimum
 
 def _read_fit(path: str) -> Dict[str, Any]:
-  from scaling import fit_schema
   try:
     return fit_schema.read(path)
   except fit_schema.FitFileError as e:
@@ -24,13 +26,14 @@ def _finite(*vals) -> bool:
   return all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals)
 
 
-# C = 6 N D under either name (scaling's built-in data say "6ND").
-SIX_N_CONVENTIONS = {"6N", "6ND"}
+# C = 6 N D under either name (scaling's built-in data say "6ND"): the names
+# of lm.flops' 6N entry.
+SIX_N_CONVENTIONS = frozenset(
+    (flops_lib.REGISTRY["6N"].name,) + flops_lib.REGISTRY["6N"].aliases)
 
 
 def _check_conventions(fit: Dict[str, Any], s) -> None:
   """Refuses a fit.json whose C or N is counted differently from the sweep."""
-  from scaling import fit_schema
   conv = fit_schema.conventions(fit)
   c, p = conv.get("flop_convention"), conv.get("param_convention")
   if c is None:
@@ -39,7 +42,7 @@ def _check_conventions(fit: Dict[str, Any], s) -> None:
         "convention of its C (written before fit.json schema 2, or from a "
         "CSV without one); refit it with python -m scaling.fit or "
         "experiments.analyze")
-  same_c = c == s.flop_convention or {c, s.flop_convention} <= SIX_N_CONVENTIONS
+  same_c = flops_lib.same_convention(c, s.flop_convention)
   if not same_c:
     raise PlanError(
         f"sweep.center={s.center!r}: the fit counts C as {c!r} but this sweep "
@@ -71,7 +74,6 @@ def center_N(budget: float, sweep_cfg, flops_per_token=None) -> float:
   _check_conventions(fit, s)
   a3, a2 = fit.get("approach3") or {}, fit.get("approach2") or {}
   if _finite(*(a3.get(k) for k in ("A", "B", "alpha", "beta"))):
-    from scaling import optimum
     F = None if s.flop_convention in SIX_N_CONVENTIONS else flops_per_token
     if F is None and s.flop_convention not in SIX_N_CONVENTIONS:
       raise PlanError("center_N: a non-6N convention needs flops_per_token")

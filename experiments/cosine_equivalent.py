@@ -18,10 +18,13 @@ L_law(cosine, S) + the trunk's mean offset eval_wsd - L_law(WSD, S) over its
 measured branches. The law's fit uncertainty is a bootstrap over logged
 points (its replicates' spread of the predicted loss, sigma_law per point).
 
-``attach`` (called by ``experiments.analyze``) runs Approach 2 and the
-extrapolation check on the predicted points, with the seed-noise scheme at
-sigma = sqrt(sigma_seed^2 + median sigma_law^2), labelled as predictions,
-and stores the record as fit.json's ``cosine_equivalent``.
+The registered check ``cosine_equivalent`` (``scaling.report.registry.Check``,
+registered here: ``experiments.analyze`` imports this module and asks for it
+on wsd_trunk ledgers, ``applies``) runs Approach 2 and the extrapolation
+check on the predicted points, with the seed-noise scheme at
+sigma = sqrt(sigma_seed^2 + median sigma_law^2), labelled as predictions;
+the analysis pass stores its record as fit.json's ``cosine_equivalent`` and
+prints its ``summary_lines``.
 """
 from __future__ import annotations
 
@@ -33,6 +36,15 @@ import warnings
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
+
+from experiments.ledger import Ledger
+from scaling.approach2 import extrapolation
+from scaling.io.types import Runs
+from scaling.loss_curve import fitting
+from scaling.loss_curve.data import LossCurve, schedule_lr
+from scaling.report import registry
+from scaling.report.analysis import run_fit
+from scaling.report.fit_schema import jsonable
 
 LAW = "multipower"
 BOOTSTRAP = 8      # law replicates per trunk (each a refit)
@@ -58,7 +70,6 @@ def _train(run_dir: str) -> Dict[str, Any]:
 
 
 def _lr(train: Dict[str, Any], schedule: str, steps: int) -> np.ndarray:
-  from scaling.loss_curve.data import schedule_lr
   return schedule_lr(schedule, int(steps), float(train["lr"]),
                      int(train["warmup_steps"]), float(train["min_lr_ratio"]),
                      float(train.get("cooldown_fraction", 0.2)),
@@ -67,7 +78,6 @@ def _lr(train: Dict[str, Any], schedule: str, steps: int) -> np.ndarray:
 
 def _curve(name, lr_T, recs, first_step, skip=0):
   """A LossCurve of window-mean train losses after ``first_step``."""
-  from scaling.loss_curve.data import LossCurve
   steps, prev, pts = [r["step"] for r in recs], first_step, []
   for s, r in zip(steps, recs):
     if s > first_step:
@@ -96,8 +106,6 @@ def predict_points(workdir: str, records: Sequence[Dict[str, Any]],
   the fit and as anchors; None: every branch. Returns {'points': [...],
   'trunks': [...]}.
   """
-  from scaling.loss_curve import fitting
-  from scaling.loss_curve.data import LossCurve
   ok = [r for r in records if r.get("status") == "ok" and r.get("trunk_id")]
   by_trunk: Dict[str, list] = {}
   for r in ok:
@@ -164,7 +172,6 @@ def _replicates(f, ends):
   """(replicates, points, 2) predictions of the law's bootstrap replicates."""
   if not f.samples:
     return None
-  from scaling.loss_curve import fitting
   keys = list(f.samples)
   out = []
   for i in range(len(f.samples[keys[0]])):
@@ -176,7 +183,6 @@ def _replicates(f, ends):
 
 def predicted_runs(runs, points):
   """``runs`` with each point's loss replaced by its cosine-equivalent."""
-  from scaling.data import Runs
   by = {p["run_id"]: p["loss_cosine_pred"] for p in points}
   keep = np.array([rid in by for rid in runs.run_id])
   sub = runs.subset(keep)
@@ -187,24 +193,30 @@ def predicted_runs(runs, points):
               budget=sub.budget, run_id=sub.run_id, provenance=prov)
 
 
-def approach2_on(pred, runs, settings, fit_kwargs, sigma_seed):
-  """Approach 2 and the extrapolation check on the predicted points."""
-  from scaling import extrapolation
-  from scaling.report import run_fit
+KEY = "cosine_equivalent"
+
+
+def approach2_on(pred, runs, *, estimator, options, bootstrap, seed,
+                 flops_per_token, sigma_seed):
+  """Approach 2 and the extrapolation check on the predicted points.
+
+  ``estimator``, ``options`` (Approach 2's run_fit options), ``bootstrap``,
+  ``seed`` and ``flops_per_token``: the sweep's own; the scheme becomes
+  seed_noise at sigma = sigma_seed ⊕ median sigma_law.
+  """
   sl = [p["sigma_law"] for p in pred["points"] if p["sigma_law"] is not None]
   s_law = float(np.median(sl)) if sl else 0.0
   sigma = float(np.hypot(sigma_seed or 0.0, s_law))
-  opts = dict(settings.isoflop_options(), scheme="seed_noise",
+  opts = dict(options or {}, scheme="seed_noise",
               seed_noise_std=sigma if sigma > 0 else None)
   pr = predicted_runs(runs, pred["points"])
-  fit = run_fit(pr, approaches=(2,), bootstrap=settings.bootstrap,
-                seed=settings.seed, plots=False,
-                options={2: opts}, choices=fit_kwargs.get("choices"),
-                flops_per_token=fit_kwargs.get("flops_per_token"))
+  fit = run_fit(pr, approaches=(2,), bootstrap=bootstrap, seed=seed,
+                plots=False, options={2: opts},
+                choices={"approach2": estimator},
+                flops_per_token=flops_per_token)
   check = extrapolation.check_extrapolation(
-      pr, estimator=settings.isoflop_estimator, options=opts,
-      bootstrap=settings.bootstrap, seed=settings.seed,
-      flops_per_token=fit_kwargs.get("flops_per_token"))
+      pr, estimator=estimator, options=opts, bootstrap=bootstrap, seed=seed,
+      flops_per_token=flops_per_token)
   a2 = fit["approach2"]
   return dict(a=a2["a"], b=a2["b"], ci=a2.get("ci", {}),
               minima=a2.get("minima", []),
@@ -213,25 +225,39 @@ def approach2_on(pred, runs, settings, fit_kwargs, sigma_seed):
               extrapolation=check.to_dict())
 
 
-def attach(fit: Dict[str, Any], workdir: str, records, runs, settings,
-           fit_kwargs) -> None:
-  """Adds fit['cosine_equivalent'] for a wsd_trunk ledger (else nothing)."""
-  if not any(r.get("trunk_id") for r in records) or not fit.get("approach2"):
-    return
-  from scaling.fit_schema import jsonable
+def applies(records) -> bool:
+  """Whether a ledger is a wsd_trunk sweep's (its points have trunks)."""
+  return any(r.get("trunk_id") for r in records)
+
+
+def _skipped(reason: str) -> Dict[str, Any]:
+  return {"status": "skipped", "reason": reason}
+
+
+def _run_check(ctx: registry.CheckContext) -> Dict[str, Any]:
+  """The check on the pass's runs (a ledger: its workdir's trunks and
+  branches) with the pass's Approach-2 estimator, options, bootstrap, seed."""
+  a2 = ctx.fitted.get("approach2")
+  if a2 is None:
+    return _skipped("Approach 2 was not fitted")
   try:
-    pred = predict_points(workdir, records, seed=settings.seed)
+    workdir = os.path.dirname(ctx.runs.provenance["source"])
+    records = Ledger(os.path.join(workdir, "results.jsonl")).read()
+    pred = predict_points(workdir, records, seed=ctx.seed)
     rec = dict(status="done", label="Approach 2 on PREDICTED cosine-equivalent "
                "losses (multi-power law per trunk, Luo et al. 2025)", **pred)
-    rec["approach2"] = approach2_on(pred, runs, settings, fit_kwargs,
-                                    fit["approach2"].get("seed_noise_std"))
+    rec["approach2"] = approach2_on(
+        pred, ctx.runs, estimator=ctx.choices.get("approach2"),
+        options=ctx.options.get("approach2"), bootstrap=ctx.bootstrap,
+        seed=ctx.seed, flops_per_token=ctx.flops_per_token,
+        sigma_seed=a2.fit.seed_noise_std)
   except Exception as e:  # pylint: disable=broad-except
-    rec = dict(status="skipped", reason=f"{type(e).__name__}: {e}")
-  fit["cosine_equivalent"] = jsonable(rec)
+    rec = _skipped(f"{type(e).__name__}: {e}")
+  return jsonable(rec)
 
 
-def summary_lines(fit: Dict[str, Any]) -> List[str]:
-  ce = fit.get("cosine_equivalent")
+def summary_lines(ce: Optional[Dict[str, Any]]) -> List[str]:
+  """Printed lines of a fit.json ``cosine_equivalent`` record (none if absent)."""
   if not ce:
     return []
   if ce["status"] != "done":
@@ -244,7 +270,12 @@ def summary_lines(fit: Dict[str, Any]) -> List[str]:
          f"{fmt(a2['b'], ci.get('b'))} (PREDICTION; interval: "
          f"{a2['interval_procedure']}; σ = {a2['sigma']:.3g} = seed "
          f"{a2['sigma_seed'] or 0:.3g} ⊕ law {a2['sigma_law_median']:.3g})"]
-  from scaling import extrapolation
   out += ["  (predicted points) " + l for l in
           extrapolation.summary_lines(a2["extrapolation"])]
   return out
+
+
+registry.register_check(registry.Check(
+    key=KEY, label="Approach 2 on the cosine-equivalent losses a schedule-aware "
+    "law predicts for a WSD-trunk sweep's points",
+    run=_run_check, skipped=_skipped, summary=summary_lines))

@@ -42,6 +42,7 @@ from experiments.runners.base import Outcome, RunTask
 from lm import logs
 from lm import workdir as workdir_lib
 from lm.config import ConfigError
+from lm import sharding
 
 
 class SweepConfigChanged(ValueError):
@@ -85,7 +86,7 @@ _MEASUREMENT_KEYS = ("eval_loss_se", "eval_tokens", "eval_sha256", "eval_flops",
 def ledger_record(run, meta: Dict[str, Any], status: str,
                   error: Optional[str] = None) -> Dict[str, Any]:
   """The ledger line of ``run`` (a PlannedRun) from its run.json ``meta``
-  (fields: scaling.ledger_schema, docs/ledger.md)."""
+  (fields: scaling.io.ledger_schema, docs/ledger.md)."""
   # N as instantiated (a SentencePiece vocab can come out smaller than planned).
   N = (meta.get("params") or {}).get(run.param_convention, run.N)
   rec = {
@@ -179,7 +180,6 @@ def run_sweep(cfg, workdir: str, *, executor: str = "local",
   ``plan``: ``cfg``'s plan when the caller has made it already (else made
   here, counting the data's unique tokens for the epoch guard).
   """
-  from lm import sharding
   if plan is None:
     plan = planner_lib.make_plan(
         cfg, unique_train_tokens=planner_lib.count_unique_tokens(cfg))

@@ -11,10 +11,17 @@ import sys
 import time
 
 from absl import flags
-from lm import config_flags
+from lm.config import flags as config_flags
 
 from lm import cli
 from lm.config import ConfigError
+from lm import hardware
+from lm import config as config_lib
+from experiments import planner
+from experiments.sweep_config import validate_analysis
+from experiments import runners
+from experiments.analyze import analyze, summary_text
+from experiments.executor import run_sweep
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Sweep config (experiments/configs/*.py).", lock_config=True)
@@ -46,7 +53,6 @@ def _device_rate(cfg):
   import jax
   if cfg.sweep.est_flops_per_s or jax.default_backend() == "cpu":
     return None
-  from lm import hardware
   peak, src = hardware.device_peak_flops(dtype=cfg.lm.model.get("dtype",
                                                                 "bfloat16"),
                                          strict=False)
@@ -62,7 +68,6 @@ def _validate_runs(plan, cfg) -> None:
   """Every run's lm config (train.b1, mesh.shape, ...) checked before the
   sweep writes anything: a bad lm setting is one error line, not a sweep that
   stops at its first run."""
-  from lm import config as config_lib
   for run in plan.runs:
     try:
       config_lib.from_config_dict(run.lm_config(cfg.lm), vocab_size=256)
@@ -82,11 +87,9 @@ def _is_process_0() -> bool:
 
 def main(argv):
   del argv
-  from experiments import planner
   if _CONFIG.value is None:
     raise ConfigError("--config=<sweep config .py> is required")
   cfg = _CONFIG.value
-  from experiments.sweep_config import validate_analysis
   validate_analysis(cfg.get("analysis"))  # before a sweep whose fit would fail
   plan = planner.make_plan(cfg,
                            unique_train_tokens=planner.count_unique_tokens(cfg))
@@ -94,14 +97,11 @@ def main(argv):
   if _PLAN_ONLY.value:  # planning is local: no jax.distributed needed
     print(planner.format_plan(plan, tokens_per_s=_device_rate(cfg)))
     return
-  from experiments import runners
   runners.get(_EXECUTOR.value)  # an unknown name fails before anything starts
   if _RAY_ADDRESS.value and _EXECUTOR.value != "ray":
     raise ConfigError("--ray_address needs --executor=ray")
   if not _WORKDIR.value:
     raise ConfigError("--workdir=<sweep directory> is required")
-  from experiments.analyze import analyze, summary_text
-  from experiments.executor import run_sweep
   t0 = time.time()
   print(planner.format_plan(plan))
   options = {"address": _RAY_ADDRESS.value} if _RAY_ADDRESS.value else {}

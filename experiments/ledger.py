@@ -1,8 +1,8 @@
 """The results ledger: ``DIR/results.jsonl``, one JSON object per run outcome.
 
-The line schema (fields, validation, encoding) is ``scaling.ledger_schema``,
+The line schema (fields, validation, encoding) is ``scaling.io.ledger_schema``,
 re-exported here, so the writer (``experiments.executor``) and the readers
-(``experiments.analyze``, ``scaling.data`` for ``scaling.fit``) share it;
+(``experiments.analyze``, ``scaling.io.loaders`` for ``scaling.fit``) share it;
 field documentation: docs/ledger.md.
 
 Plain, versioned and append-only:
@@ -24,7 +24,7 @@ Plain, versioned and append-only:
 
 Lines are in the order runs finished (a parallel runner finishes them out of
 plan order); nothing may depend on that order. A run's outcome is its last
-line (``scaling.ledger_schema.latest``); ``read()`` returns one record per
+line (``scaling.io.ledger_schema.latest``); ``read()`` returns one record per
 run, its outcome, and ``lines()`` every line.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List
 
-from scaling.ledger_schema import (FIELDS, FINAL, REQUIRED,  # noqa: F401
+from scaling.io.ledger_schema import (FIELDS, FINAL, REQUIRED,  # noqa: F401
                                    SCHEMA_VERSION, STATUSES, LedgerError,
                                    encode, latest, parse, parse_lines,
                                    validate)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any, Dict, List, Optional, Tuple
+from lm.config.config_dict import ConfigDict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +45,6 @@ class PlannedRun:
 
   def lm_config(self, base):
     """A copy of ``base`` (the sweep's ``c.lm``) with this run's fields."""
-    from lm.config_dict import ConfigDict
     c = ConfigDict(base.to_dict())
     for k, v in self.shape.items():
       c.model[k] = int(v)

@@ -44,6 +44,8 @@ from experiments.sweep_config import (HASH_EXCLUDED, SWEEP_FIELDS,
                                       SWEEP_HASH_EXCLUDED, PlanError, _budgets,
                                       config_hash, default_sweep,
                                       validate_sweep)
+from lm.data import DataError, count_train_tokens
+from experiments.sweep_flops import planner_flops_per_token
 
 __all__ = [
     "make_plan", "count_unique_tokens", "check_epochs",
@@ -69,7 +71,6 @@ def count_unique_tokens(cfg) -> Optional[int]:
   without a token cache, or a tfds dataset not prepared here; the trainer
   then checks ``train.max_epochs`` itself).
   Touches data (builds a byte-level token cache), unlike ``make_plan``."""
-  from lm.data import DataError, count_train_tokens  # pylint: disable=g-import-not-at-top
   data = dict(cfg.lm.data.to_dict() if hasattr(cfg.lm.data, "to_dict")
               else cfg.lm.data)
   data["seq_len"] = int(cfg.sweep.seq_len)
@@ -151,7 +152,6 @@ def make_plan(cfg, *, unique_train_tokens: Optional[int] = None) -> Plan:
   budgets = sorted(_budgets(s))
   F = None
   if s.center != "prior" and s.flop_convention not in SIX_N_CONVENTIONS:
-    from experiments.sweep_flops import planner_flops_per_token
     F = planner_flops_per_token({"sweep": s.to_dict(), "lm": cfg.lm.to_dict()},
                                 10.0 * max(budgets) ** 0.5)
   centers = {C: center_N(C, s, F) for C in budgets}

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 
 from experiments.ledger import Ledger
+from lm import logs
+from lm.checkpoint import read_record
 
 PROVENANCE_KEY = "sweep_config_hash"
 
@@ -35,8 +37,6 @@ def check_unrecorded(workdir: str, config_hash: str) -> None:
   records = Ledger(os.path.join(workdir, "results.jsonl")).read()
   if not records:
     return
-  from lm import logs  # pylint: disable=g-import-not-at-top
-  from lm.checkpoint import read_record  # pylint: disable=g-import-not-at-top
   for rec in records:
     run_dir = os.path.join(workdir, "runs", rec["run_id"])
     record = read_record(os.path.join(run_dir, "checkpoints"))

@@ -17,6 +17,9 @@ from experiments.runners import resources as resources_lib
 from lm import flops as flops_lib
 from lm import params as params_lib
 from lm.config import RESUME_MUTABLE
+from lm.config.config_dict import ConfigDict
+from experiments.analysis_settings import AnalysisSettings
+from lm.config import ConfigError
 
 # name -> (default, documentation): every field of ``c.sweep``.
 SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
@@ -94,7 +97,6 @@ class PlanError(ValueError):
 
 def default_sweep(**overrides: Any):
   """``c.sweep`` with every field of ``SWEEP_FIELDS``, overrides applied."""
-  from lm.config_dict import ConfigDict
   unknown = sorted(set(overrides) - set(SWEEP_FIELDS))
   if unknown:
     raise PlanError(f"unknown sweep field {unknown[0]!r} "
@@ -240,8 +242,6 @@ def validate_analysis(a) -> None:
   The fields and their checks are ``experiments.analysis_settings``'s (one
   schema, also used by experiments.analyze).
   """
-  from experiments.analysis_settings import AnalysisSettings
-  from lm.config import ConfigError
   try:
     AnalysisSettings.from_config(a)
   except ConfigError as e:

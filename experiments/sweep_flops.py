@@ -3,10 +3,10 @@
 ``scaling`` does not import ``lm``; this builds F(N) = N x F(s) / N(s) with s
 the planner's shape for N (``lm.params.shape_for_params`` with the sweep's
 shape rule) and F(s) from ``lm.flops.flops_per_token`` under the sweep's
-FLOP convention, and hands it to ``scaling.report.run_fit``. It is used only
+FLOP convention, and hands it to ``scaling.report.analysis.run_fit``. It is used only
 if it reproduces every finished run's own C / D (to 1e-6): a trained
 SentencePiece vocabulary smaller than ``data.sp_vocab_size`` changes the
-shapes, and then the runs' own F (interpolated by ``scaling.token_flops``)
+shapes, and then the runs' own F (interpolated by ``scaling.numerics.token_flops``)
 is used instead, with a warning.
 """
 from __future__ import annotations
@@ -15,6 +15,11 @@ import warnings
 from typing import Any, Dict, Optional
 
 import numpy as np
+from experiments import shape_search
+from lm import flops as flops_lib
+from lm import params as params_lib
+from scaling.numerics.token_flops import TokenFlops
+from lm.config.config_dict import ConfigDict
 
 _MATCH_RTOL = 1e-6
 
@@ -26,13 +31,8 @@ def planner_flops_per_token(config: Dict[str, Any], max_N: float):
   the log-log interpolation through their exact (N, F) (``lm.flops`` under
   the sweep's convention), so it is exact at every shape the planner can
   produce, continuous in between, and F/N is held beyond the ends. Returns
-  a ``scaling.token_flops.TokenFlops``.
+  a ``scaling.numerics.token_flops.TokenFlops``.
   """
-  from experiments import shape_search
-  from lm import flops as flops_lib
-  from lm import params as params_lib
-  from scaling.token_flops import TokenFlops
-  from lm.config_dict import ConfigDict
   cfg = ConfigDict(config)
   s = cfg.sweep
   T, conv, pconv = int(s.seq_len), s.flop_convention, s.param_convention

@@ -34,6 +34,7 @@ from experiments.plan_records import PlannedRun, SkippedCandidate
 from experiments.shape_search import (SHAPE_KEYS, choose_batch,
                                       format_run_id, marin_lr, seed_repeats,
                                       shape_for_target, skip_reason)
+from lm.config.config_dict import ConfigDict
 
 
 
@@ -69,7 +70,6 @@ class PlannedTrunk:
 
   def lm_config(self, base):
     """A copy of the sweep's ``c.lm`` for this trunk."""
-    from lm.config_dict import ConfigDict
     c = ConfigDict(base.to_dict())
     for k, v in self.shape.items():
       c.model[k] = int(v)

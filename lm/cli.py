@@ -23,6 +23,7 @@ import warnings
 from typing import Callable, Optional, Sequence
 
 from absl import app, flags
+from lm.config import flags as config_flags
 
 EXIT_USAGE = 2       # bad flags / config / input / environment
 EXIT_DIVERGED = 3    # NaN/Inf loss
@@ -39,9 +40,9 @@ USER_ERRORS = (
     ("experiments.executor", "SweepConfigChanged"),
     ("experiments.executor", "EvalSetMismatch"),
     ("experiments.provenance", "ProvenanceError"),
-    ("scaling.ledger_schema", "LedgerError"),
-    ("scaling.data", "ScalingDataError"),
-    ("scaling.parametric", "ParametricFitError"),
+    ("scaling.io.ledger_schema", "LedgerError"),
+    ("scaling.io.loaders", "ScalingDataError"),
+    ("scaling.approach3.parametric", "ParametricFitError"),
 )
 
 # errno -> what to do about it.
@@ -168,7 +169,6 @@ def fail(message: str, code: int = EXIT_USAGE, exc: Optional[BaseException] = No
 
 
 def _parse_flags(argv: Sequence[str]):
-  from lm import config_flags
   try:
     return config_flags.parse(argv)  # absl flags + --config.<key>=value
   except (KeyboardInterrupt, SystemExit):
@@ -176,7 +176,7 @@ def _parse_flags(argv: Sequence[str]):
   except Exception as e:  # pylint: disable=broad-except
     # Parsing only reads the command line and the --config file, so every
     # failure here is the user's input: absl flag errors (bad overrides and
-    # unknown keys included, lm.config_flags), a missing config file, or one
+    # unknown keys included, lm.config.flags), a missing config file, or one
     # that does not import (SyntaxError, NameError, ...).
     if isinstance(e, flags.Error):
       fail(_one_line(e), exc=e, argv=argv)

@@ -42,7 +42,8 @@ import numpy as np
 from lm import step as step_lib
 from lm.data.corpus import DataError
 from lm.data.eval_set import EvalSet
-from lm.data.pipeline import check_max_epochs, epochs_of, local_rows
+from lm.data.dataset import local_rows
+from lm.data.pipeline import check_max_epochs, epochs_of
 
 _LOG = logging.getLogger(__name__)
 

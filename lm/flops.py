@@ -3,7 +3,10 @@
 Every convention returns TRAINING FLOPs (forward + backward) per token, with
 backward = 2 x forward (Kaplan et al. 2020, Sec. 2.1; Hoffmann et al. 2022,
 App. F), i.e. 3 x the forward count. Which N each convention uses is named in
-``CONVENTIONS`` (see ``lm.params`` for the parameter conventions).
+``REGISTRY`` (see ``lm.params`` for the parameter conventions): one
+``FlopConvention`` per convention (name, citation, per-token function, whether
+it is a 6·N·D form, aliases), shared with ``scaling`` (input checks, sweep
+centring) so that 6N and scaling's 6ND are one convention.
 
 ``exact_matmul_flops`` counts every einsum of ``lm/model.py`` exactly; it is
 the ground truth the conventions are compared against (and what XLA's
@@ -11,36 +14,11 @@ the ground truth the conventions are compared against (and what XLA's
 """
 from __future__ import annotations
 
-from typing import Dict
+import dataclasses
+from typing import Callable, Dict, Optional, Tuple
 
 from lm.config import ConfigError, ModelConfig
 from lm.params import count_params, matmul_params, n_mlp_matrices
-
-CONVENTIONS: Dict[str, str] = {
-    "6N": "6 N per token, N = total params incl. embeddings "
-          "(Kaplan et al. 2020, Sec. 2.1, C ~ 6N; N as counted by Hoffmann "
-          "et al. 2022)",
-    "6N_nonembedding": "6 N per token, N = non-embedding params (Kaplan et al. "
-                       "2020, Eq. 2.1 / Table 1, dropping the 2 n_layer n_ctx "
-                       "d_attn context term as Kaplan Sec. 2.1 does)",
-    "chinchilla_appendix_f": "Hoffmann et al. 2022, App. F as printed: "
-                             "embeddings 2TVd + L x attention (QKV, logits, "
-                             "softmax, reduction, projection) + L x dense + "
-                             "logits 2TdV; backward = 2 x forward",
-    "chinchilla_table_a4": "Hoffmann et al. 2022, App. F without the embedding "
-                           "and final-logit terms: the variant that "
-                           "reproduces Table A4 (authors' typo per "
-                           "karpathy/nanoGPT scaling_laws.ipynb)",
-    "attention_inclusive": "6 N + 12 L d_attn T per token, N = matmul params "
-                           "(block projections + D x V output matrix) "
-                           "(Chowdhery et al. 2022, PaLM App. B; nanoGPT "
-                           "estimate_mfu)",
-    "attention_causal": "6 N + 6 L d_attn T per token: the attention term "
-                        "halved for the causal mask (MaxText "
-                        "calculate_tflops_training_per_device, causal "
-                        "attention flops / 2)",
-}
-
 
 def _check_positive_int(name: str, value: int) -> None:
   if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -150,30 +128,137 @@ def exact_matmul_flops(cfg: ModelConfig, seq_len: int, batch: int = 1, *,
 # ----------------------------------------------------------------------------
 # Named conventions.
 
+def _six_n_total(cfg: ModelConfig, seq_len: int) -> float:
+  # Kaplan et al. 2020, Sec. 2.1: C ~ 6N per token (N total, Hoffmann-style).
+  return 6.0 * count_params(cfg).total
+
+
+def _six_n_nonembedding(cfg: ModelConfig, seq_len: int) -> float:
+  # Kaplan et al. 2020, Eq. 2.1 / Table 1: C ~ 6N, N non-embedding.
+  return 6.0 * count_params(cfg).non_embedding
+
+
+def _chinchilla_appendix_f(cfg: ModelConfig, seq_len: int) -> float:
+  # Hoffmann et al. 2022, App. F: training = forward + 2 x forward.
+  return 3.0 * _chinchilla_fwd_per_token(cfg, seq_len, True)
+
+
+def _chinchilla_table_a4(cfg: ModelConfig, seq_len: int) -> float:
+  # Hoffmann et al. 2022, App. F minus embeddings/logits (reproduces Table A4).
+  return 3.0 * _chinchilla_fwd_per_token(cfg, seq_len, False)
+
+
+def _attention_inclusive(cfg: ModelConfig, seq_len: int) -> float:
+  # Chowdhery et al. 2022 (PaLM), App. B: 6N + 12 L H Q T.
+  d_attn = cfg.n_heads * cfg.head_dim
+  return 6.0 * matmul_params(cfg) + 12.0 * cfg.n_layers * d_attn * seq_len
+
+
+def _attention_causal(cfg: ModelConfig, seq_len: int) -> float:
+  # MaxText: causal attention FLOPs halved: 6N + 6 L H Q T.
+  d_attn = cfg.n_heads * cfg.head_dim
+  return 6.0 * matmul_params(cfg) + 6.0 * cfg.n_layers * d_attn * seq_len
+
+
+@dataclasses.dataclass(frozen=True)
+class FlopConvention:
+  """One way of counting training FLOPs; ``lm`` and ``scaling`` share it."""
+  name: str
+  """Its name in configs, run.json, the ledger and fit.json."""
+  citation: str
+  """What it counts and where the formula comes from (written in run.json)."""
+  per_token: Callable[[ModelConfig, int], float]
+  """(model config, seq_len) -> training FLOPs per token."""
+  six_nd_params: Tuple[Optional[str], ...] = ()
+  """Parameter conventions (lm.params) of N under which C = 6 N D exactly
+  (None: N as the data give it); empty when it is not a 6ND form."""
+  aliases: Tuple[str, ...] = ()
+  """Other names of the same convention in data (scaling's built-in data
+  sets call 6N "6ND")."""
+
+  @property
+  def is_six_nd(self) -> bool:
+    """Whether C = 6 N D (a 6N form: Hoffmann 2022 Eq. 4 in closed form)."""
+    return bool(self.six_nd_params)
+
+
+def _registry(*entries: FlopConvention) -> Dict[str, FlopConvention]:
+  return {e.name: e for e in entries}
+
+
+_CITATIONS = {
+
+    "6N": "6 N per token, N = total params incl. embeddings "
+          "(Kaplan et al. 2020, Sec. 2.1, C ~ 6N; N as counted by Hoffmann "
+          "et al. 2022)",
+    "6N_nonembedding": "6 N per token, N = non-embedding params (Kaplan et al. "
+                       "2020, Eq. 2.1 / Table 1, dropping the 2 n_layer n_ctx "
+                       "d_attn context term as Kaplan Sec. 2.1 does)",
+    "chinchilla_appendix_f": "Hoffmann et al. 2022, App. F as printed: "
+                             "embeddings 2TVd + L x attention (QKV, logits, "
+                             "softmax, reduction, projection) + L x dense + "
+                             "logits 2TdV; backward = 2 x forward",
+    "chinchilla_table_a4": "Hoffmann et al. 2022, App. F without the embedding "
+                           "and final-logit terms: the variant that "
+                           "reproduces Table A4 (authors' typo per "
+                           "karpathy/nanoGPT scaling_laws.ipynb)",
+    "attention_inclusive": "6 N + 12 L d_attn T per token, N = matmul params "
+                           "(block projections + D x V output matrix) "
+                           "(Chowdhery et al. 2022, PaLM App. B; nanoGPT "
+                           "estimate_mfu)",
+    "attention_causal": "6 N + 6 L d_attn T per token: the attention term "
+                        "halved for the causal mask (MaxText "
+                        "calculate_tflops_training_per_device, causal "
+                        "attention flops / 2)",
+}
+
+# The FLOP conventions: one entry each (a new one is one entry here).
+REGISTRY: Dict[str, FlopConvention] = _registry(
+    FlopConvention("6N", _CITATIONS["6N"], _six_n_total,
+                   six_nd_params=("total", None), aliases=("6ND",)),
+    FlopConvention("6N_nonembedding", _CITATIONS["6N_nonembedding"],
+                   _six_n_nonembedding, six_nd_params=("non_embedding",)),
+    FlopConvention("chinchilla_appendix_f", _CITATIONS["chinchilla_appendix_f"],
+                   _chinchilla_appendix_f),
+    FlopConvention("chinchilla_table_a4", _CITATIONS["chinchilla_table_a4"],
+                   _chinchilla_table_a4),
+    FlopConvention("attention_inclusive", _CITATIONS["attention_inclusive"],
+                   _attention_inclusive),
+    FlopConvention("attention_causal", _CITATIONS["attention_causal"],
+                   _attention_causal),
+)
+# name -> citation (run.json's flop_convention_citation; config choices).
+CONVENTIONS: Dict[str, str] = {k: e.citation for k, e in REGISTRY.items()}
+
+
+def lookup(name: Optional[str]) -> Optional[FlopConvention]:
+  """The registry entry of a convention name or alias (None if unknown)."""
+  for e in REGISTRY.values():
+    if name == e.name or name in e.aliases:
+      return e
+  return None
+
+
+def same_convention(a: Optional[str], b: Optional[str]) -> bool:
+  """Whether two names (or aliases) count C the same way."""
+  if a == b:
+    return True
+  ea, eb = lookup(a), lookup(b)
+  return ea is not None and ea is eb
+
+
+def is_six_nd(name: Optional[str], param_convention: Optional[str] = None) -> bool:
+  """Whether C = 6 N D exactly under ``name`` with N counted as
+  ``param_convention`` (None: as given)."""
+  e = lookup(name)
+  return e is not None and param_convention in e.six_nd_params
+
+
 def flops_per_token(cfg: ModelConfig, seq_len: int,
                     convention: str = "attention_inclusive") -> float:
   """TRAINING (forward + backward) FLOPs per token under ``convention``."""
   _check(seq_len, convention)
-  L, T = cfg.n_layers, seq_len
-  d_attn = cfg.n_heads * cfg.head_dim
-  if convention == "6N":
-    # Kaplan et al. 2020, Sec. 2.1: C ~ 6N per token (N total, Hoffmann-style).
-    return 6.0 * count_params(cfg).total
-  if convention == "6N_nonembedding":
-    # Kaplan et al. 2020, Eq. 2.1 / Table 1: C ~ 6N, N non-embedding.
-    return 6.0 * count_params(cfg).non_embedding
-  if convention == "chinchilla_appendix_f":
-    # Hoffmann et al. 2022, App. F: training = forward + 2 x forward.
-    return 3.0 * _chinchilla_fwd_per_token(cfg, seq_len, True)
-  if convention == "chinchilla_table_a4":
-    # Hoffmann et al. 2022, App. F minus embeddings/logits (reproduces Table A4).
-    return 3.0 * _chinchilla_fwd_per_token(cfg, seq_len, False)
-  N = matmul_params(cfg)
-  if convention == "attention_inclusive":
-    # Chowdhery et al. 2022 (PaLM), App. B: 6N + 12 L H Q T.
-    return 6.0 * N + 12.0 * L * d_attn * T
-  # attention_causal -- MaxText: causal attention FLOPs halved: 6N + 6 L H Q T.
-  return 6.0 * N + 6.0 * L * d_attn * T
+  return REGISTRY[convention].per_token(cfg, seq_len)
 
 
 def training_flops(cfg: ModelConfig, seq_len: int, tokens: float,

@@ -20,6 +20,7 @@ from lm import init_from as init_from_lib
 from lm import params as params_lib
 from lm.checkpoint import Checkpointer
 from lm.config import ConfigError
+from lm.data import build_dataset
 
 MFU_CONVENTION = "attention_inclusive"  # PaLM App. B model FLOPs, as MFU is defined
 
@@ -97,7 +98,6 @@ class Setup:
 
 def load(cd, pre, workdir: str) -> Setup:
   """Config checks (cheap ones first), data, eval set, compiled steps."""
-  from lm.data import build_dataset  # heavy imports kept local to the call
   pi, pc = jax.process_index(), jax.process_count()
   old = logs.read_json(os.path.join(workdir, "run.json"))
   # Refuse a changed config before spending time on data / tokenizers.

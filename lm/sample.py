@@ -18,6 +18,9 @@ from absl import flags
 from lm import cli, logs, sharding, step as step_lib
 from lm.config import ConfigError, MeshConfig, ModelConfig, TrainConfig
 from lm.model import Transformer
+from lm.checkpoint import Checkpointer
+from lm.data.tokenizers import load_tokenizer
+from lm.validation import check_int, check_real
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory of lm.train.")
 _PROMPT = flags.DEFINE_string("prompt", "", "Text to continue.")
@@ -36,8 +39,6 @@ flags.register_validator("temperature", math.isfinite,
 
 def load_run(workdir: str):
   """(model_cfg, params, tokenizer, step) from the newest readable checkpoint."""
-  from lm.checkpoint import Checkpointer
-  from lm.data.tokenizers import load_tokenizer
 
   meta = logs.read_json(os.path.join(workdir, "run.json"))
   if meta is None:
@@ -90,7 +91,6 @@ def generate(model_cfg: ModelConfig, params, tokenizer, prompt: str, *,
              max_tokens: int = 200, temperature: float = 0.8,
              top_k: int = 40, seed: int = 0) -> str:
   """Autoregressive sampling; a sliding window of ``max_seq_len`` tokens."""
-  from lm.validation import check_int, check_real
   check_int("max_tokens", max_tokens, 1, MAX_TOKENS_LIMIT)
   check_real("temperature", temperature, 0, meaning="0 = greedy")
   check_int("top_k", top_k, 0, meaning="0 = all tokens")

@@ -4,10 +4,12 @@ r"""Train (or resume) a decoder LM.
       [--config.train.steps=2000 --config.model.d_model=128 ...]
 """
 from absl import flags
-from lm import config_flags
+from lm.config import flags as config_flags
 
 from lm import cli
 from lm.config import ConfigError
+from lm import sharding
+from lm.trainer import train
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file (lm/configs/*.py).",
@@ -23,8 +25,6 @@ def main(argv):
     raise ConfigError("--config=<path to config .py> is required")
   if not _WORKDIR.value:
     raise ConfigError("--workdir=<run directory> is required")
-  from lm import sharding
-  from lm.trainer import train
   # Before any other JAX call (multi-host): jax.distributed.initialize().
   sharding.maybe_initialize_distributed(_CONFIG.value.mesh)
   meta = train(_CONFIG.value, _WORKDIR.value)

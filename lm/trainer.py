@@ -39,6 +39,8 @@ from lm.checkpoint import Checkpointer
 from lm.config import ConfigError
 from lm.run_setup import (MFU_CONVENTION, Evaluation, Setup, Start,
                           load, run_meta, start_at)
+from lm.config.config_dict import ConfigDict
+from lm.data.tokenizers import save_tokenizer
 
 
 class TrainingDiverged(RuntimeError):
@@ -56,7 +58,6 @@ def _crossed(step: int, k: int, every: int) -> bool:
 
 
 def _to_config_dict(config: Any):
-  from lm.config_dict import ConfigDict
   if isinstance(config, ConfigDict):
     return config
   return ConfigDict(config)
@@ -107,7 +108,6 @@ def train(config: Any, workdir: str, *, verbose: bool = True,
 def _train(cd, pre, workdir: str, verbose: bool,
            provenance: Optional[Dict[str, Any]], init_from, stop: int
            ) -> Dict[str, Any]:
-  from lm.data.tokenizers import save_tokenizer
   t_start = time.time()
   su = load(cd, pre, workdir)
   tc = su.cfg.train

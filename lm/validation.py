@@ -1,7 +1,7 @@
 """Field checks: every setting against its meaning, named in the error.
 
 Used by the ``validate()`` methods of the config sections
-(``lm.config_sections``, ``lm.mesh_config``) and by the entry points' flag
+(``lm.config.sections``, ``lm.config.mesh``) and by the entry points' flag
 checks; each failure is one ``ConfigError`` line such as ``train.b1 must be a finite number in [0, 1) (Adam first-moment
 decay), got 2.0``. ``ConfigError`` is defined here, below every config module,
 and re-exported as ``lm.config.ConfigError``.

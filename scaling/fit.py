@@ -7,7 +7,7 @@ r"""Command line: fit compute-optimal scaling laws (Hoffmann et al. 2022).
   python -m scaling.fit --input=runs.csv --approach=powerlaw --x=N --y=loss \
       [--powerlaw_offset] [--out=/tmp/pl]
 
-``--input`` is a built-in data set (see ``scaling.data.BUILTIN_DATASETS``), a
+``--input`` is a built-in data set (see ``scaling.io.loaders.BUILTIN_DATASETS``), a
 .csv / .jsonl file of final runs, ``misfitting_curves`` or an experiments
 working directory (``runs/*/metrics.jsonl``); the last two also give training
 curves for Approach 1. Errors are printed as one line on stderr (exit 2),
@@ -22,12 +22,17 @@ import warnings
 
 from absl import flags
 
-from scaling import curves as curves_lib
-from scaling import data as data_lib
-from scaling import isoflop_estimators
+from scaling.io import curves as curves_lib
+from scaling.io import loaders as data_lib
+from scaling.approach2 import estimators as isoflop_estimators
+from scaling.report.analysis import DEFAULT_BUDGETS, run_fit
+from scaling.report.tables import text_table
+from scaling.approach3.parametric import METHOD_ALIASES
+from scaling.powerlaw import report as powerlaw_report
+from scaling.approach2 import extrapolation
 from scaling.loss_curve import cli as loss_curve_cli
-from scaling.report import DEFAULT_BUDGETS, run_fit
-from scaling.tables import text_table
+from scaling.report import registry
+from lm import cli
 
 _INPUT = flags.DEFINE_string("input", None, "built-in data set, .csv/.jsonl "
                              "file, misfitting_curves, or a workdir.")
@@ -50,14 +55,11 @@ _ESTIMATOR = flags.DEFINE_string(
     "isoflop_estimator", isoflop_estimators.DEFAULT_ESTIMATOR,
     "Approach 2 per-budget estimator (" + ", ".join(isoflop_estimators.ESTIMATORS)
     + ") or 'all' (every one; the default is primary), printed side by side.")
-_LOCAL_K = flags.DEFINE_integer("isoflop_k", isoflop_estimators.LOCAL_K,
-                                "local_parabola: sizes nearest the observed "
-                                "minimum.")
-_WINDOW = flags.DEFINE_float(
-    "isoflop_window_decades", isoflop_estimators.LOCAL_WINDOW_DECADES,
-    "local_parabola: largest distance (decades of N) from the observed "
-    "minimum of a size in its window (the 3 nearest always count).",
-    lower_bound=1e-9)
+# One flag per estimator option (scaling.approach2.estimators.OPTIONS).
+_EST_OPTIONS = {
+    o.setting: (flags.DEFINE_integer if o.kind is int else flags.DEFINE_float)(
+        o.setting, o.default, o.help + ".", lower_bound=o.flag_lower_bound)
+    for o in isoflop_estimators.OPTIONS}
 _NOISE = flags.DEFINE_float("seed_noise_std", None, "Approach 2 seed_noise: "
                             "stated run-to-run loss std (default: measured "
                             "from seed repeats, else residual-based).")
@@ -75,7 +77,7 @@ _PL_OFFSET = flags.DEFINE_boolean("powerlaw_offset", False, "--approach="
                                   "powerlaw: fit y = c + a x^b (one x).")
 _EXTRAP = flags.DEFINE_boolean(
     "extrapolation", False, "also run the extrapolation check "
-    "(scaling.extrapolation: Approach 2 on every budget but the largest, "
+    "(scaling.approach2.extrapolation: Approach 2 on every budget but the largest, "
     "predicting its N* and L*; needs >= 4 budgets).")
 _PLOTS = flags.DEFINE_boolean("plots", True, "write PNG plots (needs "
                               "matplotlib).")
@@ -133,7 +135,6 @@ def _fit_args():
   """run_fit keyword arguments for the flags (inputs loaded)."""
   approaches = _approaches(_APPROACH.value)
   budgets = _parse_list(_BUDGETS.value, "budgets", float)
-  from scaling.parametric import METHOD_ALIASES  # jax-backed: lazily
   a3 = METHOD_ALIASES.get(_A3_METHOD.value, _A3_METHOD.value)
   kw = dict(budgets=budgets, bootstrap=_BOOTSTRAP.value, seed=_SEED.value,
             plots=_PLOTS.value, out_dir=_OUT.value,
@@ -143,7 +144,6 @@ def _fit_args():
     if len(approaches) > 1:
       raise data_lib.ScalingDataError(
           "--approach=powerlaw runs alone; drop the other approaches")
-    from scaling import powerlaw_report  # pylint: disable=g-import-not-at-top
     cols, prov = powerlaw_report.load_columns(_INPUT.value)
     kw.update(approaches=approaches, table=(cols, prov), options={
         "powerlaw": {"x": [powerlaw_report.resolve_column(cols, k)
@@ -161,21 +161,9 @@ def _fit_args():
   kw.update(approaches=approaches, curves=curves, options={
       2: {"scheme": _SCHEME.value, "weighted": _WEIGHTED.value,
           "on_edge": _ON_EDGE.value, "seed_noise_std": _NOISE.value,
-          "estimator_options": {"local_parabola": {
-              "k": _LOCAL_K.value, "window_decades": _WINDOW.value}}}})
+          "estimator_options": isoflop_estimators.estimator_options(
+              {k: f.value for k, f in _EST_OPTIONS.items()})}})
   return runs, kw
-
-
-def _extrapolation(runs, kw, result) -> None:
-  """Runs, prints and (with --out) stores the extrapolation check."""
-  from scaling import extrapolation, fit_schema
-  check = extrapolation.check_extrapolation(
-      runs, estimator=_ESTIMATOR.value, options=kw["options"][2],
-      bootstrap=_BOOTSTRAP.value, seed=_SEED.value)
-  fit_schema.set_extrapolation(result, check.to_dict())
-  print("\n".join(extrapolation.summary_lines(result["extrapolation"])))
-  if _OUT.value:
-    fit_schema.write(result, os.path.join(_OUT.value, "fit.json"))
 
 
 def main(argv):
@@ -188,13 +176,15 @@ def main(argv):
       raise data_lib.ScalingDataError(
           "--extrapolation needs final-loss runs (Approach 2), not "
           "--approach=powerlaw")
-    result = run_fit(runs, **kw)
+    result = run_fit(runs, **kw,
+                     checks={"extrapolation": None} if _EXTRAP.value else None)
   for m in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
     print(f"warning: {m}", file=sys.stderr)
   print(text_table(result), end="")
-  print("\n".join(loss_curve_cli.summary_lines(result)))
+  if result.get("loss_curve"):  # per-curve errors (the table: averages only)
+    print("\n".join(registry.SUMMARIES["loss_curve"].lines(result)))
   if _EXTRAP.value:
-    _extrapolation(runs, kw, result)
+    print("\n".join(extrapolation.summary_lines(result["extrapolation"])))
   if _OUT.value:
     print(f"wrote {os.path.join(_OUT.value, 'fit.json')}, fit.md, fit.tex"
           + (", " + ", ".join(result["plots"]) if result.get("plots") else ""))
@@ -202,6 +192,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from lm import cli  # absl-only module: scaling stays free of lm's deps
   flags.mark_flag_as_required("input")
   cli.run(main)

@@ -9,7 +9,7 @@ designs at sigma = 0.005: 200 replicates per cell (coverage standard error
 import pytest
 
 from benchmarks import approach2_bias
-from scaling import isoflop_estimators
+from scaling.approach2 import estimators as isoflop_estimators
 
 
 @pytest.mark.slow

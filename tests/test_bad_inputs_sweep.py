@@ -102,7 +102,7 @@ def test_one_schema_for_writer_and_readers(tmp_path):
   """The optional fields of COMMON.md item 2 round-trip through the writer,
   the ledger reader and scaling's loader; a bad type is named."""
   from experiments.ledger import FIELDS, Ledger, LedgerError
-  from scaling import data
+  from scaling.io import loaders as data
   extra = dict(eval_loss_se=0.01, eval_tokens=4096, eval_sha256="ab" * 32,
                epochs=0.5, eval_flops=1e12, seed=3, repeat_of=None,
                flops_per_token=6e8)

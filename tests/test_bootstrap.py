@@ -1,13 +1,13 @@
-"""Tests for scaling.bootstrap: published intervals, schemes, coverage."""
+"""Tests for scaling.approach3.bootstrap: published intervals, schemes, coverage."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from scaling import bootstrap
-from scaling import data
-from scaling import lbfgs
-from scaling import parametric
+from scaling.approach3 import bootstrap
+from scaling.io import loaders as data
+from scaling.numerics import lbfgs
+from scaling.approach3 import parametric
 
 # Besiroglu et al. 2024, 4000 bootstraps of the MLE fit (anchors.json).
 EPOCH_CI95 = dict(alpha=(0.317, 0.373), beta=(0.331, 0.415))
@@ -132,7 +132,7 @@ def test_coverage_on_synthetic_law():
 
 
 def test_float64_does_not_leak_out_of_the_solver(epoch_runs):
-  # The solver scopes x64 to its own block (scaling.lbfgs.x64): code that
+  # The solver scopes x64 to its own block (scaling.numerics.lbfgs.x64): code that
   # runs afterwards in the same process (lm/, float32) must be unaffected.
   r = epoch_runs
   fit = parametric.fit_parametric(r.N, r.D, r.loss,

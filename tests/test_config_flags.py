@@ -1,4 +1,4 @@
-"""lm.config_dict / lm.config_flags: typed fields, locking, --config overrides."""
+"""lm.config.config_dict / lm.config.flags: typed fields, locking, --config overrides."""
 import glob
 import os
 import pickle
@@ -7,8 +7,8 @@ import textwrap
 import pytest
 from absl import flags
 
-from lm import config_flags
-from lm.config_dict import ConfigDict, UnknownKeyError
+from lm.config import flags as config_flags
+from lm.config.config_dict import ConfigDict, UnknownKeyError
 from tests.conftest import ROOT
 
 
@@ -78,7 +78,7 @@ def test_pickle_keeps_content_and_lock():
 def parse(tmp_path):
   path = tmp_path / "cfg.py"
   path.write_text(textwrap.dedent("""
-      from lm.config_dict import ConfigDict
+      from lm.config.config_dict import ConfigDict
       def get_config():
         return ConfigDict(dict(train=dict(steps=10, lr=0.1, name="a",
                                           progress=True, shape=(-1, 1, 1),

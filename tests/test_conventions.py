@@ -15,7 +15,7 @@ from experiments import planner
 from experiments.analyze import analyze
 from experiments.ledger import Ledger
 from experiments.sweep_flops import planner_flops_per_token
-from lm.config_dict import ConfigDict
+from lm.config.config_dict import ConfigDict
 from tests.helpers.planner_cfg import sweep_cfg
 
 # Epoch's refit of Chinchilla (Besiroglu et al. 2024), rescaled to tiny N.
@@ -73,7 +73,9 @@ def test_analyze_passes_the_sweeps_own_F(sweep):
 def test_approach2_and_3_rows_at_the_same_C_refer_to_the_same_compute(sweep):
   from experiments.analyze import _sweep_meta
   from experiments.sweep_flops import sweep_flops_per_token
-  from scaling import data as data_lib, parametric, report
+  from scaling.io import loaders as data_lib
+  from scaling.approach3 import parametric
+  from scaling.report import analysis as report
   wd, _, F = sweep
   runs = data_lib.load_runs(os.path.join(wd, "results.jsonl"))
   F_analyze = sweep_flops_per_token(_sweep_meta(wd), runs)  # what analyze uses

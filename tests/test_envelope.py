@@ -1,13 +1,13 @@
-"""Tests for scaling.curves and scaling.envelope (Chinchilla Approach 1)."""
+"""Tests for scaling.io.curves and scaling.approach1.envelope (Chinchilla Approach 1)."""
 import json
 import os
 
 import numpy as np
 import pytest
 
-from scaling import curves as curves_lib
-from scaling import envelope
-from scaling.data import ScalingDataError
+from scaling.io import curves as curves_lib
+from scaling.approach1 import envelope
+from scaling.io.loaders import ScalingDataError
 
 # Hoffmann et al. 2022 Eq. 10 (rounded): L = E + A/N^alpha + B/D^beta.
 E, A, B, ALPHA, BETA = 1.69, 406.4, 410.7, 0.34, 0.28
@@ -177,8 +177,8 @@ def _eval_workdir(root, horizons=(1.0,), eval_every=4):
 
 
 def test_approach1_uses_eval_records_at_their_steps_and_names_its_horizons(tmp_path):
-  from scaling import report
-  from scaling.methods import approach1
+  from scaling.report import analysis as report
+  from scaling.approach1 import method as approach1
   _eval_workdir(tmp_path)
   ev = curves_lib.load_workdir_curves(str(tmp_path), loss_key="eval_loss")
   assert len(ev) == 9 and all(c.C.size == 10 for c in ev)  # steps 4, ..., 40
@@ -212,8 +212,9 @@ def test_analyze_skips_approach1_when_runs_evaluate_only_at_the_end(tmp_path):
 def test_wsd_branch_curves_recover_a_known_law():
   """End-of-schedule points (what WSD cooldown branches give) of
   L = E + A/N^α + B/D^β: Approach 1's envelope finds a = β/(α+β)."""
-  from scaling import curves as curves_lib
-  from scaling.methods import FitInputs, METHODS
+  from scaling.io import curves as curves_lib
+  from scaling.report.registry import FitInputs
+  from scaling.report.registry import METHODS
   E, A, B, alpha, beta = 1.7, 400.0, 400.0, 0.34, 0.28
   recs = []
   for i, N in enumerate(np.geomspace(1e6, 1e9, 13)):

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 
 from experiments.ledger import Ledger
-from scaling import extrapolation, fit_schema, methods
-from scaling.data import Runs
+from scaling.approach2 import extrapolation
+from scaling.report import fit_schema
+from scaling.report import families  # noqa: F401 (registers the built-in methods)
+from scaling.report import registry as methods
+from scaling.io.loaders import Runs
 from tests.helpers.entry import run_entry
 
 E, A, B, ALPHA, BETA = 1.82, 482.0, 2085.0, 0.348, 0.366
@@ -151,7 +154,7 @@ def test_the_power_law_band_has_nominal_coverage():
 
 
 def test_the_bootstrap_records_each_budgets_L_star_spread():
-  from scaling import isoflop
+  from scaling.approach2 import isoflop
   rows = _sweep(3, noise=0.0)
   fit = isoflop.fit_isoflop(_runs(rows), bootstrap=200, scheme="seed_noise",
                             seed_noise_std=0.01)

@@ -1,4 +1,4 @@
-"""Tests for the ``python -m scaling.fit`` CLI and ``scaling.report.run_fit``."""
+"""Tests for the ``python -m scaling.fit`` CLI and ``scaling.report.analysis.run_fit``."""
 import json
 import os
 import subprocess
@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from scaling import curves as curves_lib
-from scaling import data as data_lib
-from scaling import report
+from scaling.io import curves as curves_lib
+from scaling.io import loaders as data_lib
+from scaling.report import analysis as report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -96,7 +96,7 @@ def test_cli_every_estimator_side_by_side(tmp_path):
                          "--bootstrap=30", "--isoflop_estimator=all",
                          f"--out={tmp_path}", "--noplots")
   assert rc == 0, err
-  from scaling import isoflop_estimators
+  from scaling.approach2 import estimators as isoflop_estimators
   res = json.loads((tmp_path / "fit.json").read_text())
   names = list(isoflop_estimators.ESTIMATORS)
   keys = [res["approach2"]["method"]] + list(res["alternatives"])

@@ -4,12 +4,13 @@ import json
 import numpy as np
 import pytest
 
-from scaling import data as data_lib
-from scaling import fit_schema
-from scaling import isoflop_estimators
-from scaling import methods
-from scaling import report
-from scaling import tables
+from scaling.io import loaders as data_lib
+from scaling.report import fit_schema
+from scaling.approach2 import estimators as isoflop_estimators
+from scaling.report import families  # noqa: F401 (registers the built-in methods)
+from scaling.report import registry as methods
+from scaling.report import analysis as report
+from scaling.report import tables
 
 
 def test_every_estimator_is_one_registry_entry_with_one_default_per_family():
@@ -42,7 +43,7 @@ def test_a_new_method_is_one_register_call(llama3):
     return isoflop_estimators.locate_local_parabola(x, y, w, k=3)
   est = isoflop_estimators.register(isoflop_estimators.Estimator(
       "three_point", "parabola through 3 sizes", "test", locate_three))
-  from scaling.methods import approach2
+  from scaling.approach2 import method as approach2
   m = methods.register(methods.FitMethod(
       key="approach2.three_point", family="approach2", label="Approach 2 (3 pt)",
       citation="test", needs="runs", fit=approach2._make_fit("three_point")))
@@ -83,7 +84,7 @@ def test_fit_json_schema_round_trip(tmp_path, llama3):
 
 
 def test_every_interval_names_its_own_procedure(tmp_path):
-  from scaling import curves as curves_lib
+  from scaling.io import curves as curves_lib
   curves = curves_lib.load_curves("misfitting_curves")
   runs = data_lib.load_runs("misfitting_final_best_lr")
   res = report.run_fit(runs, curves=curves, approaches=(1, 2), bootstrap=30,
@@ -104,7 +105,7 @@ def test_every_interval_names_its_own_procedure(tmp_path):
 
 
 def test_loss_vs_compute_is_fitted_on_the_approach2_minima(llama3):
-  pytest.importorskip("scaling.saturation", reason="scaling3's saturation fit")
+  pytest.importorskip("scaling.loss_vs_compute.saturation", reason="scaling3's saturation fit")
   res = report.run_fit(llama3, approaches=(2,), bootstrap=30,
                        budgets=(1e22, 1e24), plots=False)
   e = res["loss_vs_compute"]
@@ -118,7 +119,7 @@ def test_loss_vs_compute_is_fitted_on_the_approach2_minima(llama3):
 
 
 def test_powerlaw_goes_through_the_registry():
-  pytest.importorskip("scaling.powerlaw", reason="scaling3's power-law fit")
+  pytest.importorskip("scaling.powerlaw.law", reason="scaling3's power-law fit")
   rng = np.random.default_rng(0)
   x = np.logspace(6, 9, 40)
   y = 3.0 * x**-0.3 * np.exp(0.01 * rng.standard_normal(40))
@@ -133,5 +134,5 @@ def test_powerlaw_goes_through_the_registry():
 
 
 def test_vpnls_is_an_approach3_entry():
-  pytest.importorskip("scaling.vpnls", reason="scaling3's variable projection")
+  pytest.importorskip("scaling.approach3.vpnls", reason="scaling3's variable projection")
   assert methods.get("approach3.vpnls").family == "approach3"

@@ -218,3 +218,18 @@ def test_attention_term_matches_xla_growth_with_seq_len():
   assert expected == 12 * cfg.n_layers * cfg.d_model * (256 - 64)
   assert growth == pytest.approx(expected, rel=0.05)
   assert F.flops_per_token(cfg, 256, "6N") == F.flops_per_token(cfg, 64, "6N")
+
+
+def test_flop_convention_registry_names_6n_once_for_lm_and_scaling():
+  """lm's 6N and scaling's 6ND are one registry entry; the 6ND check of
+  scaling's input checks and the sweep centring read it."""
+  from experiments.centering import SIX_N_CONVENTIONS
+  assert F.lookup("6ND") is F.REGISTRY["6N"]
+  assert F.same_convention("6N", "6ND") and not F.same_convention("6N", "attention_inclusive")
+  assert SIX_N_CONVENTIONS == {"6N", "6ND"}
+  assert F.is_six_nd("6ND") and F.is_six_nd("6N", "total")
+  assert F.is_six_nd("6N_nonembedding", "non_embedding")
+  assert not F.is_six_nd("6N_nonembedding", "total")
+  assert not F.is_six_nd("attention_inclusive", "total")
+  assert {k for k, e in F.REGISTRY.items() if e.is_six_nd} == {"6N", "6N_nonembedding"}
+  assert F.CONVENTIONS == {k: e.citation for k, e in F.REGISTRY.items()}

@@ -1,11 +1,11 @@
-"""Tests for scaling.isoflop (Chinchilla Approach 2)."""
+"""Tests for scaling.approach2.isoflop (Chinchilla Approach 2)."""
 import warnings
 
 import numpy as np
 import pytest
 
-from scaling import data as data_lib
-from scaling import isoflop
+from scaling.io import loaders as data_lib
+from scaling.approach2 import isoflop
 
 
 def _synthetic(a=0.5, k=0.1, budgets=(1e18, 1e19, 1e20, 1e21), n=9,

@@ -1,11 +1,11 @@
-"""Per-budget Approach-2 estimators (scaling.isoflop_estimators) and F(N)."""
+"""Per-budget Approach-2 estimators (scaling.approach2.estimators) and F(N)."""
 import numpy as np
 import pytest
 
 from benchmarks import approach2_bias
-from scaling import isoflop_estimators as est_lib
-from scaling import optimum
-from scaling import token_flops
+from scaling.approach2 import estimators as est_lib
+from scaling.approach3 import optimum
+from scaling.numerics import token_flops
 
 LAW = approach2_bias.LAWS["epoch"]
 

@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from scaling.data import ScalingDataError
-from scaling.loss_curve import data, fitting, laws, luo2025
+from scaling.io.types import ScalingDataError
+from scaling.loss_curve import data, fitting, laws, luo2025, sources
+from scaling.numerics import lbfgs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MP = laws.LAWS["multipower"]
@@ -69,7 +70,7 @@ def test_pair_sums_equal_their_definitions():
 
 @pytest.mark.parametrize("size", ["25M", "100M"])
 def test_published_parameters_reproduce_published_errors(size):
-  cs = data.load(f"luo2025_{size}")
+  cs = sources.load(f"luo2025_{size}")
   assert sorted(cs.names()) == sorted(luo2025.FIT + luo2025.TEST)
   test = cs.select(luo2025.TEST)
   pub = luo2025.PUBLISHED[size]
@@ -80,7 +81,7 @@ def test_published_parameters_reproduce_published_errors(size):
 
 
 def test_blocked_sum_is_close_to_exact_on_long_schedules():
-  cs = data.load("luo2025_25M").select(["cosine_72000", "wsd_20000_24000"])
+  cs = sources.load("luo2025_25M").select(["cosine_72000", "wsd_20000_24000"])
   sub = [data.LossCurve(c.name, c.lr_T, c.step_M[::25], c.loss_M[::25])
          for c in cs]
   exact = laws.predict(MP, luo2025.PUBLISHED["25M"]["params"], sub, block=1)
@@ -93,7 +94,7 @@ def test_blocked_sum_is_close_to_exact_on_long_schedules():
 def test_protocol_fit_within_bounds_of_published_errors(size):
   """Luo et al.'s protocol: fit 3 curves, predict 6; test PredE / WorstE no
   worse than the published numbers x 1.25 (the issue's bound)."""
-  cs = data.load(f"luo2025_{size}")
+  cs = sources.load(f"luo2025_{size}")
   f = fitting.fit("multipower", cs.select(luo2025.FIT).curves)
   test = cs.select(luo2025.TEST)
   m = [fitting.metrics(p, c.loss_M)
@@ -103,7 +104,6 @@ def test_protocol_fit_within_bounds_of_published_errors(size):
   assert np.mean([x["WorstE"] for x in m]) <= 1.25 * pub["WorstE"]
   # The minimiser of the stated objective: no worse than the published fit.
   obj = fitting._objective("multipower", {})
-  from scaling import lbfgs
   _, arr, loss = fitting._data(cs.select(luo2025.FIT).curves,
                                fitting.FitOptions())
   x_pub = fitting._to_x("multipower", pub["params"], {})
@@ -149,7 +149,7 @@ def test_csv_round_trip_and_bad_input(tmp_path):
   lr = _schedules(300)["cosine"]
   c = _curve("cos", lr, every=50, loss=np.linspace(3, 2, 6))
   data.write_csv(c, str(tmp_path / "cos.csv"))
-  back = data.load(str(tmp_path))
+  back = sources.load(str(tmp_path))
   assert back.names() == ["cos"]
   np.testing.assert_array_equal(back.curves[0].step_M, c.step_M)
   np.testing.assert_allclose(back.curves[0].lr_T, lr)
@@ -157,9 +157,9 @@ def test_csv_round_trip_and_bad_input(tmp_path):
   bad = tmp_path / "gap.csv"
   bad.write_text("step,lr,loss\n0,0,\n2,1e-3,3.0\n")
   with pytest.raises(ScalingDataError, match="one row for every step"):
-    data.load(str(bad))
+    sources.load(str(bad))
   with pytest.raises(ScalingDataError, match="neither a file nor"):
-    data.load(str(tmp_path / "missing.csv"))
+    sources.load(str(tmp_path / "missing.csv"))
 
 
 def _cli(*args):

@@ -1,13 +1,13 @@
-"""Tests for Approach 3 (scaling.parametric) against published numbers."""
+"""Tests for Approach 3 (scaling.approach3.parametric) against published numbers."""
 import json
 import os
 
 import numpy as np
 import pytest
 
-from scaling import data
-from scaling import parametric
-from scaling import scipy_reference
+from scaling.io import loaders as data
+from scaling.approach3 import parametric
+from scaling.diagnostics import scipy_reference
 from tests.helpers.epoch_published import assert_epoch_published
 
 ANCHORS = json.load(open(os.path.join(data.DATASETS_DIR, "anchors.json")))

@@ -54,7 +54,7 @@ def test_fit_json_centre_solves_the_sweeps_own_constraint(tmp_path):
   # to F(N) D = C numerically, not Eq. 4; check it is the constrained
   # minimum under the planner's own F.
   from experiments.sweep_flops import planner_flops_per_token
-  from scaling import parametric
+  from scaling.approach3 import parametric
   law = {"E": 1.8, "A": 400.0, "B": 900.0, "alpha": 0.34, "beta": 0.3}
   fit = fit_json(tmp_path / "fit.json", ("attention_inclusive", "total"),
                  approach3=law)

@@ -1,4 +1,4 @@
-"""Power laws (scaling.powerlaw), saturating L*(C) (scaling.saturation) and
+"""Power laws (scaling.powerlaw.law), saturating L*(C) (scaling.loss_vs_compute.saturation) and
 ``python -m scaling.fit --approach=powerlaw``: known laws are recovered
 and their intervals cover the truth."""
 import json
@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from scaling import powerlaw
-from scaling import saturation
+from scaling.powerlaw import law as powerlaw
+from scaling.loss_vs_compute import saturation
 from tests.conftest import run_cli
 
 RNG = np.random.default_rng(0)

@@ -104,7 +104,7 @@ def _line(run_id, status, loss=2.0, N=1000):
 
 
 def test_ledger_failed_lines_are_superseded_and_order_does_not_matter(tmp_path):
-  from scaling.data import load_runs
+  from scaling.io.loaders import load_runs
   lines = [_line("a", "ok", 2.0, 1000), _line("b", "failed", None, 2000),
            _line("c", "ok", 2.2, 4000), _line("b", "ok", 1.9, 2000),
            _line("d", "ok", 2.1, 500)]

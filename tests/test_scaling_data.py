@@ -1,4 +1,4 @@
-"""Tests for scaling.data: built-in data sets, CSV/JSONL parsing, errors."""
+"""Tests for scaling.io.loaders: built-in data sets, CSV/JSONL parsing, errors."""
 import hashlib
 import json
 import os
@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from scaling import data
+from scaling.io import loaders as data
 
 
 @pytest.mark.parametrize("name,n_rows,n_budgets", [

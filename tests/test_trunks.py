@@ -183,8 +183,8 @@ def test_killed_at_every_kind_of_point_resumes_bitwise(uninterrupted, tmp_path):
 
 
 def test_branch_ends_are_the_multi_horizon_curves_of_approach_1(uninterrupted):
-  from scaling import curves as curves_lib
-  from scaling.methods import approach1
+  from scaling.io import curves as curves_lib
+  from scaling.approach1 import method as approach1
   recs = Ledger(os.path.join(uninterrupted, "results.jsonl")).read()
   curves = curves_lib.branch_curves(recs, uninterrupted)
   assert approach1.horizons(curves) == "multi-horizon"

@@ -1,4 +1,4 @@
-"""Approach 3 by variable projection (scaling.vpnls) against published numbers,
+"""Approach 3 by variable projection (scaling.approach3.vpnls) against published numbers,
 the grid_lbfgs fit it must agree with, and known laws.
 
 Synthetic designs here have 240 runs, like Epoch's data, so that the jitted
@@ -11,14 +11,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from scaling import bootstrap
-from scaling import conditioning
-from scaling import data
-from scaling import lbfgs
-from scaling import methods
-from scaling import parametric
-from scaling import report
-from scaling import vpnls
+from scaling.approach3 import bootstrap
+from scaling.diagnostics import conditioning
+from scaling.io import loaders as data
+from scaling.numerics import lbfgs
+from scaling.report import families  # noqa: F401 (registers the built-in methods)
+from scaling.report import registry as methods
+from scaling.approach3 import parametric
+from scaling.report import analysis as report
+from scaling.approach3 import vpnls
 from tests.helpers.epoch_published import assert_epoch_published
 
 TRUE = dict(E=1.8, A=400.0, B=2000.0, alpha=0.34, beta=0.37)

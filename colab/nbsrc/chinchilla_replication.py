@@ -35,9 +35,12 @@ import json
 
 import numpy as np
 
-from scaling import bootstrap, isoflop, parametric, scipy_reference
-from scaling import data as data_lib
-from scaling import plots as plots_lib
+from scaling.approach3 import bootstrap
+from scaling.approach2 import isoflop
+from scaling.approach3 import parametric
+from scaling.diagnostics import scipy_reference
+from scaling.io import loaders as data_lib
+from scaling.report import plots as plots_lib
 
 # SMALL (tests) shrinks the searches; the full values are the published ones.
 GRID = parametric.HOFFMANN_GRID[::15] if SMALL else parametric.HOFFMANN_GRID
@@ -190,10 +193,10 @@ SciPy's L-BFGS-B stops when the decrease (f_k − f_{k+1}) / max(|f_k|,
 |f_{k+1}|, 1) falls below ~2.2e-9, and with f ≪ 1 that is an *absolute*
 test, so dividing f by n = 240 makes it stop far earlier. Besiroglu et al.
 2024 name a premature optimizer stop as a possible reason why the published
-parameters fit the points worse than their refit does. Below: SciPy L-BFGS-B (`scaling.scipy_reference`,
+parameters fit the points worse than their refit does. Below: SciPy L-BFGS-B (`scaling.diagnostics.scipy_reference`,
 default tolerances, exact gradient) from the same starts, mean vs sum; then
 from Hoffmann's own unrounded optimum; then this package's solver
-(`scaling.lbfgs`, whose stopping rule is scale free), for which `objective=
+(`scaling.numerics.lbfgs`, whose stopping rule is scale free), for which `objective=
 'mean'` and `'sum'` agree.
 '''),
     code('''
@@ -229,7 +232,7 @@ for mean in (True, False):
 for objective in ("mean", "sum"):
   f = parametric.fit_parametric(runs.N, runs.D, runs.loss,
                                 grid=theta_h[None], objective=objective)
-  line(f"scaling.parametric, {objective}", f.params,
+  line(f"scaling.approach3.parametric, {objective}", f.params,
        f"({f.n_iter} iterations)")
 '''),
     md('''

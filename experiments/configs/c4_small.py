@@ -15,7 +15,7 @@ import os
 
 from experiments import planner
 from lm.config import default_config_dict
-from lm.config_dict import ConfigDict
+from lm.config.config_dict import ConfigDict
 
 
 def get_config():

@@ -18,7 +18,7 @@ independent cosine runs and compares (docs/wsd.md).
 """
 from experiments import planner
 from lm.config import default_config_dict
-from lm.config_dict import ConfigDict
+from lm.config.config_dict import ConfigDict
 
 
 def get_config():

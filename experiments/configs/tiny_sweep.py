@@ -11,7 +11,7 @@ Approaches 2 and 1 with a warning saying why and reports Approach 3.
 """
 from experiments import planner
 from lm.config import default_config_dict
-from lm.config_dict import ConfigDict
+from lm.config.config_dict import ConfigDict
 
 
 def get_config():

@@ -10,6 +10,7 @@ import dataclasses
 from typing import Any, Dict
 
 from lm.config import ConfigError
+from experiments.runners.base import load
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,7 +22,6 @@ class RunnerSpec:
   extra: str = ""      # setup.cfg extra it needs
 
   def make(self, **options: Any):
-    from experiments.runners.base import load
     return load(self.target)(**options)
 
 

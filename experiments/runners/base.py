@@ -17,6 +17,10 @@ import os
 import socket
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
+from lm import logs
+from lm.cli import user_errors
+from lm.trainer import TrainingDiverged
+from lm.workdir import WorkdirBusy
 
 ERROR_CHARS = 500  # an Outcome's error is one line, at most this long
 
@@ -121,10 +125,6 @@ def execute(task: RunTask, *, catch_errors: bool = True) -> Outcome:
   ``error`` the executor may retry (``catch_errors=False`` lets it propagate
   instead: multi-host jobs, whose processes must fail together).
   """
-  from lm import logs
-  from lm.cli import user_errors
-  from lm.trainer import TrainingDiverged
-  from lm.workdir import WorkdirBusy
   t0 = time.time()
   where = f"{socket.gethostname()}:{os.getpid()}"
 

@@ -20,6 +20,7 @@ import logging
 import os
 from typing import Any, Callable, Dict, Optional
 
+from experiments.runners import ray_task
 from experiments.runners import resources as resources_lib
 from experiments.runners.base import Outcome, Runner, RunTask, one_line
 from lm.config import ConfigError
@@ -33,7 +34,7 @@ LOCAL_OBJECT_STORE_BYTES = 128 * 2**20  # outcomes are small dicts
 
 def import_ray():
   try:
-    import ray  # pylint: disable=g-import-not-at-top
+    import ray  # heavy optional dependency (scalinglm[ray]): lazily  # pylint: disable=g-import-not-at-top
   except ImportError:
     raise ImportError("--executor=ray needs Ray, an optional extra: "
                       f"{EXTRA_HINT}") from None
@@ -78,7 +79,6 @@ class RayRunner(Runner):
     except BaseException:
       ray.shutdown()
       raise
-    from experiments.runners import ray_task
     # A GPU/TPU run gets a fresh worker (Ray binds the device to the process
     # when JAX starts; exiting frees its memory); CPU runs reuse workers,
     # keeping their pinned core and in-process caches (corpus, compiled steps).

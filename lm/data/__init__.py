@@ -14,14 +14,14 @@ from lm.data.corpus import DataError
 from lm.data.corpus import files_corpus
 from lm.data.corpus import resolve_cache_dir
 from lm.data.corpus import stdlib_corpus
+from lm.data.dataset import Dataset
+from lm.data.dataset import local_rows
 from lm.data.eval_set import EvalSet
 from lm.data.pipeline import ArrayDataset
 from lm.data.pipeline import ArrayTrainIterator
 from lm.data.pipeline import build_dataset
 from lm.data.pipeline import clear_memo
 from lm.data.pipeline import count_train_tokens
-from lm.data.pipeline import Dataset
-from lm.data.pipeline import local_rows
 from lm.data.pipeline import pack
 from lm.data.sources import load_corpus
 from lm.data.token_cache import TokenStream

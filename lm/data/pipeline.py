@@ -36,21 +36,8 @@ from lm.data import sources as sources_lib
 from lm.data import token_cache
 from lm.data import tokenizers as tok_lib
 from lm.data.corpus import DataError
+from lm.data.dataset import Dataset, local_rows
 from lm.data.token_cache import TokenStream
-
-
-def local_rows(batch_size: int, process_index: int, process_count: int) -> slice:
-  """This process's rows of a global batch (one-line error if not divisible)."""
-  if not isinstance(batch_size, int) or batch_size <= 0:
-    raise DataError(f"batch_size must be a positive integer, got {batch_size!r}")
-  if process_count <= 0 or not 0 <= process_index < process_count:
-    raise DataError(f"process_index={process_index} must be in "
-                    f"[0, process_count={process_count})")
-  if batch_size % process_count:
-    raise DataError(f"global batch size {batch_size} must be divisible by the "
-                    f"number of processes {process_count}")
-  b_local = batch_size // process_count
-  return slice(process_index * b_local, (process_index + 1) * b_local)
 
 
 def pack(tokens: np.ndarray, seq_len: int) -> np.ndarray:
@@ -132,29 +119,6 @@ class ArrayTrainIterator:
     return self.take(1)[0]
 
 
-class Dataset:
-  """What the trainer consumes; see ``build_dataset``.
-
-  Attributes:
-    tokenizer: the tokenizer every split was encoded with.
-    metadata: JSON-friendly description (run.json ``data``).
-    unique_train_tokens: target tokens in the training rows (None: unknown).
-  """
-  tokenizer: tok_lib.Tokenizer
-  metadata: Dict[str, Any]
-  unique_train_tokens: Optional[int] = None
-
-  @property
-  def vocab_size(self) -> int:
-    return self.tokenizer.vocab_size
-
-  def train_iterator(self, state: Optional[Dict[str, Any]] = None):
-    raise NotImplementedError
-
-  def eval_set(self, n_tokens: int) -> eval_lib.EvalSet:
-    raise NotImplementedError
-
-
 class ArrayDataset(Dataset):
   """Training and validation token streams, packed (module docstring)."""
 
@@ -223,9 +187,8 @@ def build_dataset(cfg: DataConfig, *, batch_size: int, seed: int,
   metadata = {"source": cfg.source, "token_cache": cfg.token_cache,
               **sources.metadata}
   if cfg.source == "tfds" and not cfg.token_cache:
-    from lm.data import tfds_source  # pylint: disable=g-import-not-at-top
     val = _streams(cfg, sources, tokenizer, "val", use_cache=False)
-    return tfds_source.StreamingTfdsDataset(
+    return sources_lib.source_module(cfg.source).StreamingTfdsDataset(
         cfg, sources, tokenizer, val, batch_size=batch_size, seed=seed,
         process_index=process_index, process_count=process_count,
         metadata=metadata)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import os
 from typing import Any, Dict, Optional
 
@@ -69,11 +70,22 @@ def _train_corpus(corpus: Corpus, split: split_lib.Split) -> Corpus:
                                 for i in split.train])
 
 
+# data.source names served by their own module, imported only when chosen
+# (as experiments.runners does): tfds needs tensorflow-datasets and grain
+# (heavy, optional: scalinglm[tfds]). The module gives sources_for(cfg) and,
+# for streaming without the token cache, StreamingTfdsDataset.
+SOURCE_MODULES: Dict[str, str] = {"tfds": "lm.data.tfds_source"}
+
+
+def source_module(name: str):
+  """The module serving data.source ``name`` (a key of SOURCE_MODULES)."""
+  return importlib.import_module(SOURCE_MODULES[name])
+
+
 def sources_for(cfg: DataConfig) -> Sources:
   """The train/val sources of ``cfg`` (tfds resolved by ``tfds_source``)."""
   if cfg.source == "tfds":
-    from lm.data import tfds_source  # pylint: disable=g-import-not-at-top
-    return tfds_source.sources_for(cfg)
+    return source_module(cfg.source).sources_for(cfg)
   corpus = load_corpus(cfg)
   split = split_lib.document_split(corpus.keys, corpus.sizes, cfg.val_fraction)
   return Sources(train=_side(corpus, split, "train"),

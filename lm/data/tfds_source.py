@@ -40,7 +40,7 @@ from lm.data import eval_set as eval_lib
 from lm.data import split as split_lib
 from lm.data import tokenizers as tok_lib
 from lm.data.corpus import Corpus, DataError
-from lm.data.pipeline import Dataset, local_rows
+from lm.data.dataset import Dataset, local_rows
 from lm.data.sources import Sources
 from lm.data.stream_packer import StreamPacker
 from lm.data.token_cache import DocSource, TokenStream

@@ -7,5 +7,6 @@ any other schedule, bootstrap over curves or points. Modules: ``data``
 (records, CSV / schedule readers), ``luo2025`` (the authors' data, schedules,
 split and published fits), ``laws`` (the laws as sums over (logged step,
 lr change) pairs), ``fitting`` (Huber fit, bootstrap, metrics), ``method``
-(registration, fit.json entry, plot), ``cli`` (scaling.fit flags).
+(registration, fit.json entry, plot, summary lines), ``sources``
+(``load``: a built-in or CSV files), ``cli`` (scaling.fit flags).
 """

@@ -1,4 +1,5 @@
-r"""``python -m scaling.fit --approach=loss_curve``: flags and the summary.
+r"""``python -m scaling.fit --approach=loss_curve``: its flags and inputs
+(its printed lines: ``method.summary_lines``, a registered Summary).
 
   python -m scaling.fit --approach=loss_curve --input=luo2025_25M --out=/tmp/lc
   python -m scaling.fit --approach=loss_curve --input=dir_or_a.csv,b.csv \
@@ -16,12 +17,14 @@ loss``, every step; see ``scaling.loss_curve.data``). Curves not in
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import numpy as np
 from absl import flags
 
-from scaling.data import ScalingDataError
+from scaling.io.types import ScalingDataError
+from scaling.loss_curve import sources
+from scaling.loss_curve.data import LossCurve, schedule_lr
 
 _LAW = flags.DEFINE_string("loss_curve_law", None, "--approach=loss_curve: "
                            "multipower (default), tissue or all.")
@@ -44,7 +47,6 @@ _KEYS = {"steps": int, "lr": float, "warmup": int, "min_lr_ratio": float,
 
 def parse_schedule(spec: str, n_points: int = 200):
   """A LossCurve (dummy loss) of a project schedule spec."""
-  from scaling.loss_curve.data import LossCurve, schedule_lr
   parts = spec.split(":")
   kv: Dict[str, Any] = {}
   for p in parts[1:]:
@@ -68,8 +70,7 @@ def parse_schedule(spec: str, n_points: int = 200):
 
 def fit_args(source: str, kw: Dict[str, Any]):
   """run_fit keyword arguments for --approach=loss_curve."""
-  from scaling.loss_curve import data  # pylint: disable=g-import-not-at-top
-  curves = data.load(source)
+  curves = sources.load(source)
   extra = ([parse_schedule(s) for s in _PRED.value.split(";") if s.strip()]
            if _PRED.value else [])
   kw.update(approaches=("loss_curve",), table=(curves, dict(curves.provenance)),
@@ -78,32 +79,3 @@ def fit_args(source: str, kw: Dict[str, Any]):
                 "max_bootstrap": _MAXB.value, "predict": extra}})
   kw["choices"] = dict(kw.get("choices", {}), loss_curve=_LAW.value)
   return None, kw
-
-
-def summary_lines(result: Dict[str, Any]) -> List[str]:
-  """Per-curve errors and, for Luo et al.'s data, their numbers beside ours."""
-  from scaling import fit_schema
-  out = []
-  for _, e in fit_schema.entries(result):
-    if e.get("family") != "loss_curve":
-      continue
-    out.append(f"{e['label']}: fit on {', '.join(e['options']['fit_curves'])} "
-               f"({e['n_points']} points, {e['n_pairs']} pairs) in "
-               f"{e['fit_seconds']:.1f} s ({e['fit_seconds_per_curve']:.1f} s "
-               "per curve)")
-    for c in e["curves"]:
-      out.append(f"  {c['name']:<22} {c['role']:<4}  PredE {c['PredE']:.5f}  "
-                 f"WorstE {c['WorstE']:.5f}")
-    pub = e.get("published")
-    t = e.get("test_summary") or {}
-    if t:
-      out.append(f"  test average: PredE {t['PredE']:.5f}  WorstE "
-                 f"{t['WorstE']:.5f}" + (
-                     f"   (published: {pub['PredE']:.5f}, {pub['WorstE']:.5f}; "
-                     f"ratio {t['PredE'] / pub['PredE']:.3f}, "
-                     f"{t['WorstE'] / pub['WorstE']:.3f})" if pub else ""))
-    if pub:
-      out.append("  parameter   ours          published")
-      for k, v in pub["params"].items():
-        out.append(f"  {k:<10} {e['params'][k]:<13.6g} {v:.6g}")
-  return out

@@ -26,7 +26,10 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from scaling.data import ScalingDataError
+import jax.numpy as jnp
+
+from lm import schedules
+from scaling.io.types import ScalingDataError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,26 +148,13 @@ def csv_paths(spec: str) -> List[str]:
   return out
 
 
-def _sha(paths: Sequence[str]) -> str:
+def sha256_files(paths: Sequence[str]) -> str:
+  """sha256 of the files' bytes, in order."""
   h = hashlib.sha256()
   for p in paths:
     with open(p, "rb") as f:
       h.update(f.read())
   return h.hexdigest()
-
-
-def load(spec: str) -> LossCurveSet:
-  """A built-in data set name or CSV file(s) / a directory of them."""
-  from scaling.loss_curve import luo2025  # pylint: disable=g-import-not-at-top
-  if spec in luo2025.BUILTIN:
-    return luo2025.load(spec)
-  paths = csv_paths(spec)
-  curves = tuple(read_csv(p) for p in paths)
-  names = [c.name for c in curves]
-  if len(set(names)) != len(names):
-    raise ScalingDataError(f"two loss curves share a file name: {names}")
-  return LossCurveSet(curves, {"source": spec, "files": paths,
-                               "sha256": _sha(paths), "format": "step,lr,loss"})
 
 
 def write_csv(curve: LossCurve, path: str) -> None:
@@ -190,8 +180,6 @@ def schedule_lr(schedule: str, steps: int, lr: float, warmup_steps: int,
   Row s is ``learning_rate(s)``, the rate of (1-based) update s, as the
   trainer computes it (float32); row 0 is the warmup's 0.
   """
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from lm import schedules  # pylint: disable=g-import-not-at-top
   if schedule not in schedules.SCHEDULES:
     raise ScalingDataError(f"unknown schedule {schedule!r} (valid: "
                            f"{', '.join(schedules.SCHEDULE_NAMES)})")

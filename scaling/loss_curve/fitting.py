@@ -2,7 +2,7 @@
 
 Objective (Luo et al. 2025, Sec. 4 / their src/models.py): sum over logged
 points of Huber_delta(log loss - log prediction), delta = 1e-3, minimised by
-the project's batched L-BFGS (``scaling.lbfgs``, float64, jitted, lanes
+the project's batched L-BFGS (``scaling.numerics.lbfgs``, float64, jitted, lanes
 vmapped) in log-parameters (every parameter is positive; Tissue's lambda
 through a logit). Starts: the authors' two-stage recipe (their
 src/fitting.py) -- a grid over (L0, A, alpha, B) of the cheap surrogate
@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scaling import lbfgs
-from scaling.data import ScalingDataError
-from scaling.huber import huber
+from scaling.io.types import ScalingDataError
+from scaling.numerics import lbfgs
+from scaling.numerics.huber import huber
 from scaling.loss_curve import laws as laws_lib
 
 DELTA = 1e-3           # Luo et al. 2025: Huber delta on log loss

@@ -38,6 +38,8 @@ from typing import Callable, Dict, Sequence, Tuple
 import jax.numpy as jnp
 import numpy as np
 
+from scaling.numerics.lbfgs import x64
+
 BLOCK = 64
 ETA_RTOL = 0.5    # a block merges only if max eta_k <= 1.5 min eta_k
 WINDOW = 1024
@@ -160,7 +162,7 @@ def design(curves: Sequence, block: int = BLOCK, window: int = WINDOW) -> Design
 
 
 def _segment_sum(x_P, pm_P, M):
-  # pm_P may arrive as float64 (scaling.lbfgs casts its data pytree).
+  # pm_P may arrive as float64 (scaling.numerics.lbfgs casts its data pytree).
   return jnp.zeros(M, x_P.dtype).at[pm_P.astype(jnp.int32)].add(x_P)
 
 
@@ -215,7 +217,6 @@ LAWS: Dict[str, Law] = {l.name: l for l in (
 def predict(law: Law, params: Dict[str, float], curves: Sequence,
             block: int = BLOCK, window: int = WINDOW) -> list:
   """Predicted loss at each curve's logged steps (numpy, float64)."""
-  from scaling.lbfgs import x64  # pylint: disable=g-import-not-at-top
   d = design(curves, block, window)
   with x64():
     arr = {k: jnp.asarray(v) for k, v in d.arrays().items()}

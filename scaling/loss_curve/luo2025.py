@@ -26,7 +26,9 @@ from typing import Dict, List
 
 import numpy as np
 
-from scaling.data import DATASETS_DIR, ScalingDataError
+from scaling.io.rows import DATASETS_DIR
+from scaling.io.types import ScalingDataError
+from scaling.loss_curve.data import LossCurve, LossCurveSet, check_curve
 
 WARMUP = 2160
 PEAK = 3e-4
@@ -91,7 +93,6 @@ def schedule(name: str) -> np.ndarray:
 
 def load(builtin: str):
   """The nine curves of one size as a LossCurveSet (schedules rebuilt)."""
-  from scaling.loss_curve.data import LossCurve, LossCurveSet, check_curve
   fname, size = BUILTIN[builtin]
   path = os.path.join(DATASETS_DIR, fname)
   rows: Dict[str, List] = {}

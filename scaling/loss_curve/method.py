@@ -16,10 +16,13 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from scaling import methods
-from scaling.data import ScalingDataError
+from scaling.io.types import ScalingDataError
 from scaling.loss_curve import fitting
 from scaling.loss_curve import laws as laws_lib
+from scaling.loss_curve import luo2025
+from scaling.report import fit_schema
+from scaling.report import plots as plots_lib
+from scaling.report import registry as methods
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +107,6 @@ class LossCurveResult:
     return d
 
   def plot(self, ctx) -> list:
-    from scaling import plots as plots_lib
     plt = plots_lib.require_matplotlib()
     fig, ax = plt.subplots(figsize=(7, 4.8))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -146,7 +148,6 @@ def _options(options: Dict[str, Any]):
 def fit_curves(law: str, curve_set, options: Dict[str, Any], bootstrap: int,
                seed: int) -> LossCurveResult:
   """Fits ``law`` to the fit split of ``curve_set`` and predicts the rest."""
-  from scaling.loss_curve import luo2025  # pylint: disable=g-import-not-at-top
   opts, extra = _options(options)
   prov = curve_set.provenance
   names = list(opts.fit_curves or prov.get("fit_curves") or curve_set.names())
@@ -185,3 +186,34 @@ for _i, _law in enumerate(laws_lib.LAWS.values()):
       key=f"loss_curve.{_law.name}", family="loss_curve", label=_law.label,
       citation=_law.citation, needs="table", fit=_fit_for(_law.name),
       default=_law.name == "multipower", predicts="curve", order=_i))
+
+
+def summary_lines(result: Dict[str, Any]) -> List[str]:
+  """Per-curve errors and, for Luo et al.'s data, their numbers beside ours."""
+  out = []
+  for _, e in fit_schema.entries(result):
+    if e.get("family") != "loss_curve":
+      continue
+    out.append(f"{e['label']}: fit on {', '.join(e['options']['fit_curves'])} "
+               f"({e['n_points']} points, {e['n_pairs']} pairs) in "
+               f"{e['fit_seconds']:.1f} s ({e['fit_seconds_per_curve']:.1f} s "
+               "per curve)")
+    for c in e["curves"]:
+      out.append(f"  {c['name']:<22} {c['role']:<4}  PredE {c['PredE']:.5f}  "
+                 f"WorstE {c['WorstE']:.5f}")
+    pub = e.get("published")
+    t = e.get("test_summary") or {}
+    if t:
+      out.append(f"  test average: PredE {t['PredE']:.5f}  WorstE "
+                 f"{t['WorstE']:.5f}" + (
+                     f"   (published: {pub['PredE']:.5f}, {pub['WorstE']:.5f}; "
+                     f"ratio {t['PredE'] / pub['PredE']:.3f}, "
+                     f"{t['WorstE'] / pub['WorstE']:.3f})" if pub else ""))
+    if pub:
+      out.append("  parameter   ours          published")
+      for k, v in pub["params"].items():
+        out.append(f"  {k:<10} {e['params'][k]:<13.6g} {v:.6g}")
+  return out
+
+
+methods.register_summary(methods.Summary("loss_curve", 60, summary_lines))

@@ -2,7 +2,7 @@
 
 ``runpy`` executes the module as ``__main__`` (its flag definitions and its
 ``if __name__ == "__main__"`` block included) with ``sys.argv`` set. Flags
-defined by a run (the module's own, and lm.config_flags' ``--config.*``
+defined by a run (the module's own, and lm.config.flags' ``--config.*``
 override flags) are removed before and after it, so the next entry point,
 which may define flags of the same names, starts clean. Returns (exit code,
 stdout, stderr); pass pytest's ``capfd`` to capture at the fd level.
@@ -21,7 +21,7 @@ ENTRY_POINTS = ("lm.train", "lm.sample", "experiments.isoflop",
 
 def _drop_run_flags() -> None:
   """Deletes the flags the entry points defined (absl files them under
-  sys.argv[0], here the module name, or '__main__') and lm.config_flags'
+  sys.argv[0], here the module name, or '__main__') and lm.config.flags'
   ``--<config flag>.*`` override flags. Flags of libraries imported meanwhile
   (grain, tfds, ...) stay: their modules stay imported."""
   fv = flags.FLAGS

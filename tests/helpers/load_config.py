@@ -1,7 +1,7 @@
-"""Loads a config file the way ``--config=path`` does (lm.config_flags)."""
+"""Loads a config file the way ``--config=path`` does (lm.config.flags)."""
 import os
 
-from lm.config_flags import load_config_file
+from lm.config.flags import load_config_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

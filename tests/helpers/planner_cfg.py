@@ -3,7 +3,7 @@ import json
 
 from experiments import planner
 from lm.config import default_config_dict
-from lm.config_dict import ConfigDict
+from lm.config.config_dict import ConfigDict
 
 
 def sweep_cfg(name="t", steps_per_call=100, **sweep):
