@@ -12,7 +12,11 @@ spend), wall time, Approach-2 a and b and the per-budget L* with their
 intervals, and whether each scheme's a, b lie inside the other's interval.
 
   python -m benchmarks.wsd_vs_cosine [--workdir DIR] [--fresh]
-      [--config experiments/configs/quickstart.py] [-- --config.x=y ...]
+      [--config experiments/configs/quickstart.py] [--cosine_equivalent_k 2]
+      [-- --config.x=y ...]
+
+``--cosine_equivalent_k`` adds the cosine-equivalent validation tables
+(``benchmarks.cosine_equivalent_check``, docs/wsd.md).
 
 The workdirs are resumable sweeps: a second call re-fits without retraining
 unless --fresh. Wall times are only comparable on an otherwise idle machine.
@@ -27,6 +31,7 @@ import subprocess
 import sys
 import time
 from typing import Any, Dict, List
+from benchmarks import cosine_equivalent_check
 from experiments import compute as compute_lib
 from experiments import ledger as ledger_lib
 
@@ -104,6 +109,9 @@ def main(argv=None) -> int:
   p.add_argument("--config", default="experiments/configs/quickstart.py")
   p.add_argument("--fresh", action="store_true",
                  help="delete the two sweeps first (retrain from scratch)")
+  p.add_argument("--cosine_equivalent_k", type=int, default=None,
+                 help="also print the cosine-equivalent validation tables "
+                 "(benchmarks.cosine_equivalent_check) with k branches")
   p.add_argument("extra", nargs="*", help="more --config.x=y overrides")
   args = p.parse_args(argv)
   res, walls = {}, {}
@@ -114,6 +122,9 @@ def main(argv=None) -> int:
     walls[name] = run_scheme(args.config, wd, flags, args.extra)
     res[name] = summarize(wd)
   text = table(res, walls)
+  if args.cosine_equivalent_k is not None:
+    text += "\n\n" + cosine_equivalent_check.run(
+        args.workdir, args.cosine_equivalent_k, 8)
   print(text)
   with open(os.path.join(args.workdir, "wsd_vs_cosine.md"), "w") as f:
     f.write(text + "\n")

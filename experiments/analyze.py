@@ -22,6 +22,7 @@ from absl import flags
 
 from experiments import lr_tuning  # registers the lr_tuning check
 from experiments.analysis_settings import AnalysisSettings
+from experiments import cosine_equivalent  # registers its check
 from experiments.compute import trunk_totals
 from experiments.executor import SWEEP_JSON_HINT
 from experiments.ledger import Ledger
@@ -144,7 +145,11 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
       flops_per_token=sweep_flops_per_token(meta, runs),
       checks={"extrapolation": (None if 2 in requested else
                                 "Approach 2 not requested (--approach)"),
-              lr_tuning.KEY: None},
+              lr_tuning.KEY: None,
+              # WSD-trunk ledgers: Approach 2 on law-predicted cosine losses.
+              **({cosine_equivalent.KEY: None}
+                 if 2 in requested and cosine_equivalent.applies(records)
+                 else {})},
       check_inputs=lr_tuning.check_inputs(records, raw_runs, meta, tuning),
       # Approaches 1 and 2 refuse grids that miss the optimum (loss monotone
       # in N at every budget, as in a 2-budget x 3-size test sweep): the

@@ -32,6 +32,7 @@ from scaling.approach3.parametric import METHOD_ALIASES
 from scaling.powerlaw import report as powerlaw_report
 from scaling.approach2 import extrapolation
 from scaling.hparams import cli as hparams_cli
+from scaling.loss_curve import cli as loss_curve_cli
 from scaling.report import registry
 from lm import cli
 
@@ -156,6 +157,8 @@ def _fit_args():
     return None, kw
   if approaches and "hparams" in approaches:
     return None, hparams_cli.fit_kwargs(_INPUT.value, approaches, _HPARAMS, kw)
+  if approaches and "loss_curve" in approaches:
+    return loss_curve_cli.fit_args(_INPUT.value, kw)
   if _X.value or _Y.value or _PL_OFFSET.value:
     raise data_lib.ScalingDataError(
         "--x, --y and --powerlaw_offset apply to --approach=powerlaw")
@@ -183,8 +186,9 @@ def main(argv):
   for m in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
     print(f"warning: {m}", file=sys.stderr)
   print(text_table(result), end="")
-  if result.get("hparams"):   # its laws and cells (registry.Summary)
-    print("\n".join(registry.SUMMARIES["hparams"].lines(result)))
+  for family in ("hparams", "loss_curve"):  # their own lines (registry.Summary)
+    if result.get(family):
+      print("\n".join(registry.SUMMARIES[family].lines(result)))
   if _EXTRAP.value:
     print("\n".join(extrapolation.summary_lines(result["extrapolation"])))
   if _OUT.value:

@@ -18,6 +18,7 @@ from scaling.loss_vs_compute import method as loss_vs_compute  # noqa: F401
 from scaling.loss_vs_compute import loss_power_law  # noqa: F401
 from scaling.powerlaw import method as powerlaw  # noqa: F401
 from scaling.hparams import method as hparams  # noqa: F401
+from scaling.loss_curve import method as loss_curve  # noqa: F401
 
 # Checks (registry.register_check), run by the pass after the families.
 from scaling.approach2 import extrapolation  # noqa: F401

@@ -50,7 +50,7 @@ from lm import safe_io  # stdlib-only: atomic writes, never through a link
 
 SCHEMA_VERSION = 2
 FAMILIES = ("approach1", "approach2", "approach3", "loss_vs_compute",
-            "powerlaw", "hparams")
+            "powerlaw", "hparams", "loss_curve")
 ENTRY_KEYS = ("method", "family", "label", "citation", "default",
               "interval_procedure")
 EXTRAPOLATION_KEYS = ("status", "reason", "n_budgets", "held_out_C",
