@@ -147,7 +147,7 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
                                 "Approach 2 not requested (--approach)"),
               lr_tuning.KEY: None,
               # WSD-trunk ledgers: Approach 2 on law-predicted cosine losses.
-              **({cosine_equivalent.KEY: None}
+              **({cosine_equivalent.KEY: _cosine_equivalent_skip(tuning)}
                  if 2 in requested and cosine_equivalent.applies(records)
                  else {})},
       check_inputs=lr_tuning.check_inputs(records, raw_runs, meta, tuning),
@@ -161,6 +161,17 @@ def analyze(workdir: str, *, bootstrap: Optional[int] = None,
   safe_io.atomic_write(os.path.join(out_dir, "report.md"),
                        report_markdown(report))
   return report
+
+
+def _cosine_equivalent_skip(tuning) -> Optional[str]:
+  """None (run the check), or why it is skipped: its law is fitted per
+  trunk at one learning rate, and Approach 2 on its predictions is not
+  combined with the lr-tuned points (docs/wsd.md)."""
+  if tuning is None:
+    return None
+  return ("the sweep has an lr grid (sweep.lr_multipliers): the cosine-"
+          "equivalent prediction is per learning rate and is not combined "
+          "with the lr-tuned points; train one multiplier to get it")
 
 
 _SKIP_HINT = ("(centre the sizes on the optimum with sweep.prior_k or "
