@@ -21,6 +21,7 @@ import csv
 import dataclasses
 import glob
 import hashlib
+import io
 import os
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -28,6 +29,7 @@ import numpy as np
 
 import jax.numpy as jnp
 
+from lm import safe_io
 from lm import schedules
 from scaling.io.types import ScalingDataError
 
@@ -158,18 +160,16 @@ def sha256_files(paths: Sequence[str]) -> str:
 
 
 def write_csv(curve: LossCurve, path: str) -> None:
-  """Writes a curve in the CSV format ``read_csv`` reads (atomically)."""
+  """Writes a curve in the CSV format ``read_csv`` reads (lm.safe_io: atomic,
+  never through a link)."""
   loss = np.full(curve.lr_T.size, np.nan)
   loss[curve.step_M] = curve.loss_M
-  tmp = path + ".tmp"
-  with open(tmp, "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["step", "lr", "loss"])
-    for s, (lr, l) in enumerate(zip(curve.lr_T, loss)):
-      w.writerow([s, repr(float(lr)), "" if np.isnan(l) else repr(float(l))])
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  buf = io.StringIO(newline="")
+  w = csv.writer(buf)
+  w.writerow(["step", "lr", "loss"])
+  for s, (lr, l) in enumerate(zip(curve.lr_T, loss)):
+    w.writerow([s, repr(float(lr)), "" if np.isnan(l) else repr(float(l))])
+  safe_io.atomic_write(path, buf.getvalue())
 
 
 def schedule_lr(schedule: str, steps: int, lr: float, warmup_steps: int,

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from lm import safe_io
 from scaling.io.types import ScalingDataError
 from scaling.loss_curve import fitting
 from scaling.loss_curve import laws as laws_lib
@@ -130,8 +131,10 @@ class LossCurveResult:
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     path = os.path.join(ctx.out_dir, f"loss_curve_{self.fit.law}.png")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+      safe_io.save_figure(fig, path, dpi=120)
+    finally:
+      plt.close(fig)
     return [os.path.basename(path)]
 
 
