@@ -36,7 +36,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from experiments import lr_report
-from experiments import b2_grid
+from experiments import b2_grid, b2_tuning
 from experiments.lr_grid import describe
 from lm.config.config_dict import ConfigDict
 from scaling.approach2 import lr_optimum
@@ -159,33 +159,6 @@ def _lr_cell(C_b: float, N: float, rs, sigma, R, rng):
   return cell, loss_r, log_lr_r
 
 
-def _best_b2(cells, reps) -> Cell:
-  """The cell of the b2 with the lowest lr-tuned loss (METHOD), with the
-  b2 axis recorded; its replicate spread is that of the minimum over b2
-  (each replicate picks its own best b2)."""
-  cells = sorted(cells, key=lambda c: c.b2)
-  tuned = [c.optimum[METHOD].loss_opt for c in cells]
-  k = int(np.argmin(tuned))
-  best = cells[k]
-  edge = None
-  if len(cells) > 1:
-    edge = "low" if k == 0 else "high" if k == len(cells) - 1 else None
-  sd, lsd = best.loss_sd, best.log_lr_sd
-  if len(cells) > 1 and all(r[0] is not None for r in reps):
-    order = sorted(range(len(cells)), key=lambda i: reps[i][2])
-    loss_r = np.stack([reps[i][0] for i in order])       # (n_b2, R)
-    log_lr_r = np.stack([reps[i][1] for i in order])
-    j = np.argmin(loss_r, axis=0)
-    cols = np.arange(loss_r.shape[1])
-    sd = float(np.std(loss_r[j, cols]))
-    lsd = float(np.std(log_lr_r[j, cols]))
-  return dataclasses.replace(
-      best, loss_sd=sd, log_lr_sd=lsd,
-      b2_tried=tuple(c.b2 for c in cells) if len(cells) > 1 else (),
-      b2_losses=tuple(tuned) if len(cells) > 1 else (), b2_edge=edge,
-      n_not_ok=sum(c.n_not_ok for c in cells))
-
-
 def _cells(records, sigma, R, seed) -> List[Cell]:
   """Per (budget, N): the lr-tuned cell (at its best b2 with a b2 grid)."""
   return _cells_by_b2(records, sigma, R, seed)[0]
@@ -215,7 +188,7 @@ def _cells_by_b2(records, sigma, R, seed
     if len(groups) > 1:
       for c in cells:
         by_b2.setdefault(c.b2, []).append(c)
-    out.append(_best_b2(cells, reps))
+    out.append(b2_tuning.best_b2(cells, reps, METHOD))
   return out, by_b2
 
 
@@ -345,21 +318,6 @@ def _by_b2(raw, ctx, tuning: Tuning):
           for b, cells in tuning.by_b2.items()}
 
 
-def _b2_by_size(cells: Sequence[Cell]) -> Dict[str, Any]:
-  """Per N: how many of its cells each b2 won, and the edge count."""
-  out = {}
-  for N in sorted({c.N for c in cells}):
-    mine = [c for c in cells if c.N == N]
-    wins: Dict[str, int] = {}
-    for c in mine:
-      wins[f"{c.b2:g}"] = wins.get(f"{c.b2:g}", 0) + 1
-    out[f"{N:.6g}"] = {"wins": wins, "n_cells": len(mine),
-                       "n_edge": sum(1 for c in mine if c.b2_edge),
-                       "edge_sides": sorted({c.b2_edge for c in mine
-                                             if c.b2_edge})}
-  return out
-
-
 # ----------------------------------------------------------------------------
 # Hyper-parameters: tuned and fixed.
 
@@ -455,7 +413,7 @@ def record(ctx: registry.CheckContext) -> Dict[str, Any]:
   if tuning.b2_values:
     entry.update(
         b2_values=list(tuning.b2_values), b2_reference=b2_ref,
-        b2_by_size=_b2_by_size(cells),
+        b2_by_size=b2_tuning.b2_by_size(cells),
         b2_edge_cells=[f"C={c.budget:.3g} N={c.N:.4g} (b2={c.b2:g}, "
                        f"{c.b2_edge})" for c in cells if c.b2_edge])
   if a2:
