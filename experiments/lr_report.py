@@ -35,7 +35,8 @@ def summary_lines(e: Optional[Dict[str, Any]]) -> List[str]:
     lines.append(
         f"lr tuning: each (C, N) point at {len(e['multipliers'])} learning "
         f"rate(s)" + (f" x {len(b2s)} AdamW β2" if b2s else "")
-        + f", fitted at the interpolated optimum ({e['method_citation']})"
+        + (f", fitted at the interpolated optimum ({e['method_citation']})"
+           if len(e["multipliers"]) > 1 else ", lr not tuned")
         + (", best β2 of the lr-tuned losses" if b2s else "") + ";"
         + (f" per-run σ={e['sigma_seed']:.4g} ({e['sigma_source']}) -> σ of "
            f"the tuned loss {sig:.4g}, the Approach-2 seed-noise σ"
@@ -49,14 +50,15 @@ def summary_lines(e: Optional[Dict[str, Any]]) -> List[str]:
       lines.append("  a at each single lr multiplier (untuned): " + ", ".join(
           f"x{m}: {_fmt_a(d)}" for m, d in by_m.items()) + spread
           + f"; tuned with Akima over lr: {_fmt_a(e.get('a_akima_tuned', {}))}")
-    lines.append("  lr optimum per size (geometric mean over its bracketed "
-                 "budgets): " + ", ".join(
-                     f"N={float(N):.3g}: " + (
-                         f"{d['lr_opt']:.3g}" if d["lr_opt"] else "edge")
-                     + (f" ({d['n_edge']}/{d['n_cells']} at the "
-                        f"{'/'.join(d['edge_sides'])} edge)" if d["n_edge"]
-                        else "")
-                     for N, d in e["lr_opt_by_size"].items()))
+    if len(e["multipliers"]) > 1:
+      lines.append("  lr optimum per size (geometric mean over its bracketed "
+                   "budgets): " + ", ".join(
+                       f"N={float(N):.3g}: " + (
+                           f"{d['lr_opt']:.3g}" if d["lr_opt"] else "edge")
+                       + (f" ({d['n_edge']}/{d['n_cells']} at the "
+                          f"{'/'.join(d['edge_sides'])} edge)" if d["n_edge"]
+                          else "")
+                       for N, d in e["lr_opt_by_size"].items()))
     if e.get("edge_cells"):
       lines.append(f"  warning: {len(e['edge_cells'])} cell(s) with the best "
                    "lr on the grid's edge: widen sweep.lr_multipliers")
