@@ -31,9 +31,13 @@ def summary_lines(e: Optional[Dict[str, Any]]) -> List[str]:
                                      hp["fixed"].items())]
   if e.get("tuned"):
     sig = e.get("sigma_tuned")
+    b2s = e.get("b2_values") or []
     lines.append(
         f"lr tuning: each (C, N) point at {len(e['multipliers'])} learning "
-        f"rates, fitted at the interpolated optimum ({e['method_citation']});"
+        f"rate(s)" + (f" x {len(b2s)} AdamW β2" if b2s else "")
+        + (f", fitted at the interpolated optimum ({e['method_citation']})"
+           if len(e["multipliers"]) > 1 else ", lr not tuned")
+        + (", best β2 of the lr-tuned losses" if b2s else "") + ";"
         + (f" per-run σ={e['sigma_seed']:.4g} ({e['sigma_source']}) -> σ of "
            f"the tuned loss {sig:.4g}, the Approach-2 seed-noise σ"
            if sig else " no σ: intervals omit the interpolation")
@@ -46,17 +50,42 @@ def summary_lines(e: Optional[Dict[str, Any]]) -> List[str]:
       lines.append("  a at each single lr multiplier (untuned): " + ", ".join(
           f"x{m}: {_fmt_a(d)}" for m, d in by_m.items()) + spread
           + f"; tuned with Akima over lr: {_fmt_a(e.get('a_akima_tuned', {}))}")
-    lines.append("  lr optimum per size (geometric mean over its bracketed "
-                 "budgets): " + ", ".join(
-                     f"N={float(N):.3g}: " + (
-                         f"{d['lr_opt']:.3g}" if d["lr_opt"] else "edge")
-                     + (f" ({d['n_edge']}/{d['n_cells']} at the "
-                        f"{'/'.join(d['edge_sides'])} edge)" if d["n_edge"]
-                        else "")
-                     for N, d in e["lr_opt_by_size"].items()))
+    if len(e["multipliers"]) > 1:
+      lines.append("  lr optimum per size (geometric mean over its bracketed "
+                   "budgets): " + ", ".join(
+                       f"N={float(N):.3g}: " + (
+                           f"{d['lr_opt']:.3g}" if d["lr_opt"] else "edge")
+                       + (f" ({d['n_edge']}/{d['n_cells']} at the "
+                          f"{'/'.join(d['edge_sides'])} edge)" if d["n_edge"]
+                          else "")
+                       for N, d in e["lr_opt_by_size"].items()))
     if e.get("edge_cells"):
       lines.append(f"  warning: {len(e['edge_cells'])} cell(s) with the best "
                    "lr on the grid's edge: widen sweep.lr_multipliers")
+    lines += b2_lines(e)
+  return lines
+
+
+def b2_lines(e: Dict[str, Any]) -> List[str]:
+  """The β2 lines of a sweep with a ``sweep.b2_values`` grid: the winning β2
+  per size, a at each single β2, the β2 edge warning."""
+  if not e.get("b2_values"):
+    return []
+  lines = ["  best β2 per size (cells won): " + ", ".join(
+      f"N={float(N):.3g}: " + "/".join(
+          f"{b} ({k}/{d['n_cells']})" for b, k in sorted(
+              d["wins"].items(), key=lambda kv: -kv[1]))
+      + (f" [{d['n_edge']} at the {'/'.join(d['edge_sides'])} edge]"
+         if d["n_edge"] else "")
+      for N, d in e["b2_by_size"].items())]
+  by_b2 = e.get("a_by_b2") or {}
+  if by_b2:
+    lines.append("  a of the lr-tuned points at each single β2: " + ", ".join(
+        f"β2={b}: {_fmt_a(d)}" for b, d in by_b2.items())
+        + f"; per-multiplier fits above at β2={e.get('b2_reference')}")
+  if e.get("b2_edge_cells"):
+    lines.append(f"  warning: {len(e['b2_edge_cells'])} cell(s) with the "
+                 "best β2 on the grid's edge: widen sweep.b2_values")
   return lines
 
 

@@ -36,6 +36,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from experiments import lr_report
+from experiments import b2_grid, b2_tuning
 from experiments.lr_grid import describe
 from lm.config.config_dict import ConfigDict
 from scaling.approach2 import lr_optimum
@@ -68,6 +69,11 @@ class Cell:
   optimum: Dict[str, lr_optimum.LrOptimum]   # method -> optimum
   loss_sd: float                  # replicate std of the tuned loss (METHOD)
   log_lr_sd: float                # replicate std of ln lr_opt (METHOD)
+  b2: Optional[float] = None      # the AdamW beta2 of these runs (the best
+  #                                 of b2_tried with a sweep.b2_values grid)
+  b2_tried: Tuple[float, ...] = ()    # ascending; () : one b2 (not tuned)
+  b2_losses: Tuple[float, ...] = ()   # the lr-tuned loss at each b2_tried
+  b2_edge: Optional[str] = None   # 'low' | 'high': best b2 at the grid's end
 
   def to_dict(self) -> Dict[str, Any]:
     d = dataclasses.asdict(self)
@@ -83,12 +89,26 @@ class Tuning:
   sigma_source: str
   sigma_tuned: Optional[float]    # pooled spread of the tuned losses
   runs: Any                       # scaling.io.types.Runs of the tuned points
+  b2_values: Tuple[float, ...] = ()   # the ledger's beta2 grid (>1: tuned)
+  by_b2: Dict[float, Tuple[Cell, ...]] = dataclasses.field(
+      default_factory=dict)       # per b2: its lr-tuned cells (b2 grid only)
 
 
 def multipliers_of(records: Sequence[Dict[str, Any]]) -> Tuple[float, ...]:
   """Distinct lr multipliers of the ledger (1 for lines without the field)."""
   return tuple(sorted({float(r.get("lr_multiplier") or 1.0) for r in records
                        if r["status"] == "ok"}))
+
+
+def b2_values_of(records: Sequence[Dict[str, Any]]) -> Tuple[float, ...]:
+  """Distinct AdamW beta2 values of the ledger's ok runs (lines without
+  the field: one unnamed value, not counted)."""
+  return tuple(sorted({float(r["b2"]) for r in records
+                       if r["status"] == "ok" and r.get("b2") is not None}))
+
+
+def _b2(r) -> Optional[float]:
+  return None if r.get("b2") is None else float(r["b2"])
 
 
 def _seed_sigma(records, stated) -> Tuple[Optional[float], str]:
@@ -101,7 +121,7 @@ def _seed_sigma(records, stated) -> Tuple[Optional[float], str]:
   groups: Dict[Tuple, List[int]] = {}
   for i, r in enumerate(ok):
     key = (float(r["budget"]), float(r["N"]), float(r["D"]),
-           float(r.get("lr") or 0))
+           float(r.get("lr") or 0), _b2(r))
     groups.setdefault(key, []).append(i)
   noise = pooled_std([np.array(g) for g in groups.values() if len(g) >= 2],
                      [float(r["eval_loss"]) for r in ok])
@@ -110,33 +130,66 @@ def _seed_sigma(records, stated) -> Tuple[Optional[float], str]:
   return noise.sigma, noise.describe()
 
 
+def _lr_cell(C_b: float, N: float, rs, sigma, R, rng):
+  """(Cell over the lr axis of runs ``rs`` of one (budget, N, b2), its
+  replicate tuned losses (R,) and ln lr optima (R,), or Nones); None when
+  no run is ok."""
+  ok = sorted((r for r in rs if r["status"] == "ok"),
+              key=lambda r: float(r["lr"]))
+  if not ok:
+    return None, None, None
+  lrs = np.array([float(r["lr"]) for r in ok])
+  loss = np.array([float(r["eval_loss"]) for r in ok])
+  opt = {m: lr_optimum.optimum(lrs, loss, m) for m in lr_optimum.INTERPOLATIONS}
+  if len(lrs) == 1:   # lr not tuned here (a b2-only grid): no lr edge
+    opt = {m: dataclasses.replace(o, edge=None) for m, o in opt.items()}
+  sd = lsd = float("nan")
+  loss_r = log_lr_r = None
+  if sigma and R:
+    lr_r, loss_r = lr_optimum.replicates(lrs, loss, sigma, R, rng, METHOD)
+    log_lr_r = np.log(lr_r)
+    sd, lsd = float(np.std(loss_r)), float(np.std(log_lr_r))
+  cell = Cell(
+      budget=C_b, N=N, D=float(ok[0]["D"]),
+      C=float(np.mean([float(r["C"]) for r in ok])), lrs=tuple(lrs),
+      losses=tuple(loss),
+      multipliers=tuple(float(r.get("lr_multiplier") or 1.0) for r in ok),
+      n_not_ok=len(rs) - len(ok), optimum=opt, loss_sd=sd, log_lr_sd=lsd,
+      b2=_b2(ok[0]))
+  return cell, loss_r, log_lr_r
+
+
 def _cells(records, sigma, R, seed) -> List[Cell]:
-  by: Dict[Tuple[float, float], List[Dict[str, Any]]] = {}
+  """Per (budget, N): the lr-tuned cell (at its best b2 with a b2 grid)."""
+  return _cells_by_b2(records, sigma, R, seed)[0]
+
+
+def _cells_by_b2(records, sigma, R, seed
+                 ) -> Tuple[List[Cell], Dict[float, list]]:
+  """(per (budget, N): the cell at its best b2, per b2: its cells)."""
+  by: Dict[Tuple[float, float], Dict[Any, List[Dict[str, Any]]]] = {}
   for r in records:
     if r.get("repeat_of"):
       continue
-    by.setdefault((float(r["budget"]), float(r["N"])), []).append(r)
+    by.setdefault((float(r["budget"]), float(r["N"])), {}).setdefault(
+        _b2(r), []).append(r)
   rng = np.random.default_rng(seed)
-  out = []
-  for (C_b, N), rs in sorted(by.items()):
-    ok = sorted((r for r in rs if r["status"] == "ok"),
-                key=lambda r: float(r["lr"]))
-    if not ok:
+  out: List[Cell] = []
+  by_b2: Dict[float, list] = {}
+  for (C_b, N), groups in sorted(by.items()):
+    cells, reps = [], []
+    for b2, rs in sorted(groups.items(), key=lambda kv: kv[0] or 0.0):
+      cell, loss_r, log_lr_r = _lr_cell(C_b, N, rs, sigma, R, rng)
+      if cell is not None:
+        cells.append(cell)
+        reps.append((loss_r, log_lr_r, b2 or 0.0))
+    if not cells:
       continue
-    lrs = np.array([float(r["lr"]) for r in ok])
-    loss = np.array([float(r["eval_loss"]) for r in ok])
-    opt = {m: lr_optimum.optimum(lrs, loss, m) for m in lr_optimum.INTERPOLATIONS}
-    sd = lsd = float("nan")
-    if sigma and R:
-      lr_r, loss_r = lr_optimum.replicates(lrs, loss, sigma, R, rng, METHOD)
-      sd, lsd = float(np.std(loss_r)), float(np.std(np.log(lr_r)))
-    out.append(Cell(
-        budget=C_b, N=N, D=float(ok[0]["D"]),
-        C=float(np.mean([float(r["C"]) for r in ok])), lrs=tuple(lrs),
-        losses=tuple(loss),
-        multipliers=tuple(float(r.get("lr_multiplier") or 1.0) for r in ok),
-        n_not_ok=len(rs) - len(ok), optimum=opt, loss_sd=sd, log_lr_sd=lsd))
-  return out
+    if len(groups) > 1:
+      for c in cells:
+        by_b2.setdefault(c.b2, []).append(c)
+    out.append(b2_tuning.best_b2(cells, reps, METHOD))
+  return out, by_b2
 
 
 def _tuned_runs(cells: Sequence[Cell], raw, method: str = METHOD):
@@ -158,11 +211,12 @@ def prepare(records, raw_runs, settings):
   is returned as it is; a tuned one as its tuned points, with
   ``seed_noise_std`` set to sigma_tuned (unless no sigma is known)."""
   grid = multipliers_of(records)
-  if len(grid) < 2:
+  b2s = b2_values_of(records)
+  if len(grid) < 2 and len(b2s) < 2:
     return raw_runs, settings, None
   sigma, source = _seed_sigma(records, settings.seed_noise_std)
   R = max(int(settings.bootstrap), MIN_REPLICATES)
-  cells = _cells(records, sigma, R, settings.seed)
+  cells, by_b2 = _cells_by_b2(records, sigma, R, settings.seed)
   sds = np.array([c.loss_sd for c in cells])
   sigma_tuned = (float(np.sqrt(np.nanmean(sds**2)))
                  if sigma and np.isfinite(sds).any() else None)
@@ -175,7 +229,9 @@ def prepare(records, raw_runs, settings):
                   "tuned points and omits the uncertainty of the "
                   "interpolated lr optimum; use isoflop_scheme='seed_noise'")
   tuning = Tuning(tuple(cells), grid, sigma, source, sigma_tuned,
-                  _tuned_runs(cells, raw_runs))
+                  _tuned_runs(cells, raw_runs),
+                  b2s if len(b2s) > 1 else (),
+                  {b: tuple(cs) for b, cs in sorted(by_b2.items())})
   if sigma_tuned is not None:
     settings = dataclasses.replace(settings, seed_noise_std=sigma_tuned)
   edges = [c for c in cells if c.optimum[METHOD].edge]
@@ -187,6 +243,15 @@ def prepare(records, raw_runs, settings):
                     for c in edges[:6]) + (", ..." if len(edges) > 6 else "")
         + "): their tuned loss is the best grid loss; widen "
         "sweep.lr_multipliers on that side")
+  b2_edges = [c for c in cells if c.b2_edge]
+  if b2_edges:
+    warnings.warn(
+        f"b2 tuning: {len(b2_edges)} of {len(cells)} (budget, N) cells have "
+        "their best AdamW beta2 on the edge of the grid ("
+        + ", ".join(f"C={c.budget:.3g} N={c.N:.3g} b2={c.b2:g} {c.b2_edge}"
+                    for c in b2_edges[:6])
+        + (", ..." if len(b2_edges) > 6 else "")
+        + "); widen sweep.b2_values on that side")
   return tuning.runs, settings, tuning
 
 
@@ -223,15 +288,34 @@ def _by_estimator(ctx) -> Dict[str, Any]:
   return {e: _point_a(ctx.runs, e, ctx, sigma) for e in ESTIMATORS}
 
 
-def _by_multiplier(records, raw, ctx, tuning: Tuning):
+def reference_b2(tuning: Tuning, meta: Dict[str, Any]) -> Optional[float]:
+  """With a b2 grid, the b2 the per-multiplier fits use: the base config's
+  train.b2 when in the grid, else the grid value nearest it
+  (``experiments.b2_grid.reference``); None without a grid."""
+  if len(tuning.b2_values) < 2:
+    return None
+  train = ((meta.get("config") or {}).get("lm") or {}).get("train") or {}
+  return b2_grid.reference(tuning.b2_values, float(train.get("b2", 0.95)))
+
+
+def _by_multiplier(records, raw, ctx, tuning: Tuning, b2_ref=None):
   out = {}
   ids = np.array([str(x) for x in raw.run_id])
   for m in tuning.multipliers:
     keep = {r["run_id"] for r in records if r["status"] == "ok"
-            and float(r.get("lr_multiplier") or 1.0) == m}
+            and float(r.get("lr_multiplier") or 1.0) == m
+            and (b2_ref is None or _b2(r) == b2_ref)}
     sub = raw.subset(np.isin(ids, list(keep)))
     out[f"{m:g}"] = _point_a(sub, _estimator(ctx), ctx, tuning.sigma_seed)
   return out
+
+
+def _by_b2(raw, ctx, tuning: Tuning):
+  """a of the lr-tuned points at each single b2 (the b2 sensitivity)."""
+  sigma = (ctx.options.get("approach2") or {}).get("seed_noise_std")
+  return {f"{b:g}": _point_a(_tuned_runs(cells, raw), _estimator(ctx), ctx,
+                             sigma)
+          for b, cells in tuning.by_b2.items()}
 
 
 # ----------------------------------------------------------------------------
@@ -249,6 +333,7 @@ def hyperparameters(meta: Dict[str, Any], records) -> Dict[str, Any]:
       rule = describe(ConfigDict(dict(s)), with_grid=len(grid) < 2)
     except (KeyError, AttributeError):
       rule = ""
+  b2s = b2_values_of(records)
   lrs = sorted({float(r["lr"]) for r in records if r.get("lr")})
   lr_range = (f"{lrs[0]:.3g}..{lrs[-1]:.3g}" if len(lrs) > 1
               else f"{lrs[0]:.3g}" if lrs else "?")
@@ -261,12 +346,17 @@ def hyperparameters(meta: Dict[str, Any], records) -> Dict[str, Any]:
   bs = sorted({int(r["batch_size"]) * int(r.get("seq_len") or 1)
                for r in records if r.get("batch_size")})
   if bs:
-    fixed["batch_tokens"] = (f"{bs[0]}" if len(bs) == 1 else
-                             f"{bs[0]}..{bs[-1]} (sweep.batch_rule="
-                             f"{s.get('batch_rule', '?')})")
+    fixed["batch_tokens"] = ((f"{bs[0]}" if len(bs) == 1 else
+                              f"{bs[0]}..{bs[-1]}") + " (sweep.batch_rule="
+                             f"{s.get('batch_rule', '?')}; not a grid axis)")
+  if len(b2s) > 1:
+    tuned["b2"] = (b2_grid.describe(b2s, None) + ", best per (C, N) of the "
+                   "lr-tuned losses")
+  elif b2s:
+    fixed["b2"] = f"{b2s[0]:g}"
   for k in ("b1", "b2", "eps", "weight_decay", "grad_clip", "min_lr_ratio",
             "schedule", "cooldown_fraction", "cooldown_shape"):
-    if k in train:
+    if k in train and k not in tuned and k not in fixed:
       fixed[k] = train[k]
   if s:
     fixed["warmup"] = (f"max({s.get('min_warmup_steps')} steps, "
@@ -319,9 +409,18 @@ def record(ctx: registry.CheckContext) -> Dict[str, Any]:
       edge_cells=[f"C={c.budget:.3g} N={c.N:.4g} ({c.optimum[METHOD].edge})"
                   for c in cells if c.optimum[METHOD].edge],
       lr_opt_by_size=_lr_opt_by_size(cells))
+  b2_ref = reference_b2(tuning, inp.meta)
+  if tuning.b2_values:
+    entry.update(
+        b2_values=list(tuning.b2_values), b2_reference=b2_ref,
+        b2_by_size=b2_tuning.b2_by_size(cells),
+        b2_edge_cells=[f"C={c.budget:.3g} N={c.N:.4g} (b2={c.b2:g}, "
+                       f"{c.b2_edge})" for c in cells if c.b2_edge])
   if a2:
     entry["a_by_multiplier"] = _by_multiplier(inp.records, inp.raw_runs, ctx,
-                                              tuning)
+                                              tuning, b2_ref)
+    if tuning.b2_values:
+      entry["a_by_b2"] = _by_b2(inp.raw_runs, ctx, tuning)
     sigma = (ctx.options.get("approach2") or {}).get("seed_noise_std")
     entry["a_akima_tuned"] = _point_a(
         _tuned_runs(cells, inp.raw_runs, "akima"), _estimator(ctx), ctx, sigma)
@@ -337,8 +436,9 @@ def cell_from_dict(d: Dict[str, Any]) -> Cell:
   d = dict(d)
   d["optimum"] = {k: lr_optimum.LrOptimum(**v)
                   for k, v in d["optimum"].items()}
-  for k in ("lrs", "losses", "multipliers"):
-    d[k] = tuple(d[k])
+  for k in ("lrs", "losses", "multipliers", "b2_tried", "b2_losses"):
+    if k in d:
+      d[k] = tuple(d[k])
   return Cell(**d)
 
 

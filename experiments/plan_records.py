@@ -43,6 +43,8 @@ class PlannedRun:
   grad_accum: int = 0        # train.grad_accum (0: the base config's); set by
   #                            experiments.memory_plan for sweep.target
   remat: Optional[bool] = None  # model.remat (None: the base config's)
+  b2: Optional[float] = None  # train.b2 (None: the base config's;
+  #                            experiments.b2_grid)
 
   @property
   def planned_spend(self) -> float:
@@ -72,6 +74,8 @@ class PlannedRun:
       c.train.grad_accum = int(self.grad_accum)
     if self.remat is not None:
       c.model.remat = bool(self.remat)
+    if self.b2 is not None:
+      c.train.b2 = float(self.b2)
     return c
 
   def to_dict(self) -> Dict[str, Any]:

@@ -29,7 +29,7 @@ import math
 import warnings
 from typing import Dict, Optional
 
-from experiments import lr_grid
+from experiments import b2_grid, lr_grid
 from experiments import schemes as schemes_lib
 from experiments import trunks as trunks_lib
 from experiments.centering import SIX_N_CONVENTIONS, center_N
@@ -167,9 +167,11 @@ def make_plan(cfg, *, unique_train_tokens: Optional[int] = None) -> Plan:
                                     seed)
   _check_runs(budgets, runs, skipped)
   runs = lr_grid.expand(runs, lr_grid.multipliers(s))
+  base_b2 = float(cfg.lm.train.get("b2", 0.95))
+  runs = b2_grid.expand(runs, b2_grid.values(s), base_b2)
   trunks = ()
   if schemes_lib.SCHEMES[s.scheme].trunks:
-    runs, trunks = trunks_lib.attach_trunks(runs, seed)
+    runs, trunks = trunks_lib.attach_trunks(runs, seed, base_b2)
   plan = Plan(runs=tuple(runs), skipped=tuple(skipped),
               config_hash=config_hash(cfg), centers=centers,
               est_flops_per_s=float(s.est_flops_per_s),

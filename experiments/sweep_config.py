@@ -13,7 +13,7 @@ import os
 from typing import Any, Dict, List, Tuple
 
 from experiments import hparam_rules  # lr_rule/batch_rule 'law'
-from experiments import lr_grid
+from experiments import b2_grid, lr_grid
 from experiments import schemes as schemes_lib
 from experiments.plan_records import PlanError
 from experiments.runners import resources as resources_lib
@@ -55,6 +55,10 @@ SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
                                "every one (experiments.lr_grid; e.g. (0.5, "
                                "1, 2)); the analysis takes the loss at the "
                                "lr optimum (experiments.lr_tuning)"),
+    "b2_values": ((), "AdamW beta2 values, each (shape, budget, lr "
+                      "multiplier) trained at every one (experiments."
+                      "b2_grid; e.g. (0.95, 0.99)); () : train.b2 only; the "
+                      "analysis takes the best b2 per (N, C)"),
     "warmup_fraction": (0.05, "warmup = max(min_warmup_steps, fraction x "
                               "steps), < steps"),
     "min_warmup_steps": (10, "see warmup_fraction"),
@@ -210,7 +214,7 @@ def validate_sweep(s) -> None:
     resources_lib.parse(s.resources_per_run)
   except resources_lib.ResourceSpecError as e:
     raise PlanError(str(e)) from None
-  bad_grid = lr_grid.check(s)
+  bad_grid = lr_grid.check(s) or b2_grid.check(s)
   if bad_grid:
     raise PlanError(bad_grid)
   _check(isinstance(s.center, str) and bool(s.center),
@@ -267,6 +271,8 @@ def config_hash(cfg) -> str:
     sweep.pop(key, None)
   if lr_grid.is_default(sweep.get("lr_multipliers", (1.0,))):
     sweep.pop("lr_multipliers", None)  # configs from before the field
+  if b2_grid.is_default(sweep.get("b2_values", ())):
+    sweep.pop("b2_values", None)
   if not sweep.get("target"):  # no memory planning: hashes as before it existed
     for key in ("target", "memory_fraction"):
       sweep.pop(key, None)

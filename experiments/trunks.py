@@ -30,7 +30,7 @@ from lm import flops as flops_lib
 from lm import params as params_lib
 from lm import schedules
 from lm.config import ConfigError
-from experiments import lr_grid
+from experiments import b2_grid, lr_grid
 from experiments.plan_records import PlannedRun, SkippedCandidate
 from experiments.shape_search import (SHAPE_KEYS, choose_batch,
                                       format_run_id, marin_lr, seed_repeats,
@@ -61,6 +61,7 @@ class PlannedTrunk:
   lr_multiplier: float = 1.0     # experiments.lr_grid
   grad_accum: int = 0            # as PlannedRun (experiments.memory_plan)
   remat: Optional[bool] = None
+  b2: Optional[float] = None     # experiments.b2_grid (None: base config's)
 
   @property
   def flops(self) -> float:
@@ -88,6 +89,8 @@ class PlannedTrunk:
       t.grad_accum = int(self.grad_accum)
     if self.remat is not None:
       c.model.remat = bool(self.remat)
+    if self.b2 is not None:
+      c.train.b2 = float(self.b2)
     return c
 
   def to_dict(self) -> Dict[str, Any]:
@@ -155,10 +158,10 @@ def _steps(C: float, fpt: float, B: int, s, N: int) -> Tuple[int, Optional[str]]
 
 
 def _trunk_id(N: int, shape: Dict[str, int], seed: int, base_seed: int,
-              lr_multiplier: float = 1.0) -> str:
+              lr_multiplier: float = 1.0, b2_suffix: str = "") -> str:
   tail = f"_s{seed}" if seed != base_seed else ""
   return (f"trunk_N{N:.3g}_d{shape['d_model']}_L{shape['n_layers']}"
-          f"{lr_grid.suffix(lr_multiplier)}{tail}")
+          f"{lr_grid.suffix(lr_multiplier)}{b2_suffix}{tail}")
 
 
 def _shape_runs(sh: _Shape, s, spc: int, seed: int, train) -> Tuple[list, list]:
@@ -199,19 +202,22 @@ def _shape_runs(sh: _Shape, s, spc: int, seed: int, train) -> Tuple[list, list]:
   return runs, skipped
 
 
-def attach_trunks(runs: list, base_seed: int) -> Tuple[list, list]:
+def attach_trunks(runs: list, base_seed: int,
+                  base_b2: Optional[float] = None) -> Tuple[list, list]:
   """(runs with trunk_id set, their PlannedTrunks): one trunk per (shape,
-  seed, lr multiplier), the WSD run of its largest budget, kept at every
+  seed, lr multiplier, b2), the WSD run of its largest budget, kept at every
   branch point."""
   groups: Dict[Tuple, list] = {}
   for r in runs:
     groups.setdefault((tuple(r.shape[k] for k in SHAPE_KEYS), r.seed,
-                       r.lr_multiplier), []).append(r)
+                       r.lr_multiplier, r.b2), []).append(r)
   trunks, out = [], []
-  for (_, seed, m), members in sorted(
-      groups.items(), key=lambda kv: (kv[1][0].N, kv[0][1], kv[0][2])):
+  for (_, seed, m, b2), members in sorted(
+      groups.items(), key=lambda kv: (kv[1][0].N, kv[0][1], kv[0][2],
+                                      kv[0][3] or 0.0)):
     top = max(members, key=lambda r: r.steps)
-    tid = _trunk_id(top.N, top.shape, seed, base_seed, m)
+    b2_sfx = b2_grid.suffix(b2, b2 if base_b2 is None else base_b2)
+    tid = _trunk_id(top.N, top.shape, seed, base_seed, m, b2_sfx)
     trunks.append(PlannedTrunk(
         trunk_id=tid, N=top.N, shape=dict(top.shape), steps=top.steps,
         branch_steps=tuple(sorted({r.branch_step for r in members})),
@@ -221,7 +227,7 @@ def attach_trunks(runs: list, base_seed: int) -> Tuple[list, list]:
         flop_convention=top.flop_convention,
         param_convention=top.param_convention,
         steps_per_call=top.steps_per_call, seed=seed,
-        max_epochs=top.max_epochs, lr_multiplier=m))
+        max_epochs=top.max_epochs, lr_multiplier=m, b2=b2))
     out += [dataclasses.replace(r, trunk_id=tid) for r in members]
   order = {r.run_id: i for i, r in enumerate(runs)}
   return sorted(out, key=lambda r: order[r.run_id]), trunks

@@ -74,6 +74,8 @@ FIELDS: Dict[str, Field] = {
     "lr": Field("number", False, "peak learning rate"),
     "lr_multiplier": Field("number", False, "sweep.lr_multipliers factor: lr "
                            "= the sweep's lr rule x this (1: the rule's)"),
+    "b2": Field("number", False, "AdamW beta2 the run trained at "
+                "(sweep.b2_values; else train.b2)"),
     "batch_tokens": Field("int", False, "tokens per optimizer step "
                           "(batch_size x seq_len)"),
     "eval_loss_se": Field("number", False, "standard error of eval_loss"),
