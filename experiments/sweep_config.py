@@ -13,6 +13,7 @@ import os
 from typing import Any, Dict, List, Tuple
 
 from experiments import hparam_rules  # lr_rule/batch_rule 'law'
+from experiments import branches as branches_lib
 from experiments import lr_grid
 from experiments import schemes as schemes_lib
 from experiments.plan_records import PlanError
@@ -71,6 +72,7 @@ SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
                               "'wsd_trunk' (a constant-lr trunk per shape, a "
                               "cooldown branch per budget; needs "
                               "lm.train.schedule='wsd')"),
+    "branches": (branches_lib.DEFAULT, branches_lib.DOC),
     "size_grid": ("auto", "'per_budget' (sizes centred on each budget), "
                           "'shared' (one grid of shapes across budgets; batch, "
                           "lr and warmup per shape) or 'auto' (the scheme's: "
@@ -216,6 +218,7 @@ def validate_sweep(s) -> None:
   _check(isinstance(s.center, str) and bool(s.center),
          "sweep.center must be 'prior' or a fit.json path")
   hparam_rules.validate(s)
+  branches_lib.parse(s)
 
 
 def _check_target(s) -> None:
@@ -265,6 +268,7 @@ def config_hash(cfg) -> str:
   sweep = _canonical(cfg.sweep)
   for key in SWEEP_HASH_EXCLUDED:
     sweep.pop(key, None)
+  branches_lib.add_hash_material(sweep)  # 'all': hashes as before
   if lr_grid.is_default(sweep.get("lr_multipliers", (1.0,))):
     sweep.pop("lr_multipliers", None)  # configs from before the field
   if not sweep.get("target"):  # no memory planning: hashes as before it existed
