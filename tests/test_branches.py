@@ -218,6 +218,8 @@ def test_k_branch_sweep_killed_resumes_exactly(k1, tmp_path):
   _sweep(workdir)
   _sweep(workdir)  # a finished sweep rerun trains nothing
   _assert_each_step_trained_once(workdir, plan)
+  spans = _spans(workdir)
+  assert len(spans[big.trunk_id]) == 2 and len(spans[br.run_id]) == 2
   got = Ledger(os.path.join(workdir, "results.jsonl")).lines()
   want = {r["run_id"]: r for r in Ledger(
       os.path.join(full, "results.jsonl")).read()}
