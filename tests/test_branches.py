@@ -200,6 +200,11 @@ def test_k_branch_sweep_records_only_trained_points(k1):
   assert c["spent"] == pytest.approx(plan.spent_flops(), rel=1e-9)
   assert c["trunks"] == pytest.approx(sum(t.flops for t in plan.trunks),
                                       rel=1e-9)
+  assert c["n_predicted"] == len(plan.predicted)
+  assert c["predicted_independent"] == pytest.approx(
+      sum(r.flops for r in plan.predicted), rel=1e-12)
+  assert f"with its {n_p} predicted (untrained) points" in (
+      compute_lib.summary_line(c))
 
 
 def test_k_branch_sweep_killed_resumes_exactly(k1, tmp_path):
