@@ -193,8 +193,10 @@ def test_k_branch_sweep_records_only_trained_points(k1):
   path = os.path.join(workdir, "results.jsonl")
   lines_ = list(enumerate(Ledger(path).lines(), 1))
   assert validation.check_ledger(lines_, path)["missing"] == []
-  from experiments.analyze import _sweep_summary
-  assert _sweep_summary(records, meta, workdir)["missing"] == []
+  from experiments.analyze import _runs_note, _sweep_summary
+  sw = _sweep_summary(records, meta, workdir)
+  assert sw["missing"] == [] and "MISSING" not in _runs_note(sw)
+  assert f"+ {n_p} predicted points, not trained" in _runs_note(sw)
   # Compute: the real spend, the trunks (to P_max) + the trained cooldowns.
   c = compute_lib.sweep_compute(workdir, records)
   assert c["spent"] == pytest.approx(plan.spent_flops(), rel=1e-9)
