@@ -186,6 +186,8 @@ def _sweep_summary(records, meta, workdir: str) -> Dict[str, Any]:
   return {
       "n_planned": len(planned) if planned else None,
       "missing": [rid for rid in planned if rid not in present],
+      # sweep.branches=k: planned points predicted, never trained or missing.
+      "n_predicted": len(meta.get("predicted") or []),
       "unreadable_trunks": trunks["unreadable"],
       "name": (meta.get("config") or {}).get("name", ""),
       "config_hash": meta.get("config_hash"),
@@ -217,6 +219,9 @@ def _runs_note(sw: Dict[str, Any]) -> str:
   if miss:
     more = f" and {len(miss) - 5} more" if len(miss) > 5 else ""
     text += f" ({len(miss)} MISSING: {', '.join(miss[:5])}{more})"
+  if sw.get("n_predicted"):
+    text += (f"; + {sw['n_predicted']} predicted points, not trained "
+             "(sweep.branches; their cosine-equivalent losses below)")
   if sw.get("unreadable_trunks"):
     text += (f"; {len(sw['unreadable_trunks'])} trunk run.json unreadable "
              "(their compute and time NOT counted)")

@@ -60,13 +60,27 @@ def sweep_compute(workdir: str, records: List[Dict[str, Any]]
   trunks = totals["flops"]
   independent = sum(float(r["C"]) for r in ok)
   spent = results + trunks
+  pred = predicted_flops(workdir)
   return {"spent": spent, "trunks": trunks, "results": results,
+          "n_predicted": len(pred), "predicted_independent": sum(pred),
           "independent": independent, "n_results": len(ok),
           "ratio": spent / independent if independent else float("nan"),
           "unreadable_trunks": totals["unreadable"],
           "scheme": next((r.get("scheme") for r in ok if r.get("scheme")),
                          "independent"),
           "flop_convention": ok[0].get("flop_convention") if ok else None}
+
+
+def predicted_flops(workdir: str) -> List[float]:
+  """C of each point a ``sweep.branches=k`` plan predicts instead of training
+  (sweep.json ``predicted``; experiments.branches): no compute spent on them,
+  but independent runs would have trained them."""
+  path = os.path.join(workdir, "sweep.json")
+  try:
+    meta = safe_io.read_json(path) if os.path.exists(path) else {}
+    return [float(p["flops"]) for p in (meta or {}).get("predicted") or []]
+  except (OSError, ValueError, AttributeError, TypeError, KeyError):
+    return []
 
 
 def summary_line(c: Dict[str, Any]) -> str:
@@ -82,4 +96,15 @@ def summary_line(c: Dict[str, Any]) -> str:
           f"{c['n_results']} results = {c['ratio']:.0%} of the "
           f"{c['independent']:.3g} FLOPs independent runs would spend "
           f"(scheme {c['scheme']}, C counted as {c['flop_convention']})"
-          f"{missing}")
+          f"{missing}{_predicted_note(c)}")
+
+
+def _predicted_note(c: Dict[str, Any]) -> str:
+  """sweep.branches=k: the spend against independent runs of every point."""
+  if not c.get("n_predicted"):
+    return ""
+  every = c["independent"] + c["predicted_independent"]
+  return (f"; with its {c['n_predicted']} predicted (untrained) points the "
+          f"sweep covers {c['n_results'] + c['n_predicted']} points for "
+          f"{c['spent'] / every:.0%} of the {every:.3g} FLOPs their "
+          "independent runs would spend")

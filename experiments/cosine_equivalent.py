@@ -110,11 +110,15 @@ def predict_points(workdir: str, records: Sequence[Dict[str, Any]],
   by_trunk: Dict[str, list] = {}
   for r in ok:
     by_trunk.setdefault(r["trunk_id"], []).append(r)
+  untrained: Dict[str, list] = {}
+  for r in planned_untrained(workdir):
+    untrained.setdefault(r["trunk_id"], []).append(r)
   points, trunks = [], []
   for tid, rs in sorted(by_trunk.items()):
     rs = sorted(rs, key=lambda r: r["steps"])
     keep = _spread(len(rs), branches)
     measured = [rs[i] for i in keep]
+    rs = sorted(rs + untrained.get(tid, []), key=lambda r: r["steps"])
     tdir = os.path.join(workdir, "trunks", tid)
     ttrain = _train(tdir)
     P_max = max(int(r["branch_step"]) for r in rs)
@@ -137,7 +141,8 @@ def predict_points(workdir: str, records: Sequence[Dict[str, Any]],
     secs = time.perf_counter() - t0
     ends = []
     for r in rs:
-      tr = _train(os.path.join(workdir, "runs", r["run_id"]))
+      tr = (ttrain if r.get("untrained")  # same lr, warmup, floor, cooldown
+            else _train(os.path.join(workdir, "runs", r["run_id"])))
       S = int(r["steps"])
       for sch in ("cosine", "wsd"):
         ends.append(LossCurve(f"{r['run_id']}:{sch}", _lr(tr, sch, S),
@@ -158,7 +163,8 @@ def predict_points(workdir: str, records: Sequence[Dict[str, Any]],
         sd = float(np.std(reps, ddof=1))
       points.append(dict(run_id=r["run_id"], trunk_id=tid, C=r["C"], N=r["N"],
                          D=r["D"], budget=r["budget"], steps=r["steps"],
-                         measured=m, eval_loss_wsd=r["eval_loss"],
+                         measured=m, trained=not r.get("untrained"),
+                         eval_loss_wsd=r.get("eval_loss"),
                          delta_law=float(delta), loss_cosine_pred=float(pred),
                          sigma_law=sd))
     trunks.append(dict(trunk_id=tid, params=f.params, n_points=f.n_points,
@@ -166,6 +172,21 @@ def predict_points(workdir: str, records: Sequence[Dict[str, Any]],
                        n_branches=len(rs), fit_seconds=secs,
                        objective=f.objective))
   return {"law": law, "branches": branches, "points": points, "trunks": trunks}
+
+
+def planned_untrained(workdir: str) -> List[Dict[str, Any]]:
+  """The points a ``sweep.branches=k`` plan predicts instead of training
+  (sweep.json ``predicted``; experiments.branches), as point records with
+  ``untrained=True`` and no eval loss; [] without them."""
+  path = os.path.join(workdir, "sweep.json")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    meta = json.load(f)
+  return [dict(run_id=p["run_id"], trunk_id=p["trunk_id"], steps=p["steps"],
+               branch_step=p["branch_step"], C=p["flops"], N=p["N"], D=p["D"],
+               budget=p["budget"], untrained=True)
+          for p in meta.get("predicted") or [] if p.get("trunk_id")]
 
 
 def _replicates(f, ends):
@@ -182,15 +203,29 @@ def _replicates(f, ends):
 
 
 def predicted_runs(runs, points):
-  """``runs`` with each point's loss replaced by its cosine-equivalent."""
+  """``runs`` with each point's loss replaced by its cosine-equivalent, plus
+  the planned-but-untrained points (``sweep.branches=k``), which are in no
+  ledger: every point of the plan, each a prediction."""
   by = {p["run_id"]: p["loss_cosine_pred"] for p in points}
-  keep = np.array([rid in by for rid in runs.run_id])
+  keep = np.array([rid in by for rid in runs.run_id], bool)
   sub = runs.subset(keep)
+  extra = [p for p in points if p["run_id"] not in set(sub.run_id)]
+  col = lambda k: np.array([float(p[k]) for p in extra], np.float64)
   prov = dict(sub.provenance, source=f"{sub.provenance.get('source')} "
               "(cosine-equivalent predictions, experiments.cosine_equivalent)")
-  return Runs(N=sub.N, D=sub.D, C=sub.C,
-              loss=np.array([by[r] for r in sub.run_id], np.float64),
-              budget=sub.budget, run_id=sub.run_id, provenance=prov)
+  if extra:
+    prov["untrained_points"] = len(extra)
+  return Runs(N=np.concatenate([sub.N, col("N")]),
+              D=np.concatenate([sub.D, col("D")]),
+              C=np.concatenate([sub.C, col("C")]),
+              loss=np.array([by[r] for r in sub.run_id]
+                            + [p["loss_cosine_pred"] for p in extra],
+                            np.float64),
+              budget=np.concatenate([sub.budget, col("budget")]),
+              run_id=np.concatenate([sub.run_id,
+                                     np.array([p["run_id"] for p in extra],
+                                              object)]),
+              provenance=prov)
 
 
 KEY = "cosine_equivalent"
@@ -238,8 +273,10 @@ def _run_check(ctx: registry.CheckContext) -> Dict[str, Any]:
   """The check on the pass's runs (a ledger: its workdir's trunks and
   branches) with the pass's Approach-2 estimator, options, bootstrap, seed."""
   a2 = ctx.fitted.get("approach2")
-  if a2 is None:
-    return _skipped("Approach 2 was not fitted")
+  # Approach 2 on the measured points may be unfittable where the predicted
+  # points are not (sweep.branches=k: few measured sizes per budget); then
+  # the law's spread alone is the interval's sigma.
+  sigma_seed = a2.fit.seed_noise_std if a2 is not None else None
   try:
     workdir = os.path.dirname(ctx.runs.provenance["source"])
     records = Ledger(os.path.join(workdir, "results.jsonl")).read()
@@ -250,7 +287,7 @@ def _run_check(ctx: registry.CheckContext) -> Dict[str, Any]:
         pred, ctx.runs, estimator=ctx.choices.get("approach2"),
         options=ctx.options.get("approach2"), bootstrap=ctx.bootstrap,
         seed=ctx.seed, flops_per_token=ctx.flops_per_token,
-        sigma_seed=a2.fit.seed_noise_std)
+        sigma_seed=sigma_seed)
   except Exception as e:  # pylint: disable=broad-except
     rec = _skipped(f"{type(e).__name__}: {e}")
   return jsonable(rec)
@@ -265,8 +302,11 @@ def summary_lines(ce: Optional[Dict[str, Any]]) -> List[str]:
   a2, ci = ce["approach2"], ce["approach2"].get("ci", {})
   fmt = lambda v, c: (f"{v:.4g} [{c[0]:.4g}, {c[1]:.4g}]" if c else f"{v:.4g}")
   n_m = sum(p["measured"] for p in ce["points"])
+  n_u = sum(not p.get("trained", True) for p in ce["points"])
+  untrained = (f"; {n_u} planned but not trained, sweep.branches"
+               if n_u else "")
   out = [f"{ce['label']}: {len(ce['points'])} points ({n_m} anchored on a "
-         f"measured branch), a = {fmt(a2['a'], ci.get('a'))}, b = "
+         f"measured branch{untrained}), a = {fmt(a2['a'], ci.get('a'))}, b = "
          f"{fmt(a2['b'], ci.get('b'))} (PREDICTION; interval: "
          f"{a2['interval_procedure']}; σ = {a2['sigma']:.3g} = seed "
          f"{a2['sigma_seed'] or 0:.3g} ⊕ law {a2['sigma_law_median']:.3g})"]

@@ -32,6 +32,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import jax
 
+from experiments import branches as branches_lib
 from experiments import planner as planner_lib
 from experiments import compute as compute_lib
 from experiments import provenance as provenance_lib
@@ -55,6 +56,10 @@ def _sweep_record(cfg, plan) -> Dict[str, Any]:
           "scheme": plan.scheme,
           "runs": [r.to_dict() for r in plan.runs],
           "trunks": [t.to_dict() for t in plan.trunks],
+          # sweep.branches=k: planned points predicted, never trained.
+          **({"branches": plan.branches,
+              "predicted": [r.to_dict() for r in plan.predicted]}
+             if plan.predicted else {}),
           "skipped": [vars(s) if hasattr(s, "__dict__") else str(s)
                       for s in plan.skipped]}
 
@@ -232,6 +237,8 @@ def run_sweep(cfg, workdir: str, *, executor: str = "local",
       bar.close()
     records = ledger.read()
   log(compute_lib.summary_line(compute_lib.sweep_compute(workdir, records)))
+  if plan.predicted:
+    log(branches_lib.summary_line(plan, records))
   failed = [r["run_id"] for r in records if r["status"] == "failed"]
   if failed:
     log(f"warning: {len(failed)} run(s) failed and are recorded as 'failed' "

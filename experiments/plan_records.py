@@ -103,6 +103,9 @@ class Plan:
   max_epochs: float = 0.0        # sweep.max_epochs
   scheme: str = "independent"    # sweep.scheme (experiments.schemes)
   trunks: Tuple[Any, ...] = ()   # wsd_trunk: experiments.trunks.PlannedTrunk
+  # sweep.branches=k (experiments.branches): points not trained, predicted.
+  predicted: Tuple[PlannedRun, ...] = ()
+  branches: Optional[int] = None  # k, or None: every branch trained
 
   def spent_flops(self) -> float:
     """Training FLOPs this plan spends: every trunk, every run's own part."""

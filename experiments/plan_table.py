@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional
 
+from experiments import branches as branches_lib
 from experiments.sweep_config import _positive
 
 # ----------------------------------------------------------------------------
@@ -117,6 +118,10 @@ def format_plan(plan, *, tokens_per_s: Optional[Callable] = None) -> str:
         f"{plan.spent_flops() / plan.independent_flops():.0%} of the "
         f"{plan.independent_flops():.3g} independent runs would "
         "(time column: each branch's cooldown)")
+    if getattr(plan, "predicted", ()):
+      lines.append(branches_lib.points_line(plan))
+      lines += [f"predicted (not trained) C={r.budget:.3g} {r.run_id} "
+                f"(trunk {r.trunk_id})" for r in plan.predicted]
     lines += trunk_lines
   if plan.unique_train_tokens:
     lines.append(f"epochs = D / {plan.unique_train_tokens:,} unique training "

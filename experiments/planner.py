@@ -30,6 +30,7 @@ import warnings
 from typing import Dict, Optional
 
 from experiments import b2_grid, lr_grid
+from experiments import branches as branches_lib
 from experiments import schemes as schemes_lib
 from experiments import trunks as trunks_lib
 from experiments.centering import SIX_N_CONVENTIONS, center_N
@@ -172,11 +173,13 @@ def make_plan(cfg, *, unique_train_tokens: Optional[int] = None) -> Plan:
   trunks = ()
   if schemes_lib.SCHEMES[s.scheme].trunks:
     runs, trunks = trunks_lib.attach_trunks(runs, seed, base_b2)
+  k = branches_lib.parse(s)
+  runs, predicted, trunks = branches_lib.select(runs, trunks, k)
   plan = Plan(runs=tuple(runs), skipped=tuple(skipped),
               config_hash=config_hash(cfg), centers=centers,
               est_flops_per_s=float(s.est_flops_per_s),
               unique_train_tokens=unique_train_tokens,
               max_epochs=float(s.max_epochs), scheme=s.scheme,
-              trunks=tuple(trunks))
+              trunks=tuple(trunks), predicted=tuple(predicted), branches=k)
   check_epochs(plan)
   return plan

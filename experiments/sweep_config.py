@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Tuple
 
 from experiments import hparam_rules  # lr_rule/batch_rule 'law'
 from experiments import b2_grid, lr_grid
+from experiments import branches as branches_lib
 from experiments import schemes as schemes_lib
 from experiments.plan_records import PlanError
 from experiments.runners import resources as resources_lib
@@ -75,6 +76,7 @@ SWEEP_FIELDS: Dict[str, Tuple[Any, str]] = {
                               "'wsd_trunk' (a constant-lr trunk per shape, a "
                               "cooldown branch per budget; needs "
                               "lm.train.schedule='wsd')"),
+    "branches": (branches_lib.DEFAULT, branches_lib.DOC),
     "size_grid": ("auto", "'per_budget' (sizes centred on each budget), "
                           "'shared' (one grid of shapes across budgets; batch, "
                           "lr and warmup per shape) or 'auto' (the scheme's: "
@@ -220,6 +222,7 @@ def validate_sweep(s) -> None:
   _check(isinstance(s.center, str) and bool(s.center),
          "sweep.center must be 'prior' or a fit.json path")
   hparam_rules.validate(s)
+  branches_lib.parse(s)
 
 
 def _check_target(s) -> None:
@@ -269,6 +272,7 @@ def config_hash(cfg) -> str:
   sweep = _canonical(cfg.sweep)
   for key in SWEEP_HASH_EXCLUDED:
     sweep.pop(key, None)
+  branches_lib.add_hash_material(sweep)  # 'all': hashes as before
   if lr_grid.is_default(sweep.get("lr_multipliers", (1.0,))):
     sweep.pop("lr_multipliers", None)  # configs from before the field
   if b2_grid.is_default(sweep.get("b2_values", ())):
