@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import json
 import sys
 import time
 import warnings
@@ -41,6 +40,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from lm import safe_io
 from scaling.approach2 import isoflop
 from scaling.approach2 import estimators as est_lib
 from scaling.io.loaders import ScalingDataError
@@ -275,8 +275,8 @@ def main(argv=None) -> int:
   print(by_design(cells, ests))
   print(summary(cells, ests))
   if args.json:
-    with open(args.json, "w") as f:
-      json.dump([dataclasses.asdict(c) for c in cells], f, indent=1)
+    safe_io.atomic_write_json(args.json,
+                              [dataclasses.asdict(c) for c in cells], indent=1)
   return 0
 
 

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import tempfile
 import time
 
 from lm.config import DataConfig
+from lm import safe_io
 from lm.data import dataset
 from lm.data import pipeline
 from lm.data import sources
@@ -201,8 +201,7 @@ def main(argv=None) -> int:
     _uncached(args, src, tok, stream.manifest["n_tokens"], tok_s, out)
   out["args"] = vars(args)
   if args.json:
-    with open(args.json, "w") as f:
-      json.dump(out, f, indent=1)
+    safe_io.atomic_write_json(args.json, out, indent=1)
   return 0
 
 

@@ -16,7 +16,6 @@ Only a measurement: the trainer does not train several seeds in one step
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
@@ -25,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from lm import optim
+from lm import safe_io
 from lm.config import default_config_dict, from_config_dict
 from lm.model import Transformer, cross_entropy
 
@@ -110,8 +110,7 @@ def main(argv=None) -> int:
       print(f"| {d} | {S} | {r['tokens_per_s_per_seed_separate']:,.0f} | "
             f"{r['tokens_per_s_per_seed_vmap']:,.0f} | {r['speedup']:.2f}x |")
   if a.json:
-    with open(a.json, "w") as f:
-      json.dump(rows, f, indent=1)
+    safe_io.atomic_write_json(a.json, rows, indent=1)
   return 0
 
 

@@ -14,12 +14,12 @@ device there is nothing to shard; the JSON says so.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Dict, List, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lm import safe_io  # noqa: E402 (needs the line above)
 from tests.helpers.sharded_losses import losses_for  # noqa: E402 (needs the line above)
 
 
@@ -84,8 +84,7 @@ def main(argv=None) -> int:
         + (f" ({res['note']})" if "note" in res else ""))
   if args.json:
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-      json.dump(res, f, indent=2)
+    safe_io.atomic_write_json(args.json, res, indent=2)
   return 0 if res["passed"] else 1
 
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import os
 import sys
 import time
 from typing import Any, Dict, List, Optional
 from lm.config import ModelConfig
+from lm import safe_io
 from lm.config.flags import load_config_file
 from lm import flops, hardware, optim, profiling, sharding, step as step_lib
 from lm.config import DEFAULT_RULES, MeshConfig, TrainConfig
@@ -255,12 +255,10 @@ def run_job(job: Dict[str, Any], args, profile_dir: Optional[str]) -> Dict[str, 
 
 def _write_json(path: str, results: List[Dict[str, Any]]) -> None:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump({"results": results, "goal_factor": GOAL_FACTOR,
-               "reference": "compiled PyTorch GPT + flash attention, one H100, "
-                            "same shapes (issue 13)"}, f, indent=2, default=str)
-  os.replace(tmp, path)
+  safe_io.atomic_write_json(
+      path, {"results": results, "goal_factor": GOAL_FACTOR,
+             "reference": "compiled PyTorch GPT + flash attention, one H100, "
+                          "same shapes (issue 13)"}, indent=2, default=str)
 
 
 if __name__ == "__main__":

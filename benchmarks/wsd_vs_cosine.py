@@ -34,6 +34,7 @@ from typing import Any, Dict, List
 from benchmarks import cosine_equivalent_check
 from experiments import compute as compute_lib
 from experiments import ledger as ledger_lib
+from lm import safe_io
 
 SCHEMES = (
     ("independent", "cosine", ["--config.sweep.scheme=independent",
@@ -126,8 +127,8 @@ def main(argv=None) -> int:
     text += "\n\n" + cosine_equivalent_check.run(
         args.workdir, args.cosine_equivalent_k, 8)
   print(text)
-  with open(os.path.join(args.workdir, "wsd_vs_cosine.md"), "w") as f:
-    f.write(text + "\n")
+  safe_io.atomic_write(os.path.join(args.workdir, "wsd_vs_cosine.md"),
+                       text + "\n")
   return 0
 
 
