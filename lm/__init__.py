@@ -6,7 +6,7 @@
   model.py, step.py, trainer.py, checkpoint.py, sample.py, evaluate.py, ...
   flops.py  FLOP conventions (the registry scaling shares)
 """
-import importlib
+from lm.lazy_exports import lazy_exports
 
 # Public name -> the module defining it.
 _EXPORTS = {
@@ -26,15 +26,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-  """Resolves a public name from _EXPORTS when first used (PEP 562), so that
-  ``import lm`` stays cheap and entry points run with ``python -m`` are
-  not imported twice."""
-  if name in _EXPORTS:
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-  return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
