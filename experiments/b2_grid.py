@@ -27,6 +27,8 @@ import dataclasses
 import math
 from typing import Any, List, Optional, Sequence, Tuple
 
+from experiments import lr_grid
+
 DEFAULT_VALUES: Tuple[float, ...] = ()
 MAX_VALUES = 8
 
@@ -87,17 +89,9 @@ def expand(runs: List[Any], grid: Sequence[float], base_b2: float
   base_b2 = float(base_b2)
   if is_default(grid):
     return [dataclasses.replace(r, b2=base_b2) for r in runs]
-  ref = reference(grid, base_b2)
-  out = []
-  for r in runs:
-    if r.repeat_of is not None:
-      base = r.repeat_of + suffix(ref, base_b2)
-      out.append(dataclasses.replace(r, run_id=f"{base}_s{r.seed}",
-                                     repeat_of=base, b2=float(ref)))
-      continue
-    out += [dataclasses.replace(r, run_id=r.run_id + suffix(b, base_b2),
-                                b2=float(b)) for b in grid]
-  return out
+  return lr_grid.expand_axis(runs, grid, reference(grid, base_b2),
+                             lambda b: suffix(b, base_b2),
+                             lambda r, b: {"b2": float(b)})
 
 
 def describe(grid: Sequence[float], base_b2: Any) -> str:

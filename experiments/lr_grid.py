@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 DEFAULT_MULTIPLIERS: Tuple[float, ...] = (1.0,)
 MAX_MULTIPLIERS = 16
@@ -76,6 +76,25 @@ def reference(grid: Sequence[float]) -> float:
   return min(grid, key=lambda m: (abs(math.log(m)), -m))
 
 
+def expand_axis(runs: List[Any], values: Sequence[Any], ref: Any,
+                suffix_of: Callable[[Any], str],
+                fields_of: Callable[[Any, Any], Dict[str, Any]]) -> List[Any]:
+  """Each PlannedRun at every value of one hyper-parameter grid axis, in plan
+  order: its id + ``suffix_of(v)`` and ``fields_of(run, v)`` set; a seed
+  repeat only at ``ref`` (its base run's id at ``ref``). Shared by the lr
+  multipliers (here) and the beta2 values (experiments.b2_grid)."""
+  out = []
+  for r in runs:
+    if r.repeat_of is not None:
+      base = r.repeat_of + suffix_of(ref)
+      out.append(dataclasses.replace(r, run_id=f"{base}_s{r.seed}",
+                                     repeat_of=base, **fields_of(r, ref)))
+      continue
+    out += [dataclasses.replace(r, run_id=r.run_id + suffix_of(v),
+                                **fields_of(r, v)) for v in values]
+  return out
+
+
 def expand(runs: List[Any], grid: Sequence[float]) -> List[Any]:
   """Each PlannedRun at every multiplier of ``grid`` (seed repeats at the
   reference multiplier only), in plan order; ``runs`` unchanged for the
@@ -83,18 +102,8 @@ def expand(runs: List[Any], grid: Sequence[float]) -> List[Any]:
   grid = tuple(grid)
   if is_default(grid):
     return list(runs)
-  ref = reference(grid)
-  out = []
-  for r in runs:
-    if r.repeat_of is not None:
-      base = r.repeat_of + suffix(ref)
-      out.append(dataclasses.replace(
-          r, run_id=f"{base}_s{r.seed}", repeat_of=base, lr=r.lr * ref,
-          lr_multiplier=ref))
-      continue
-    out += [dataclasses.replace(r, run_id=r.run_id + suffix(m), lr=r.lr * m,
-                                lr_multiplier=m) for m in grid]
-  return out
+  return expand_axis(runs, grid, reference(grid), suffix,
+                     lambda r, m: {"lr": r.lr * m, "lr_multiplier": m})
 
 
 def describe(s, with_grid: bool = True) -> str:
