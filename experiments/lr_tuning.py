@@ -37,8 +37,8 @@ import numpy as np
 
 from experiments import lr_report
 from experiments import b2_grid, b2_tuning
-from experiments.lr_grid import describe
-from lm.config.config_dict import ConfigDict
+from experiments.tuned_hparams import (b2_of, b2_values_of, hyperparameters,
+                                      multipliers_of)
 from scaling.approach2 import lr_optimum
 from scaling.approach2.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from scaling.approach2.isoflop import fit_isoflop
@@ -94,23 +94,6 @@ class Tuning:
       default_factory=dict)       # per b2: its lr-tuned cells (b2 grid only)
 
 
-def multipliers_of(records: Sequence[Dict[str, Any]]) -> Tuple[float, ...]:
-  """Distinct lr multipliers of the ledger (1 for lines without the field)."""
-  return tuple(sorted({float(r.get("lr_multiplier") or 1.0) for r in records
-                       if r["status"] == "ok"}))
-
-
-def b2_values_of(records: Sequence[Dict[str, Any]]) -> Tuple[float, ...]:
-  """Distinct AdamW beta2 values of the ledger's ok runs (lines without
-  the field: one unnamed value, not counted)."""
-  return tuple(sorted({float(r["b2"]) for r in records
-                       if r["status"] == "ok" and r.get("b2") is not None}))
-
-
-def _b2(r) -> Optional[float]:
-  return None if r.get("b2") is None else float(r["b2"])
-
-
 def _seed_sigma(records, stated) -> Tuple[Optional[float], str]:
   """Pooled std (scaling.approach2.seed_noise.pooled_std) of runs identical
   in (budget, N, D, lr) but seed; or the stated sigma."""
@@ -121,7 +104,7 @@ def _seed_sigma(records, stated) -> Tuple[Optional[float], str]:
   groups: Dict[Tuple, List[int]] = {}
   for i, r in enumerate(ok):
     key = (float(r["budget"]), float(r["N"]), float(r["D"]),
-           float(r.get("lr") or 0), _b2(r))
+           float(r.get("lr") or 0), b2_of(r))
     groups.setdefault(key, []).append(i)
   noise = pooled_std([np.array(g) for g in groups.values() if len(g) >= 2],
                      [float(r["eval_loss"]) for r in ok])
@@ -155,7 +138,7 @@ def _lr_cell(C_b: float, N: float, rs, sigma, R, rng):
       losses=tuple(loss),
       multipliers=tuple(float(r.get("lr_multiplier") or 1.0) for r in ok),
       n_not_ok=len(rs) - len(ok), optimum=opt, loss_sd=sd, log_lr_sd=lsd,
-      b2=_b2(ok[0]))
+      b2=b2_of(ok[0]))
   return cell, loss_r, log_lr_r
 
 
@@ -172,7 +155,7 @@ def _cells_by_b2(records, sigma, R, seed
     if r.get("repeat_of"):
       continue
     by.setdefault((float(r["budget"]), float(r["N"])), {}).setdefault(
-        _b2(r), []).append(r)
+        b2_of(r), []).append(r)
   rng = np.random.default_rng(seed)
   out: List[Cell] = []
   by_b2: Dict[float, list] = {}
@@ -304,7 +287,7 @@ def _by_multiplier(records, raw, ctx, tuning: Tuning, b2_ref=None):
   for m in tuning.multipliers:
     keep = {r["run_id"] for r in records if r["status"] == "ok"
             and float(r.get("lr_multiplier") or 1.0) == m
-            and (b2_ref is None or _b2(r) == b2_ref)}
+            and (b2_ref is None or b2_of(r) == b2_ref)}
     sub = raw.subset(np.isin(ids, list(keep)))
     out[f"{m:g}"] = _point_a(sub, _estimator(ctx), ctx, tuning.sigma_seed)
   return out
@@ -316,52 +299,6 @@ def _by_b2(raw, ctx, tuning: Tuning):
   return {f"{b:g}": _point_a(_tuned_runs(cells, raw), _estimator(ctx), ctx,
                              sigma)
           for b, cells in tuning.by_b2.items()}
-
-
-# ----------------------------------------------------------------------------
-# Hyper-parameters: tuned and fixed.
-
-def hyperparameters(meta: Dict[str, Any], records) -> Dict[str, Any]:
-  """{'tuned': {name: grid description}, 'fixed': {name: value}} from the
-  sweep config (sweep.json) and the ledger."""
-  cfg = meta.get("config") or {}
-  s, train = cfg.get("sweep") or {}, (cfg.get("lm") or {}).get("train") or {}
-  grid = multipliers_of(records)
-  rule = ""
-  if s:
-    try:
-      rule = describe(ConfigDict(dict(s)), with_grid=len(grid) < 2)
-    except (KeyError, AttributeError):
-      rule = ""
-  b2s = b2_values_of(records)
-  lrs = sorted({float(r["lr"]) for r in records if r.get("lr")})
-  lr_range = (f"{lrs[0]:.3g}..{lrs[-1]:.3g}" if len(lrs) > 1
-              else f"{lrs[0]:.3g}" if lrs else "?")
-  tuned, fixed = {}, {}
-  if len(grid) > 1:
-    tuned["lr"] = (f"multipliers {{{', '.join(f'{m:g}' for m in grid)}}} of "
-                   f"the rule ({rule or 'sweep.lr_rule'}); lrs {lr_range}")
-  else:
-    fixed["lr"] = f"{rule or 'sweep.lr_rule'}; lrs {lr_range}"
-  bs = sorted({int(r["batch_size"]) * int(r.get("seq_len") or 1)
-               for r in records if r.get("batch_size")})
-  if bs:
-    fixed["batch_tokens"] = ((f"{bs[0]}" if len(bs) == 1 else
-                              f"{bs[0]}..{bs[-1]}") + " (sweep.batch_rule="
-                             f"{s.get('batch_rule', '?')}; not a grid axis)")
-  if len(b2s) > 1:
-    tuned["b2"] = (b2_grid.describe(b2s, None) + ", best per (C, N) of the "
-                   "lr-tuned losses")
-  elif b2s:
-    fixed["b2"] = f"{b2s[0]:g}"
-  for k in ("b1", "b2", "eps", "weight_decay", "grad_clip", "min_lr_ratio",
-            "schedule", "cooldown_fraction", "cooldown_shape"):
-    if k in train and k not in tuned and k not in fixed:
-      fixed[k] = train[k]
-  if s:
-    fixed["warmup"] = (f"max({s.get('min_warmup_steps')} steps, "
-                       f"{s.get('warmup_fraction')} x steps)")
-  return {"tuned": tuned, "fixed": fixed}
 
 
 # ----------------------------------------------------------------------------

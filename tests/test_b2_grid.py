@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from experiments import b2_grid, lr_grid, lr_tuning, planner
+from experiments import b2_grid, lr_grid, lr_tuning, planner, tuned_hparams
 from experiments.ledger import Ledger
 from experiments.sweep_config import PlanError
 from lm.config.config_dict import ConfigDict
@@ -213,7 +213,7 @@ def test_best_b2_on_the_grid_edge_is_flagged_and_a_b2_only_grid_tunes():
   # A grid over b2 alone (one lr): tuned over b2, no lr edge claimed.
   recs = [r for r in _cell_records((0.9, 0.99, 0.999), 0.99)
           if r["lr_multiplier"] == 1.0]
-  hp = lr_tuning.hyperparameters({}, recs)
+  hp = tuned_hparams.hyperparameters({}, recs)
   assert "b2" in hp["tuned"] and "lr" in hp["fixed"]
   cells = lr_tuning._cells(recs, None, 0, 0)
   assert cells[0].b2 == 0.99 and cells[0].b2_edge is None
